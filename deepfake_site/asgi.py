@@ -1,0 +1,8 @@
+"""ASGI entry point; the detector app loads the model in each worker at start."""
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deepfake_site.settings")
+
+application = get_asgi_application()

@@ -1,0 +1,117 @@
+import csv
+import uuid
+
+from django.contrib import admin, messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from .models import Detection, ReviewVerdict
+from .views import serve_detection_file
+
+INFERENCE_FIELDS = (
+    "id", "original_name", "sha256", "image_format", "content_type", "size_bytes", "width", "height",
+    "status", "label", "fake_probability", "confidence", "threshold", "model_version", "face_found",
+    "faces", "processing_ms", "error_message", "created_at", "owner", "session_key",
+)
+CSV_FIELDS = ("id", "created_at", "original_name", "sha256", "status", "label", "fake_probability", "confidence",
+              "threshold", "model_version", "owner", "review_verdict", "review_note", "reviewed_by", "reviewed_at")
+
+
+@admin.register(Detection)
+class DetectionAdmin(admin.ModelAdmin):
+    list_display = ("thumb", "original_name", "label", "fake_percent_display", "model_version", "status",
+                    "owner", "review_verdict", "created_at")
+    list_filter = ("label", "status", "review_verdict", "model_version", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("original_name", "=sha256")
+    date_hierarchy = "created_at"
+    list_select_related = ("owner",)
+    readonly_fields = ("annotated_image",) + INFERENCE_FIELDS + ("reviewed_by", "reviewed_at")
+    fieldsets = (
+        ("Verdict", {"fields": ("annotated_image", "status", "label", "fake_probability", "confidence", "threshold",
+                                "model_version", "face_found", "faces", "processing_ms", "error_message")}),
+        ("Review", {"fields": ("review_verdict", "review_note", "reviewed_by", "reviewed_at")}),
+        ("Upload", {"fields": ("id", "original_name", "sha256", "image_format", "content_type", "size_bytes",
+                               "width", "height", "created_at", "owner", "session_key")}),
+    )
+    actions = ("mark_reviewed_real", "mark_reviewed_fake", "export_csv")
+
+    def has_add_permission(self, request):
+        return False  # detections come from uploads, not from the admin form
+
+    def get_search_results(self, request, queryset, search_term):
+        results, distinct = super().get_search_results(request, queryset, search_term)
+        try:
+            results |= queryset.filter(id=uuid.UUID(search_term.strip()))
+        except ValueError:
+            pass
+        return results, distinct
+
+    def get_urls(self):
+        file_view = self.admin_site.admin_view(self.file_view)
+        return [
+            path("<uuid:pk>/file/<str:variant>/", file_view, name="detector_detection_file"),
+        ] + super().get_urls()
+
+    def file_view(self, request, pk, variant):
+        if variant not in ("image", "preview", "thumbnail") or not self.has_view_permission(request):
+            return HttpResponse(status=404)
+        return serve_detection_file(get_object_or_404(Detection, pk=pk), variant)
+
+    @admin.display(description="")
+    def thumb(self, obj):
+        if not obj.thumbnail:
+            return ""
+        url = reverse("admin:detector_detection_file", args=[obj.pk, "thumbnail"])
+        return format_html('<img src="{}" alt="" width="64" height="64" style="object-fit:cover">', url)
+
+    @admin.display(description="fake probability", ordering="fake_probability")
+    def fake_percent_display(self, obj):
+        return "—" if obj.fake_percent is None else f"{obj.fake_percent} %"
+
+    @admin.display(description="image with faces")
+    def annotated_image(self, obj):
+        if not obj.preview:
+            return "—"
+        return render_to_string("detector/_annotated_image.html", {
+            "detection": obj,
+            "image_url": reverse("admin:detector_detection_file", args=[obj.pk, "preview"]),
+            "original_url": reverse("admin:detector_detection_file", args=[obj.pk, "image"]),
+        })
+
+    def save_model(self, request, obj, form, change):
+        if "review_verdict" in form.changed_data or "review_note" in form.changed_data:
+            obj.reviewed_by, obj.reviewed_at = request.user, timezone.now()
+        super().save_model(request, obj, form, change)
+
+    def _mark(self, request, queryset, verdict):
+        count = queryset.update(review_verdict=verdict, reviewed_by=request.user, reviewed_at=timezone.now())
+        self.message_user(request, f"Marked {count} detection(s) as {ReviewVerdict(verdict).label.lower()}.",
+                          messages.SUCCESS)
+
+    @admin.action(description="Mark reviewed as real", permissions=["change"])
+    def mark_reviewed_real(self, request, queryset):
+        self._mark(request, queryset, ReviewVerdict.REAL)
+
+    @admin.action(description="Mark reviewed as fake", permissions=["change"])
+    def mark_reviewed_fake(self, request, queryset):
+        self._mark(request, queryset, ReviewVerdict.FAKE)
+
+    @admin.action(description="Export selected as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        response = HttpResponse(content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="detections-{timezone.now():%Y%m%d-%H%M}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(CSV_FIELDS)
+        for d in queryset.select_related("owner", "reviewed_by"):
+            writer.writerow([_csv_safe(getattr(d, f)) for f in CSV_FIELDS])
+        return response
+
+
+def _csv_safe(value):
+    """Neutralise spreadsheet formulas in user-supplied text (CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

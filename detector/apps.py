@@ -1,0 +1,40 @@
+import logging
+import os
+import sys
+from pathlib import Path
+
+from django.apps import AppConfig
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+SERVER_PROGRAMS = ("gunicorn", "uvicorn", "daphne", "uwsgi")
+
+
+def serves_requests(argv=None, environ=None) -> bool:
+    """Whether this process will serve requests (and so should load the model now).
+
+    ``runserver`` loads in its auto-reloading child only; ``migrate``, ``check``,
+    the test collection and other commands stay free of TensorFlow.
+    """
+    argv = sys.argv if argv is None else argv
+    environ = os.environ if environ is None else environ
+    program = Path(argv[0]).name if argv else ""
+    if any(name in program for name in SERVER_PROGRAMS):
+        return True
+    if len(argv) > 1 and argv[1] == "runserver":
+        return environ.get("RUN_MAIN") == "true" or "--noreload" in argv
+    return False
+
+
+class DetectorConfig(AppConfig):
+    name = "detector"
+    verbose_name = "Deepfake detector"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from . import checks  # noqa: F401  (registers the system checks)
+        from .services.inference import load_service
+
+        preload = settings.DETECTOR_PRELOAD
+        if preload or (preload is None and serves_requests()):
+            load_service()

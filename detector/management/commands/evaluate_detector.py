@@ -1,0 +1,48 @@
+import json as jsonlib
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from detector.ml.dataset import load_samples
+from detector.ml.evaluation import format_table, plot_roc, report, score_samples
+from detector.services.inference import DetectorUnavailable, get_detector
+
+
+class Command(BaseCommand):
+    help = "Measure the detector on a dataset: AUC, detection and false-accusation rates, overall and per source."
+
+    def add_arguments(self, parser):
+        parser.add_argument("directory", type=Path,
+                            help="folder with real/ and fake/ image folders (any depth), or a dataset root with manifest.csv")
+        parser.add_argument("--split", default="test", help="manifest split to use (default: test)")
+        parser.add_argument("--by-folder", action="store_true", help="source = top-level folder under DIRECTORY")
+        parser.add_argument("--roc", type=Path, help="write ROC curves to this PNG")
+        parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+        parser.add_argument("--limit", type=int, help="evaluate only the first N images (smoke runs)")
+
+    def handle(self, *args, directory, split, by_folder, roc, json: bool, limit, **opts):
+        if not directory.is_dir():
+            raise CommandError(f"{directory} is not a folder")
+        samples = load_samples(directory, split, by_folder)[:limit]
+        if not samples:
+            raise CommandError(f"no images found under {directory} (expected real/ and fake/ folders or a manifest)")
+        try:
+            detector = get_detector()
+        except DetectorUnavailable as exc:
+            raise CommandError(str(exc))
+        scores = score_samples(detector, samples, progress=not json and opts["verbosity"] > 0)
+        rep = report(scores, detector.meta.thresholds.decision, detector.version)
+        for problem in scores.unreadable:
+            self.stderr.write(f"skipped unreadable image {problem}")
+        if roc:
+            plot_roc(scores, roc, f"{detector.version} on {directory.name}" + (f" ({split})" if split else ""))
+        if json:
+            self.stdout.write(_json_dumps(rep))
+        else:
+            self.stdout.write(format_table(rep))
+            if roc:
+                self.stdout.write(f"ROC curves written to {roc}")
+
+
+def _json_dumps(obj) -> str:
+    return jsonlib.dumps(obj)

@@ -1,0 +1,163 @@
+"""The model bundle: Keras weights plus the metadata that says what they mean.
+
+A bundle is a folder with ``metadata.json`` and the weights file it names.  The
+metadata fixes the label mapping (the model outputs one logit: the evidence that
+a face is fake), the input size, the preprocessing it expects, the calibration
+and thresholds chosen on the validation split, and the sha256 of the weights,
+which the loader verifies before it trusts them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .preprocessing import PREPROCESSING_VERSION
+
+BUNDLE_FORMAT = 1
+METADATA_FILE = "metadata.json"
+WEIGHTS_FILE = "model.keras"
+LABEL_REAL, LABEL_FAKE, LABEL_UNCERTAIN = "Real", "Deepfake", "Uncertain"
+OUTPUT_MEANING = "logit of the probability that the face is fake (1 = Deepfake, 0 = Real)"
+
+
+class BundleError(Exception):
+    """A model bundle that is missing, damaged or not usable by this code."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-7), 1 - 1e-7)
+    return math.log(p / (1 - p))
+
+
+@dataclass
+class Calibration:
+    """Platt scaling of the raw logit, fitted on the validation split."""
+
+    slope: float = 1.0
+    intercept: float = 0.0
+
+    def probability(self, logit: float) -> float:
+        z = self.slope * logit + self.intercept
+        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+@dataclass
+class Thresholds:
+    """Calibrated fake probability: >= deepfake is Deepfake, < real is Real, between is Uncertain."""
+
+    decision: float = 0.5
+    real_below: float = 0.5
+    deepfake_from: float = 0.5
+
+    def label(self, p: float) -> str:
+        if p >= self.deepfake_from:
+            return LABEL_FAKE
+        if p < self.real_below:
+            return LABEL_REAL
+        return LABEL_UNCERTAIN
+
+    @classmethod
+    def around(cls, decision: float, half_width_logit: float) -> "Thresholds":
+        z = _logit(decision)
+        sig = lambda v: 1.0 / (1.0 + math.exp(-v))  # noqa: E731
+        return cls(decision, sig(z - half_width_logit), sig(z + half_width_logit))
+
+
+@dataclass
+class BundleMetadata:
+    name: str
+    version: str
+    input_size: int
+    face_margin: float
+    calibration: Calibration
+    thresholds: Thresholds
+    weights_sha256: str = ""
+    weights_file: str = WEIGHTS_FILE
+    bundle_format: int = BUNDLE_FORMAT
+    preprocessing_version: int = PREPROCESSING_VERSION
+    labels: dict = field(default_factory=lambda: {"output": OUTPUT_MEANING, "0": LABEL_REAL, "1": LABEL_FAKE})
+    training: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BundleMetadata":
+        d = dict(d)
+        d["calibration"] = Calibration(**d["calibration"])
+        d["thresholds"] = Thresholds(**d["thresholds"])
+        return cls(**d)
+
+
+def read_metadata(path: Path) -> BundleMetadata:
+    """Read and check a bundle's metadata and weights checksum, without loading TensorFlow."""
+    path = Path(path)
+    meta_path = path / METADATA_FILE
+    if not path.is_dir():
+        raise BundleError(f"model bundle not found: {path} is not a folder")
+    if not meta_path.is_file():
+        raise BundleError(f"model bundle {path} has no {METADATA_FILE}")
+    try:
+        meta = BundleMetadata.from_dict(json.loads(meta_path.read_text()))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise BundleError(f"model bundle {path}: unreadable {METADATA_FILE} ({exc})") from exc
+    if meta.bundle_format != BUNDLE_FORMAT:
+        raise BundleError(f"model bundle {path} has format {meta.bundle_format}; this code reads format {BUNDLE_FORMAT}")
+    if meta.preprocessing_version != PREPROCESSING_VERSION:
+        raise BundleError(
+            f"model bundle {path} was trained with preprocessing v{meta.preprocessing_version}; "
+            f"this code implements v{PREPROCESSING_VERSION}"
+        )
+    if meta.labels.get("1") != LABEL_FAKE or meta.labels.get("0") != LABEL_REAL:
+        raise BundleError(f"model bundle {path} has an unknown label mapping {meta.labels}")
+    weights = path / meta.weights_file
+    if not weights.is_file():
+        raise BundleError(f"model bundle {path} lacks its weights file {meta.weights_file}")
+    actual = sha256_file(weights)
+    if actual != meta.weights_sha256:
+        raise BundleError(
+            f"model bundle {path}: weights checksum mismatch (metadata says {meta.weights_sha256[:12]}…, "
+            f"file is {actual[:12]}…); the file is damaged or was replaced"
+        )
+    return meta
+
+
+def load_keras_model(path: Path, meta: BundleMetadata):
+    """Load the verified weights and check the network's shape against the metadata."""
+    import keras
+
+    from .model import custom_objects
+
+    try:
+        model = keras.saving.load_model(Path(path) / meta.weights_file, compile=False, custom_objects=custom_objects())
+    except Exception as exc:  # Keras raises many types for a bad archive
+        raise BundleError(f"model bundle {path}: cannot load {meta.weights_file} ({exc})") from exc
+    expected_in = (None, meta.input_size, meta.input_size, 3)
+    if tuple(model.input_shape) != expected_in or tuple(model.output_shape) != (None, 1):
+        raise BundleError(
+            f"model bundle {path}: network takes {model.input_shape} and gives {model.output_shape}; "
+            f"metadata expects {expected_in} -> (None, 1)"
+        )
+    return model
+
+
+def write_bundle(path: Path, model, meta: BundleMetadata) -> BundleMetadata:
+    """Save weights and metadata (with the weights' checksum) into ``path``."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    weights = path / meta.weights_file
+    model.save(weights)
+    meta.weights_sha256 = sha256_file(weights)
+    (path / METADATA_FILE).write_text(meta.to_json())
+    return meta

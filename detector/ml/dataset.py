@@ -1,0 +1,59 @@
+"""The labelled face dataset: its manifest, and image folders with real/ and fake/."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+LABELS = {"real": 0, "fake": 1}
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: int  # 1 = fake, 0 = real; written out, never inferred from folder order
+    source: str
+    split: str = ""
+    kind: str = ""
+
+
+def read_manifest(root: Path, split: str | None = None) -> list[Sample]:
+    """Samples of ``root/manifest.csv``, optionally of one split."""
+    root = Path(root)
+    with open(root / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [
+        Sample(root / r["path"], LABELS[r["label"]], r["source"], r["split"], r["kind"])
+        for r in rows
+        if split is None or r["split"] == split
+    ]
+
+
+def read_folders(root: Path, by_folder: bool = False) -> list[Sample]:
+    """Images under ``root`` whose path has a ``real`` or ``fake`` folder (any depth).
+
+    The source is the top-level folder under ``root`` with ``by_folder``, else
+    the label folder's name.
+    """
+    root = Path(root)
+    samples = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            continue
+        parts = path.relative_to(root).parts
+        label_dirs = [p for p in parts[:-1] if p.lower() in LABELS]
+        if not label_dirs:
+            continue
+        label = LABELS[label_dirs[-1].lower()]
+        source = parts[0] if by_folder and len(parts) > 2 else label_dirs[-1].lower()
+        samples.append(Sample(path, label, source))
+    return samples
+
+
+def load_samples(root: Path, split: str | None = None, by_folder: bool = False) -> list[Sample]:
+    """A manifest dataset (with ``split``) or a folder tree of real/ and fake/ images."""
+    root = Path(root)
+    if (root / "manifest.csv").is_file():
+        return read_manifest(root, split)
+    return read_folders(root, by_folder)

@@ -1,0 +1,140 @@
+"""Honest measurement: per-source AUC, detection and false-accusation rates."""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from .bundle import LABEL_FAKE, LABEL_UNCERTAIN
+from .dataset import Sample
+from .preprocessing import ImageDecodeError, decode_image
+
+log = logging.getLogger(__name__)
+METRIC_KEYS = ("n", "auc", "accuracy", "tpr_at_fpr_1", "tpr_at_fpr_5", "detection_rate",
+               "false_accusation_rate", "uncertain_rate", "face_found_rate")
+
+
+@dataclass
+class Scores:
+    labels: np.ndarray  # 1 fake, 0 real
+    probs: np.ndarray  # calibrated fake probability of the image
+    verdicts: np.ndarray  # Real / Deepfake / Uncertain
+    face_found: np.ndarray
+    sources: np.ndarray
+    unreadable: list[str]
+
+
+def score_samples(detector, samples: list[Sample], batch: int = 64, progress: bool = True) -> Scores:
+    """Run the serving path on every sample, classifying the faces of many images per call."""
+    labels, probs, verdicts, found, sources, unreadable = [], [], [], [], [], []
+    bar = tqdm(total=len(samples), desc="evaluate", unit="img", disable=not progress)
+    for start in range(0, len(samples), batch):
+        chunk, prepared = [], []
+        for s in samples[start:start + batch]:
+            try:
+                prepared.append(detector.prepare(decode_image(str(s.path))))
+                chunk.append(s)
+            except ImageDecodeError as exc:
+                unreadable.append(f"{s.path}: {exc}")
+        bar.update(len(samples[start:start + batch]))
+        if not prepared:
+            continue
+        crops = np.concatenate([p.batch() for p in prepared])
+        face_probs = detector.face_probabilities(crops)
+        offset = 0
+        for s, p in zip(chunk, prepared):
+            v = detector.verdict_for(p, face_probs[offset:offset + len(p.crops)])
+            offset += len(p.crops)
+            labels.append(s.label)
+            probs.append(v.fake_probability)
+            verdicts.append(v.label)
+            found.append(v.face_found)
+            sources.append(s.source)
+    bar.close()
+    return Scores(np.array(labels, int), np.array(probs, float), np.array(verdicts, object),
+                  np.array(found, bool), np.array(sources, object), unreadable)
+
+
+def _rate(mask: np.ndarray) -> float | None:
+    return float(mask.mean()) if mask.size else None
+
+
+def metrics(labels, probs, verdicts, found, threshold: float) -> dict:
+    """The metric set for one group of images; what cannot be computed is None."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    both = len(set(labels.tolist())) == 2
+    out = {"n": int(len(labels)), "auc": None, "tpr_at_fpr_1": None, "tpr_at_fpr_5": None}
+    if both:
+        out["auc"] = float(roc_auc_score(labels, probs))
+        fpr, tpr, _ = roc_curve(labels, probs)
+        out["tpr_at_fpr_1"] = float(tpr[fpr <= 0.01].max())
+        out["tpr_at_fpr_5"] = float(tpr[fpr <= 0.05].max())
+    out["accuracy"] = _rate((probs >= threshold) == (labels == 1))
+    out["detection_rate"] = _rate(verdicts[labels == 1] == LABEL_FAKE)
+    out["false_accusation_rate"] = _rate(verdicts[labels == 0] == LABEL_FAKE)
+    out["uncertain_rate"] = _rate(verdicts == LABEL_UNCERTAIN)
+    out["face_found_rate"] = _rate(found)
+    return {k: out[k] for k in METRIC_KEYS}
+
+
+def report(scores: Scores, threshold: float, model_version: str) -> dict:
+    """``{"model", "overall", "by_source"}`` as printed by ``evaluate_detector --json``."""
+    groups = defaultdict(list)
+    for i, s in enumerate(scores.sources):
+        groups[s].append(i)
+    pick = lambda idx: (scores.labels[idx], scores.probs[idx], scores.verdicts[idx], scores.face_found[idx])  # noqa: E731
+    return {
+        "model": model_version,
+        "overall": metrics(*pick(np.arange(len(scores.labels))), threshold),
+        "by_source": {name: metrics(*pick(np.array(idx)), threshold) for name, idx in sorted(groups.items())},
+    }
+
+
+def format_table(rep: dict) -> str:
+    """A fixed-width table of the report, one row per source."""
+    cols = ("n", "auc", "accuracy", "tpr_at_fpr_1", "tpr_at_fpr_5", "detection_rate",
+            "false_accusation_rate", "uncertain_rate", "face_found_rate")
+    heads = ("n", "AUC", "acc", "TPR@1%", "TPR@5%", "detected", "false-acc.", "uncertain", "face found")
+    fmt = lambda v: "—" if v is None else (str(v) if isinstance(v, int) else f"{v:.3f}")  # noqa: E731
+    rows = [("overall", rep["overall"])] + list(rep["by_source"].items())
+    width = max(len(r[0]) for r in rows) + 2
+    lines = [f"model {rep['model']}", "source".ljust(width) + "".join(h.rjust(11) for h in heads)]
+    for name, m in rows:
+        lines.append(name.ljust(width) + "".join(fmt(m[c]).rjust(11) for c in cols))
+    return "\n".join(lines)
+
+
+def plot_roc(scores: Scores, path, title: str) -> None:
+    """ROC curves: overall, and each source against the reals (its own where it has both classes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fig, ax = plt.subplots(figsize=(6, 6))
+    curves = [("overall", np.ones(len(scores.labels), bool))]
+    reals = scores.labels == 0
+    for src in sorted(set(scores.sources.tolist())):
+        own = scores.sources == src
+        if len(set(scores.labels[own].tolist())) == 2:
+            curves.append((f"{src}", own))
+        elif (scores.labels[own] == 1).all():
+            curves.append((f"{src} vs all reals", own | reals))
+    for name, mask in curves:
+        if len(set(scores.labels[mask].tolist())) < 2:
+            continue
+        fpr, tpr, _ = roc_curve(scores.labels[mask], scores.probs[mask])
+        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(scores.labels[mask], scores.probs[mask]):.3f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set_xlabel("false positive rate (reals called fake)")
+    ax.set_ylabel("true positive rate (fakes caught)")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

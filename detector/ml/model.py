@@ -1,0 +1,44 @@
+"""The classifier network: scaling, EfficientNet-Lite0 and a one-logit head."""
+from __future__ import annotations
+
+from .backbone import build_efficientnet_lite0, load_imagenet_weights
+
+# Fine-tuning trains everything after this layer; the layers up to it are frozen
+# and their outputs cached, which keeps training within the CPU budget.
+FROZEN_UNTIL = "block11_project_bn"
+
+
+def custom_objects() -> dict:
+    return {}
+
+
+def build_classifier(input_size: int = 224, imagenet: bool = True, dropout: float = 0.3):
+    """Raw RGB pixels in [0, 255] -> one logit, the evidence that the face is fake."""
+    import keras
+    from keras import layers
+
+    backbone = build_efficientnet_lite0(input_size)
+    if imagenet:
+        load_imagenet_weights(backbone)
+    inputs = keras.Input((input_size, input_size, 3), name="pixels")
+    x = layers.Rescaling(1 / 128.0, offset=-127 / 128.0, name="scale")(inputs)
+    x = backbone(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(1, name="fake_logit")(x)
+    return keras.Model(inputs, outputs, name="deepfake_classifier")
+
+
+def split_classifier(model):
+    """(bottom, top): the frozen feature extractor and the trainable rest, sharing layers."""
+    import keras
+
+    backbone = model.get_layer("efficientnet_lite0")
+    cut = backbone.get_layer(FROZEN_UNTIL).output
+    bottom = keras.Model(model.input, keras.Model(backbone.input, cut)(model.get_layer("scale").output))
+    top_backbone = keras.Model(cut, backbone.output)
+    feats = keras.Input(cut.shape[1:], name="features")
+    x = top_backbone(feats)
+    for name in ("pool", "dropout", "fake_logit"):
+        x = model.get_layer(name)(x)
+    return bottom, keras.Model(feats, x), top_backbone

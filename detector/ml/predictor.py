@@ -1,0 +1,104 @@
+"""Image -> verdict: the serving path shared by the web app, the CLI and evaluation."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .bundle import LABEL_FAKE, LABEL_REAL, BundleMetadata, load_keras_model, read_metadata
+from .preprocessing import FaceFinder, PreparedImage, decode_image, prepare
+
+
+@dataclass
+class FaceResult:
+    box: list[int] | None  # [x, y, w, h] in pixels of the upright image; None: whole-image fallback
+    fake_probability: float
+    detector_score: float | None = None
+
+
+@dataclass
+class Verdict:
+    label: str
+    fake_probability: float
+    confidence: float
+    threshold: float
+    model_version: str
+    face_found: bool
+    width: int
+    height: int
+    faces: list[FaceResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def confidence_for(label: str, p: float) -> float:
+    """Calibrated probability that the shown label is right (for Uncertain: of the likelier side)."""
+    if label == LABEL_FAKE:
+        return p
+    if label == LABEL_REAL:
+        return 1.0 - p
+    return max(p, 1.0 - p)
+
+
+class Detector:
+    """A loaded bundle with its face finder; safe to share between threads."""
+
+    def __init__(self, bundle_path: Path | str, num_threads: int | None = None):
+        import tensorflow as tf
+
+        self.path = Path(bundle_path)
+        self.meta: BundleMetadata = read_metadata(self.path)
+        self.model = load_keras_model(self.path, self.meta)
+        size = self.meta.input_size
+        self._classify = tf.function(
+            lambda x: self.model(x, training=False),
+            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
+        )
+        self._finder = FaceFinder(num_threads=num_threads)
+        self._finder_lock = threading.Lock()  # the TFLite interpreters are not thread-safe
+
+    @property
+    def version(self) -> str:
+        return self.meta.version
+
+    def prepare(self, image: Image.Image, max_faces: int | None = None) -> PreparedImage:
+        with self._finder_lock:
+            kwargs = {"max_faces": max_faces} if max_faces else {}
+            return prepare(image, self._finder, self.meta.input_size, self.meta.face_margin, **kwargs)
+
+    def face_probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """Calibrated fake probability of each crop, all in one call."""
+        logits = self._classify(crops.astype(np.float32)).numpy().ravel()
+        return np.array([self.meta.calibration.probability(float(z)) for z in logits])
+
+    def verdict_for(self, prepared: PreparedImage, probs: np.ndarray, seconds: float = 0.0) -> Verdict:
+        p = float(probs.max())
+        label = self.meta.thresholds.label(p)
+        faces = [FaceResult(c.box.as_list() if c.box else None, float(q), c.box.score if c.box else None)
+                 for c, q in zip(prepared.crops, probs)]
+        return Verdict(label, p, confidence_for(label, p), self.meta.thresholds.decision, self.version,
+                       prepared.face_found, prepared.width, prepared.height, faces, seconds)
+
+    def analyse(self, image: Image.Image) -> Verdict:
+        """Verdict for an upright RGB image: the most suspicious face decides."""
+        started = time.perf_counter()
+        prepared = self.prepare(image)
+        probs = self.face_probabilities(prepared.batch())
+        return self.verdict_for(prepared, probs, time.perf_counter() - started)
+
+    def analyse_file(self, source: bytes | str | Path, max_pixels: int | None = None) -> Verdict:
+        """Decode (raising ImageDecodeError on bad input) and analyse."""
+        started = time.perf_counter()
+        verdict = self.analyse(decode_image(source if isinstance(source, bytes) else str(source), max_pixels))
+        verdict.seconds = time.perf_counter() - started
+        return verdict
+
+    def warm_up(self) -> None:
+        """One prediction so that the first user does not pay for graph tracing."""
+        self.analyse(Image.new("RGB", (self.meta.input_size, self.meta.input_size), (128, 128, 128)))

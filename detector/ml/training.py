@@ -1,0 +1,301 @@
+"""Train the deepfake classifier on the face dataset and write a model bundle.
+
+Recipe (sized for 2 CPU cores): crop every image's main face with the serving
+preprocessing; make augmented copies of the training crops (flip, down-and-up
+scaling, blur, JPEG re-compression, applied to both classes alike); cache the
+frozen lower backbone's features; train the head, then fine-tune the top blocks
+on the cache; pick the epoch, the calibration and the thresholds on ``val``.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import math
+import os
+import platform
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+from tqdm import tqdm
+
+from .bundle import BundleMetadata, Calibration, Thresholds, write_bundle
+from .dataset import Sample, read_manifest
+from .preprocessing import DEFAULT_INPUT_SIZE, DEFAULT_MARGIN, PREPROCESSING_VERSION, FaceFinder, decode_image, prepare
+
+log = logging.getLogger(__name__)
+
+_finder = None
+
+
+def _init_worker():
+    global _finder
+    _finder = FaceFinder(num_threads=1)
+
+
+def _crop_one(args):
+    path, size, margin = args
+    prepared = prepare(decode_image(str(path)), _finder, size, margin, max_faces=1)
+    return prepared.crops[0].pixels, prepared.face_found
+
+
+def crop_samples(samples: list[Sample], size: int, margin: float, workers: int, desc: str):
+    """Main-face crops of every sample (uint8) and whether a face was found."""
+    crops = np.empty((len(samples), size, size, 3), np.uint8)
+    found = np.empty(len(samples), bool)
+    jobs = [(s.path, size, margin) for s in samples]
+    with Pool(workers, initializer=_init_worker) as pool:
+        results = pool.imap(_crop_one, jobs, chunksize=32)
+        for i, (pixels, ok) in enumerate(tqdm(results, total=len(jobs), desc=desc, unit="img")):
+            crops[i], found[i] = pixels, ok
+    return crops, found
+
+
+def cached_crops(samples, size, margin, workers, cache_dir: Path | None, name: str):
+    if cache_dir is None:
+        return crop_samples(samples, size, margin, workers, f"faces {name}")
+    path = cache_dir / f"crops-{name}-p{PREPROCESSING_VERSION}-{size}-{margin}-{len(samples)}.npz"
+    if path.exists():
+        data = np.load(path)
+        return data["crops"], data["found"]
+    crops, found = crop_samples(samples, size, margin, workers, f"faces {name}")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(path, crops=crops, found=found)
+    return crops, found
+
+
+def augment(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One random degradation of a crop; used for both classes alike."""
+    size = pixels.shape[0]
+    im = Image.fromarray(pixels)
+    if rng.random() < 0.5:
+        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if rng.random() < 0.5:
+        small = int(size * rng.uniform(0.3, 0.9))
+        im = im.resize((small, small), Image.BICUBIC).resize((size, size), Image.BICUBIC)
+    if rng.random() < 0.3:
+        im = im.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.3)))
+    if rng.random() < 0.7:
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=int(rng.integers(40, 96)))
+        im = Image.open(buf).convert("RGB")
+    return np.asarray(im, np.uint8)
+
+
+def extract_features(bottom, crops: np.ndarray, batch: int = 64, desc: str = "features", transform=None):
+    import tensorflow as tf
+
+    run = tf.function(lambda x: bottom(x, training=False), reduce_retracing=True)
+    out = None
+    for start in tqdm(range(0, len(crops), batch), desc=desc, unit="batch"):
+        chunk = crops[start:start + batch]
+        if transform is not None:
+            chunk = np.stack([transform(start + i, c) for i, c in enumerate(chunk)])
+        f = run(tf.constant(chunk, tf.float32)).numpy().astype(np.float16)
+        if out is None:
+            out = np.empty((len(crops), *f.shape[1:]), np.float16)
+        out[start:start + len(f)] = f
+    return out
+
+
+def balanced_weights(samples: list[Sample]) -> np.ndarray:
+    """Both classes weigh the same; within a class, sources count by sqrt(size) so small ones matter."""
+    groups = Counter((s.label, s.source) for s in samples)
+    w = np.array([1.0 / math.sqrt(groups[(s.label, s.source)]) for s in samples])
+    labels = np.array([s.label for s in samples])
+    for c in (0, 1):
+        w[labels == c] *= (len(samples) / 2) / w[labels == c].sum()
+    return w.astype(np.float32)
+
+
+def fit_platt(logits: np.ndarray, labels: np.ndarray) -> Calibration:
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=1e4).fit(logits.reshape(-1, 1), labels)
+    return Calibration(float(lr.coef_[0, 0]), float(lr.intercept_[0]))
+
+
+def choose_threshold(probs, labels, sources, max_far: float, min_source_n: int = 50) -> float:
+    """Lowest threshold whose false-accusation rate on val is within ``max_far``, overall and per real source."""
+    reals = labels == 0
+    groups = [reals] + [reals & (sources == s) for s in np.unique(sources[reals])
+                        if (reals & (sources == s)).sum() >= min_source_n]
+    for t in np.unique(np.round(probs, 4)):
+        if all((probs[g] >= t).mean() <= max_far for g in groups):
+            return float(t)
+    return 0.99
+
+
+def train(dataset: Path, out: Path, *, version: str, epochs_head: int = 1, epochs_finetune: int = 3,
+          augment_copies: int = 3, batch: int = 64, seed: int = 1337, max_far: float = 0.025,
+          uncertain_half_width: float = 0.5, input_size: int = DEFAULT_INPUT_SIZE,
+          margin: float = DEFAULT_MARGIN, cache_dir: Path | None = None, workers: int | None = None,
+          limit: int | None = None) -> BundleMetadata:
+    """Train on ``train``, choose on ``val``, write the bundle to ``out``."""
+    import keras
+    import tensorflow as tf
+    from sklearn.metrics import roc_auc_score
+
+    from .model import build_classifier, split_classifier
+
+    started = time.time()
+    keras.utils.set_random_seed(seed)
+    workers = workers or os.cpu_count() or 1
+    train_samples, val_samples = read_manifest(dataset, "train"), read_manifest(dataset, "val")
+    if limit:
+        rng = np.random.default_rng(seed)
+        train_samples = [train_samples[i] for i in sorted(rng.choice(len(train_samples), limit, replace=False))]
+        val_samples = [val_samples[i] for i in sorted(rng.choice(len(val_samples), min(limit, len(val_samples)), replace=False))]
+    y_train = np.array([s.label for s in train_samples], np.float32)
+    y_val = np.array([s.label for s in val_samples], np.float32)
+    val_sources = np.array([s.source for s in val_samples])
+
+    train_crops, train_found = cached_crops(train_samples, input_size, margin, workers, cache_dir, "train")
+    val_crops, val_found = cached_crops(val_samples, input_size, margin, workers, cache_dir, "val")
+
+    model = build_classifier(input_size)
+    bottom, top, top_backbone = split_classifier(model)
+    for layer in top_backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False  # small data: keep ImageNet statistics
+
+    def augmented(copy):
+        def transform(i, pixels):
+            return augment(pixels, np.random.default_rng([seed, copy, i]))
+        return transform
+
+    feats = np.concatenate([
+        extract_features(bottom, train_crops, desc=f"features train copy {c + 1}/{augment_copies}", transform=augmented(c))
+        for c in range(augment_copies)
+    ])
+    del train_crops
+    val_feats = extract_features(bottom, val_crops, desc="features val")
+    y = np.tile(y_train, augment_copies)
+    w = np.tile(balanced_weights(train_samples), augment_copies)
+
+    loss = keras.losses.BinaryCrossentropy(from_logits=True)
+    predict = tf.function(lambda x: top(x, training=False), reduce_retracing=True)
+
+    def val_logits():
+        return np.concatenate([predict(tf.constant(val_feats[i:i + 256], tf.float32)).numpy().ravel()
+                               for i in range(0, len(val_feats), 256)])
+
+    history = []
+    best = {"auc": -1.0}
+
+    def run_stage(name, epochs, lr):
+        steps = epochs * math.ceil(len(feats) / batch)
+        schedule = keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.05)
+        top.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
+        for epoch in range(epochs):
+            order = np.random.default_rng([seed, len(history)]).permutation(len(feats))
+            tqdm_cb = _TqdmCallback(f"{name} epoch {epoch + 1}/{epochs}", math.ceil(len(order) / batch))
+            h = top.fit(feats[order], y[order], sample_weight=w[order], batch_size=batch, epochs=1,
+                        verbose=0, shuffle=False, callbacks=[tqdm_cb])
+            logits = val_logits()
+            auc = float(roc_auc_score(y_val, logits))
+            history.append({"stage": name, "epoch": epoch + 1, "train_loss": float(h.history["loss"][-1]), "val_auc": auc})
+            log.info("%s epoch %d: loss %.4f, val AUC %.4f", name, epoch + 1, h.history["loss"][-1], auc)
+            if auc > best["auc"]:
+                best.update(auc=auc, weights=top.get_weights(), where=f"{name} epoch {epoch + 1}")
+
+    top_backbone.trainable = False
+    run_stage("head", epochs_head, 1e-3)
+    top_backbone.trainable = True
+    for layer in top_backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+    run_stage("fine-tune", epochs_finetune, 3e-4)
+    top.set_weights(best["weights"])
+
+    logits = val_logits()
+    calibration = fit_platt(logits, y_val)
+    probs = np.array([calibration.probability(z) for z in logits])
+    thresholds = Thresholds.around(choose_threshold(probs, y_val, val_sources, max_far), uncertain_half_width)
+    minutes = (time.time() - started) / 60
+    meta = BundleMetadata(
+        name=out.name,
+        version=version,
+        input_size=input_size,
+        face_margin=margin,
+        calibration=calibration,
+        thresholds=thresholds,
+        training={
+            "dataset": "shared/datasets/faces (train split; val for epoch, calibration and thresholds)",
+            "train_images": len(train_samples),
+            "val_images": len(val_samples),
+            "train_by_source": {f"{k[1]}/{'fake' if k[0] else 'real'}": v
+                                for k, v in sorted(Counter((s.label, s.source) for s in train_samples).items())},
+            "train_face_found_rate": float(train_found.mean()),
+            "val_face_found_rate": float(val_found.mean()),
+            "val_auc": best["auc"],
+            "chosen": best["where"],
+            "history": history,
+            "recipe": {"augment_copies": augment_copies, "epochs_head": epochs_head,
+                       "epochs_finetune": epochs_finetune, "batch": batch, "seed": seed,
+                       "frozen_until": "block11_project_bn", "max_val_false_accusation": max_far,
+                       "uncertain_half_width_logit": uncertain_half_width},
+            "minutes": round(minutes, 1),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+    return write_bundle(out, model, meta)
+
+
+class _TqdmCallback:
+    """A Keras callback that shows a progress bar for one epoch."""
+
+    def __new__(cls, desc, total):
+        import keras
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.bar = tqdm(total=total, desc=desc, unit="batch")
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.bar.update(1)
+                if logs and "loss" in logs:
+                    self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}")
+
+            def on_train_end(self, logs=None):
+                self.bar.close()
+
+        return Callback()
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    p = parser or argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", type=Path, default=Path(__file__).resolve().parents[3] / "shared/datasets/faces",
+                   help="dataset root with manifest.csv (default: ../shared/datasets/faces)")
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    p.add_argument("--version", required=True, help="version string stored in the bundle")
+    p.add_argument("--epochs-head", type=int, default=1)
+    p.add_argument("--epochs-finetune", type=int, default=3)
+    p.add_argument("--augment-copies", type=int, default=3)
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--max-false-accusation", type=float, default=0.025,
+                   help="largest share of val reals, overall and per source, called Deepfake at the threshold")
+    p.add_argument("--cache-dir", type=Path, default=None, help="keep face crops here between runs")
+    p.add_argument("--limit", type=int, default=None, help="train on a random subset (smoke runs)")
+    return p
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    meta = train(args.dataset, args.out, version=args.version, epochs_head=args.epochs_head,
+                 epochs_finetune=args.epochs_finetune, augment_copies=args.augment_copies, seed=args.seed,
+                 max_far=args.max_false_accusation, cache_dir=args.cache_dir, limit=args.limit)
+    print(json.dumps({"bundle": str(args.out), "val_auc": meta.training["val_auc"],
+                      "thresholds": vars(meta.thresholds), "minutes": meta.training["minutes"]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Label(models.TextChoices):
+    REAL = "Real", "Real"
+    DEEPFAKE = "Deepfake", "Deepfake"
+    UNCERTAIN = "Uncertain", "Uncertain"
+    NO_VERDICT = "No verdict", "No verdict"
+
+
+class ReviewVerdict(models.TextChoices):
+    REAL = "real", "Reviewed: real"
+    FAKE = "fake", "Reviewed: fake"
+
+
+class DetectionQuerySet(models.QuerySet):
+    def owned_by(self, request):
+        """The detections of the request's user, or of its anonymous session."""
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            return self.filter(owner=user)
+        key = request.session.session_key
+        if not key:
+            return self.none()
+        return self.filter(owner__isnull=True, session_key=key)
+
+    def recent(self):
+        return self.order_by("-created_at")
+
+    def with_label(self, label):
+        return self.filter(label=label) if label else self
+
+    def created_between(self, start=None, end=None):
+        qs = self
+        if start:
+            qs = qs.filter(created_at__date__gte=start)
+        if end:
+            qs = qs.filter(created_at__date__lte=end)
+        return qs
+
+    def search(self, text):
+        return self.filter(original_name__icontains=text) if text else self
+
+
+def upload_path(instance, filename):
+    return f"uploads/{filename}"
+
+
+class Detection(models.Model):
+    """One uploaded image and the detector's verdict on it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    image = models.FileField(upload_to=upload_path, max_length=200)
+    preview = models.FileField(upload_to="previews/", max_length=200, blank=True)
+    thumbnail = models.FileField(upload_to="thumbnails/", max_length=200, blank=True)
+    original_name = models.CharField(max_length=120, blank=True, help_text="The client's file name, for display only.")
+    sha256 = models.CharField(max_length=64, db_index=True)
+    image_format = models.CharField("format", max_length=10)
+    content_type = models.CharField(max_length=40)
+    size_bytes = models.PositiveBigIntegerField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    label = models.CharField(max_length=12, choices=Label.choices, blank=True, db_index=True)
+    fake_probability = models.FloatField(null=True, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    model_version = models.CharField(max_length=40, blank=True, db_index=True)
+    faces = models.JSONField(default=list, blank=True)
+    face_found = models.BooleanField(null=True)
+    processing_ms = models.PositiveIntegerField(null=True, blank=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="detections")
+    session_key = models.CharField(max_length=40, blank=True, db_index=True)
+
+    review_verdict = models.CharField(max_length=10, choices=ReviewVerdict.choices, blank=True, db_index=True)
+    review_note = models.TextField(blank=True)
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="reviewed_detections")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DetectionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"]), models.Index(fields=["session_key", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.original_name or self.id} ({self.label or self.status})"
+
+    def get_absolute_url(self):
+        return reverse("detector:result", args=[self.id])
+
+    @property
+    def fake_percent(self):
+        return None if self.fake_probability is None else round(self.fake_probability * 100)
+
+    @property
+    def confidence_percent(self):
+        return None if self.confidence is None else round(self.confidence * 100)
+
+    def face_boxes(self):
+        """Faces with their boxes as percentages of the image, for drawing over any copy of it."""
+        out = []
+        for number, face in enumerate(self.faces or [], start=1):
+            box = face.get("box")
+            if not box:
+                continue
+            x, y, w, h = box
+            out.append({
+                "number": number,
+                "left": 100 * x / self.width, "top": 100 * y / self.height,
+                "width": 100 * w / self.width, "height": 100 * h / self.height,
+                "fake_percent": round(face["fake_probability"] * 100),
+                "suspicious": face["fake_probability"] >= (self.threshold or 0.5),
+            })
+        return out
+
+    def files(self):
+        return [f for f in (self.image, self.preview, self.thumbnail) if f]

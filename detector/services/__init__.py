@@ -1,0 +1,1 @@
+"""Services that the web views, the admin, the CLI and workers share."""

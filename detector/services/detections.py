@@ -1,0 +1,107 @@
+"""Storing uploads and their verdicts: files first, then the row, never one without the other."""
+from __future__ import annotations
+
+import logging
+import time
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from ..ml.bundle import LABEL_FAKE, LABEL_REAL, LABEL_UNCERTAIN
+from ..models import Detection, Label, Status
+from ..uploads import CheckedImage, derived_jpeg
+from .inference import get_detector
+
+log = logging.getLogger(__name__)
+PREVIEW_SIDE, THUMB_SIDE = 1280, 256
+MAX_NAME = Detection._meta.get_field("original_name").max_length
+LABELS = {LABEL_REAL: Label.REAL, LABEL_FAKE: Label.DEEPFAKE, LABEL_UNCERTAIN: Label.UNCERTAIN}
+
+
+def display_name(name: str) -> str:
+    """The client's file name as harmless display text of bounded length."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable())
+    return name[:MAX_NAME]
+
+
+def _owner_fields(request) -> dict:
+    if request.user.is_authenticated:
+        return {"owner": request.user}
+    if not request.session.session_key:
+        request.session.save()
+    return {"session_key": request.session.session_key}
+
+
+def store_upload(checked: CheckedImage, original_name: str, request) -> Detection:
+    """Save the original bytes and re-encoded copies, then the pending row; undo the files if the row fails."""
+    detection = Detection(
+        original_name=display_name(original_name),
+        sha256=checked.sha256,
+        image_format=checked.format,
+        content_type=checked.content_type,
+        size_bytes=len(checked.data),
+        width=checked.width,
+        height=checked.height,
+        status=Status.PENDING,
+        **_owner_fields(request),
+    )
+    name = str(detection.id)
+    try:
+        detection.image.save(f"{name}.{checked.extension}", ContentFile(checked.data), save=False)
+        detection.preview.save(f"{name}.jpg", ContentFile(derived_jpeg(checked.image, PREVIEW_SIDE)), save=False)
+        detection.thumbnail.save(f"{name}.jpg", ContentFile(derived_jpeg(checked.image, THUMB_SIDE)), save=False)
+        with transaction.atomic():
+            detection.save(force_insert=True)
+    except BaseException:
+        delete_files(detection)
+        raise
+    return detection
+
+
+def analyse(detection: Detection, image=None) -> Detection:
+    """Run the detector and record the verdict, or the failure and its reason."""
+    started = time.perf_counter()
+    try:
+        detector = get_detector()
+        if image is None:
+            with detection.image.open("rb") as f:
+                verdict = detector.analyse_file(f.read())
+        else:
+            verdict = detector.analyse(image)
+    except Exception as exc:  # any failure of analysis is recorded, never a 500
+        log.exception("analysis of %s failed", detection.id)
+        detection.status = Status.FAILED
+        detection.label = Label.NO_VERDICT
+        detection.error_message = f"The image could not be analysed: {exc}"[:1000]
+    else:
+        detection.status = Status.DONE
+        detection.label = LABELS[verdict.label]
+        detection.fake_probability = verdict.fake_probability
+        detection.confidence = verdict.confidence
+        detection.threshold = verdict.threshold
+        detection.model_version = verdict.model_version
+        detection.face_found = verdict.face_found
+        detection.faces = [{"box": f.box, "fake_probability": f.fake_probability} for f in verdict.faces]
+        detection.error_message = ""
+    detection.processing_ms = round((time.perf_counter() - started) * 1000)
+    detection.save()
+    return detection
+
+
+def create_and_analyse(checked: CheckedImage, original_name: str, request) -> Detection:
+    """The upload flow: store, then analyse the already decoded image."""
+    return analyse(store_upload(checked, original_name, request), checked.image)
+
+
+def delete_files(detection: Detection) -> None:
+    for field in (detection.image, detection.preview, detection.thumbnail):
+        if field.name:
+            field.storage.delete(field.name)
+
+
+def delete_detection(detection: Detection) -> None:
+    """Delete the row, then its files once the deletion is committed."""
+    with transaction.atomic():
+        detection.delete()
+        transaction.on_commit(lambda: delete_files(detection))

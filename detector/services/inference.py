@@ -1,0 +1,62 @@
+"""The one detector per process, loaded once and shared by every thread."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+
+from ..ml.bundle import BundleError
+
+log = logging.getLogger(__name__)
+
+
+class DetectorUnavailable(Exception):
+    """The model could not be loaded; the reason is in the message."""
+
+
+_lock = threading.Lock()
+_detector = None
+_error: str | None = None
+
+
+def load_service(warm_up: bool = True):
+    """Load (once) and warm up the detector named by ``DETECTOR_MODEL``; returns it or None."""
+    global _detector, _error
+    with _lock:
+        if _detector is not None:
+            return _detector
+        from ..ml.predictor import Detector
+
+        started = time.perf_counter()
+        try:
+            detector = Detector(settings.DETECTOR_MODEL, num_threads=settings.DETECTOR_THREADS)
+            if warm_up:
+                detector.warm_up()
+        except BundleError as exc:
+            _error = str(exc)
+            log.error("detector not loaded: %s", exc)
+            return None
+        _detector, _error = detector, None
+        log.info("detector %s loaded in %.1f s", detector.version, time.perf_counter() - started)
+        return _detector
+
+
+def get_detector():
+    """The loaded detector, loading it now if this process has not; raises DetectorUnavailable."""
+    detector = _detector or load_service()
+    if detector is None:
+        raise DetectorUnavailable(_error or "the detector could not be loaded")
+    return detector
+
+
+def set_detector(detector) -> None:
+    """Replace the process's detector (tests, or a reload after a new bundle)."""
+    global _detector, _error
+    with _lock:
+        _detector, _error = detector, None
+
+
+def is_loaded() -> bool:
+    return _detector is not None

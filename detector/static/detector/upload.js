@@ -1,0 +1,88 @@
+// Progressive enhancement of the upload form: drag-and-drop, preview, size check
+// before sending, and a progress state while the file uploads and is analysed.
+// Without JavaScript the form posts normally.
+(function () {
+  "use strict";
+  var form = document.getElementById("upload-form");
+  if (!form) return;
+  var input = form.querySelector("input[type=file]");
+  var zone = document.getElementById("dropzone");
+  var preview = document.getElementById("preview");
+  var errors = document.getElementById("image-errors");
+  var progress = document.getElementById("progress");
+  var bar = document.getElementById("progress-bar");
+  var text = document.getElementById("progress-text");
+  var submit = document.getElementById("submit");
+  var maxBytes = parseInt(form.dataset.maxBytes, 10);
+  var allowed = ["image/jpeg", "image/png", "image/webp"];
+
+  function check(file) {
+    if (!file) return "Choose an image first.";
+    if (file.size > maxBytes) return "The file is larger than " + form.dataset.maxMb + " MB.";
+    if (file.type && allowed.indexOf(file.type) < 0) return "This is not a JPEG, PNG or WebP image.";
+    return "";
+  }
+
+  function show(file) {
+    var problem = check(file);
+    errors.textContent = problem;
+    input.setAttribute("aria-invalid", problem ? "true" : "false");
+    if (!problem && file) {
+      preview.src = URL.createObjectURL(file);
+      preview.hidden = false;
+    } else {
+      preview.hidden = true;
+    }
+  }
+
+  input.addEventListener("change", function () { show(input.files[0]); });
+  ["dragenter", "dragover"].forEach(function (type) {
+    zone.addEventListener(type, function (e) { e.preventDefault(); zone.classList.add("dragover"); });
+  });
+  ["dragleave", "drop"].forEach(function (type) {
+    zone.addEventListener(type, function (e) { e.preventDefault(); zone.classList.remove("dragover"); });
+  });
+  zone.addEventListener("drop", function (e) {
+    if (!e.dataTransfer.files.length) return;
+    if (e.dataTransfer.files.length > 1) { errors.textContent = "Upload one image at a time."; return; }
+    input.files = e.dataTransfer.files;
+    show(input.files[0]);
+  });
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var problem = check(input.files[0]);
+    if (problem) { errors.textContent = problem; input.focus(); return; }
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action || window.location.href);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", function (ev) {
+      if (ev.lengthComputable) bar.value = Math.round(100 * ev.loaded / ev.total);
+    });
+    xhr.upload.addEventListener("load", function () {
+      bar.removeAttribute("value");
+      text.textContent = "Analysing faces…";
+    });
+    xhr.addEventListener("load", function () {
+      var data = {};
+      try { data = JSON.parse(xhr.responseText); } catch (err) { data = {}; }
+      if (xhr.status === 201 && data.url) { window.location.assign(data.url); return; }
+      var messages = [];
+      Object.keys(data.errors || {}).forEach(function (k) { messages = messages.concat(data.errors[k]); });
+      finish(messages.join(" ") || "The upload failed (" + xhr.status + "). Please try again.");
+    });
+    xhr.addEventListener("error", function () { finish("The upload failed: the connection was interrupted."); });
+    progress.hidden = false;
+    bar.value = 0;
+    text.textContent = "Uploading…";
+    submit.disabled = true;
+    errors.textContent = "";
+    xhr.send(new FormData(form));
+  });
+
+  function finish(message) {
+    progress.hidden = true;
+    submit.disabled = false;
+    errors.textContent = message;
+  }
+})();

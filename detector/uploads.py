@@ -1,0 +1,98 @@
+"""Checks on untrusted uploads, each with its own plain-words message.
+
+The format is detected from the bytes (never the name or Content-Type), the
+whole image is decoded (a truncated file fails here, not in the detector), a
+decompression bomb is refused before its pixels are allocated, and data hidden
+after the image's end is refused too.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ALLOWED_FORMATS = {
+    "JPEG": ("jpg", "image/jpeg"),
+    "PNG": ("png", "image/png"),
+    "WEBP": ("webp", "image/webp"),
+}
+PNG_END = b"IEND\xaeB`\x82"
+
+
+@dataclass
+class CheckedImage:
+    data: bytes
+    format: str
+    extension: str
+    content_type: str
+    sha256: str
+    image: Image.Image  # decoded, upright, RGB
+
+    @property
+    def width(self) -> int:
+        return self.image.width
+
+    @property
+    def height(self) -> int:
+        return self.image.height
+
+
+def _reject(message: str, code: str) -> ValidationError:
+    return ValidationError(message, code=code)
+
+
+def _has_trailing_data(data: bytes, fmt: str) -> bool:
+    if fmt == "PNG":
+        return not data.endswith(PNG_END)
+    if fmt == "WEBP":
+        (riff_size,) = struct.unpack("<I", data[4:8])
+        return len(data) > riff_size + 8 + (riff_size & 1)
+    if fmt == "JPEG":
+        return not data.rstrip(b"\x00").endswith(b"\xff\xd9")
+    return False
+
+
+def check_image(data: bytes, max_bytes: int, max_pixels: int) -> CheckedImage:
+    """Validate upload bytes; raises ValidationError with a message for the user."""
+    if len(data) > max_bytes:
+        raise _reject(f"The file is larger than {max_bytes / 1024 / 1024:.0f} MB.", "too_large")
+    if not data:
+        raise _reject("The file is empty.", "empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as im:
+                fmt = im.format
+                if im.width * im.height > max_pixels:
+                    raise _reject(
+                        f"The image has {im.width}×{im.height} pixels; the limit is {max_pixels / 1e6:.0f} megapixels.",
+                        "too_many_pixels",
+                    )
+                im.load()
+                image = ImageOps.exif_transpose(im).convert("RGB")
+    except ValidationError:
+        raise
+    except UnidentifiedImageError:
+        raise _reject("This is not a JPEG, PNG or WebP image.", "unsupported_format")
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise _reject("The image declares too many pixels to open safely.", "too_many_pixels")
+    except (OSError, ValueError, SyntaxError, struct.error, EOFError) as exc:
+        raise _reject(f"The image is truncated or damaged ({exc}).", "damaged")
+    if _has_trailing_data(data, fmt):
+        raise _reject("The file has extra data after the image; upload the plain image.", "trailing_data")
+    extension, content_type = ALLOWED_FORMATS[fmt]
+    return CheckedImage(data, fmt, extension, content_type, hashlib.sha256(data).hexdigest(), image)
+
+
+def derived_jpeg(image: Image.Image, max_side: int, quality: int = 85) -> bytes:
+    """A smaller copy re-encoded from pixels only (no EXIF, no ICC, no trailing bytes)."""
+    copy = image.copy()
+    copy.thumbnail((max_side, max_side), Image.LANCZOS)
+    buf = io.BytesIO()
+    copy.save(buf, "JPEG", quality=quality, optimize=True)
+    return buf.getvalue()

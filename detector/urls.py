@@ -1,0 +1,15 @@
+from django.urls import path
+
+from . import views
+
+app_name = "detector"
+
+urlpatterns = [
+    path("", views.UploadView.as_view(), name="upload"),
+    path("history/", views.HistoryView.as_view(), name="history"),
+    path("detections/<uuid:pk>/", views.DetectionDetailView.as_view(), name="result"),
+    path("detections/<uuid:pk>/image/", views.DetectionFileView.as_view(variant="image"), name="image"),
+    path("detections/<uuid:pk>/preview.jpg", views.DetectionFileView.as_view(variant="preview"), name="preview"),
+    path("detections/<uuid:pk>/thumbnail.jpg", views.DetectionFileView.as_view(variant="thumbnail"), name="thumbnail"),
+    path("detections/<uuid:pk>/delete/", views.DetectionDeleteView.as_view(), name="delete"),
+]

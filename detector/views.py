@@ -1,0 +1,125 @@
+from http import HTTPStatus
+
+from django.contrib import messages
+from django.http import FileResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse, reverse_lazy
+from django.views import View
+from django.views.generic import DeleteView, DetailView, FormView, ListView
+
+from .forms import HistoryFilterForm, UploadForm
+from .models import Detection
+from .services.detections import create_and_analyse, delete_detection
+from .services.inference import DetectorUnavailable, get_detector
+
+
+def wants_json(request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+class OwnedDetectionMixin:
+    """Every per-detection view sees only the requester's own detections: others are a 404."""
+
+    def get_queryset(self):
+        return Detection.objects.owned_by(self.request)
+
+
+class UploadView(FormView):
+    template_name = "detector/upload.html"
+    form_class = UploadForm
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["recent"] = Detection.objects.owned_by(self.request).recent()[:4]
+        return context
+
+    def form_valid(self, form):
+        try:
+            get_detector()
+        except DetectorUnavailable:
+            form.add_error(None, "The detector is not available right now; nothing was stored. Please try again later.")
+            return self.form_invalid(form, status=HTTPStatus.SERVICE_UNAVAILABLE)
+        detection = create_and_analyse(form.checked, form.cleaned_data["image"].name, self.request)
+        url = detection.get_absolute_url()
+        if wants_json(self.request):
+            return JsonResponse({"id": str(detection.id), "status": detection.status, "url": url},
+                                status=HTTPStatus.CREATED)
+        return redirect(url)
+
+    def form_invalid(self, form, status=HTTPStatus.BAD_REQUEST):
+        if wants_json(self.request):
+            errors = {field: [e["message"] for e in errs] for field, errs in form.errors.get_json_data().items()}
+            return JsonResponse({"errors": errors}, status=status)
+        return self.render_to_response(self.get_context_data(form=form), status=status)
+
+
+class DetectionDetailView(OwnedDetectionMixin, DetailView):
+    template_name = "detector/result.html"
+    context_object_name = "detection"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        try:
+            context["model_training"] = get_detector().meta.training
+        except DetectorUnavailable:
+            context["model_training"] = None
+        return context
+
+
+class DetectionFileView(OwnedDetectionMixin, View):
+    """Serves the original bytes or a re-encoded copy, only to the owner, never sniffable."""
+
+    variant = "image"
+
+    def get(self, request, pk):
+        detection = get_object_or_404(self.get_queryset(), pk=pk)
+        return serve_detection_file(detection, self.variant)
+
+
+def serve_detection_file(detection: Detection, variant: str) -> FileResponse:
+    field = getattr(detection, variant)
+    if variant == "image":
+        content_type = detection.content_type
+        filename = f"{detection.id}.{field.name.rsplit('.', 1)[-1]}"
+    else:
+        content_type, filename = "image/jpeg", f"{detection.id}-{variant}.jpg"
+    response = FileResponse(field.open("rb"), content_type=content_type, filename=filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+class HistoryView(ListView):
+    template_name = "detector/history.html"
+    context_object_name = "detections"
+    paginate_by = 20
+
+    def get_queryset(self):
+        qs = Detection.objects.owned_by(self.request).recent()
+        self.filter_form = HistoryFilterForm(self.request.GET or None)
+        if self.filter_form.is_valid():
+            data = self.filter_form.cleaned_data
+            qs = qs.with_label(data["label"]).created_between(data["start"], data["end"]).search(data["q"])
+        return qs
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["filter_form"] = self.filter_form
+        query = self.request.GET.copy()
+        query.pop("page", None)
+        context["query_string"] = query.urlencode()
+        return context
+
+
+class DetectionDeleteView(OwnedDetectionMixin, DeleteView):
+    template_name = "detector/confirm_delete.html"
+    context_object_name = "detection"
+    success_url = reverse_lazy("detector:history")
+
+    def form_valid(self, form):
+        delete_detection(self.object)
+        messages.success(self.request, f"Deleted {self.object.original_name or 'the detection'} and its files.")
+        return redirect(self.get_success_url())
+
+

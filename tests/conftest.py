@@ -1,0 +1,130 @@
+"""Shared fixtures: temporary media, generated images, a stub detector and a tiny real bundle."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from detector.ml.bundle import Thresholds
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_FACES = ROOT.parent / "shared" / "datasets" / "faces"
+SHIPPED_BUNDLE = ROOT / "ml_models" / "faces-effnetlite0-v1"
+
+needs_shared = pytest.mark.skipif(
+    not (SHARED_FACES / "manifest.csv").is_file(),
+    reason=f"needs the team dataset at {SHARED_FACES} (absent in a newcomer's clone)",
+)
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = {**settings.STORAGES,
+                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    return settings.MEDIA_ROOT
+
+
+def image_bytes(fmt="JPEG", size=(320, 240), color=(180, 120, 90), **save_kwargs) -> bytes:
+    """An image generated in memory, with a gradient so encoders have something to encode."""
+    im = Image.new("RGB", size, color)
+    for x in range(0, size[0], 8):
+        im.paste((x % 256, 80, 160), (x, 0, x + 4, size[1] // 3))
+    buf = io.BytesIO()
+    im.save(buf, fmt, **save_kwargs)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def jpeg_bytes():
+    return image_bytes("JPEG")
+
+
+@dataclass
+class StubMeta:
+    version: str = "stub-1"
+    thresholds: Thresholds = field(default_factory=lambda: Thresholds.around(0.5, 0.4))
+    training: dict = field(default_factory=lambda: {"train_images": 10})
+
+
+class StubDetector:
+    """Stands in for the model in view tests: fast, deterministic, records its calls."""
+
+    def __init__(self, fake_probability=0.9, error: Exception | None = None):
+        self.meta = StubMeta()
+        self.version = self.meta.version
+        self.fake_probability = fake_probability
+        self.error = error
+        self.calls = 0
+
+    def analyse(self, image):
+        from detector.ml.predictor import FaceResult, Verdict, confidence_for
+
+        self.calls += 1
+        if self.error:
+            raise self.error
+        p = self.fake_probability
+        label = self.meta.thresholds.label(p)
+        box = [image.width // 4, image.height // 4, image.width // 2, image.height // 2]
+        return Verdict(label, p, confidence_for(label, p), 0.5, self.version, True, image.width, image.height,
+                       [FaceResult(box, p, 0.9)], 0.01)
+
+    def analyse_file(self, data, max_pixels=None):
+        from detector.ml.preprocessing import decode_image
+
+        return self.analyse(decode_image(data))
+
+
+@pytest.fixture
+def stub_detector():
+    from detector.services import inference
+
+    previous = inference._detector
+    stub = StubDetector()
+    inference.set_detector(stub)
+    yield stub
+    inference.set_detector(previous)
+
+
+def build_tiny_bundle(path: Path, input_size: int = 32, version: str = "tiny-1") -> Path:
+    """A real Keras model saved as a bundle; its logit is 0.05 * (mean red - mean blue).
+
+    So a red image is 'fake' and a blue one 'real', which pins the label mapping.
+    """
+    import keras
+    import numpy as np
+
+    from detector.ml.bundle import BundleMetadata, Calibration, write_bundle
+
+    inputs = keras.Input((input_size, input_size, 3), name="pixels")
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    outputs = keras.layers.Dense(1, name="fake_logit")(x)
+    model = keras.Model(inputs, outputs)
+    model.get_layer("fake_logit").set_weights([np.array([[0.05], [0.0], [-0.05]], np.float32), np.zeros(1, np.float32)])
+    meta = BundleMetadata(name=path.name, version=version, input_size=input_size, face_margin=0.2,
+                          calibration=Calibration(1.0, 0.0), thresholds=Thresholds.around(0.5, 0.4),
+                          training={"train_images": 0, "dataset": "generated in tests"})
+    write_bundle(path, model, meta)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    return build_tiny_bundle(tmp_path_factory.mktemp("bundles") / "tiny")
+
+
+@pytest.fixture
+def tiny_detector(tiny_bundle, settings):
+    """The real serving code on the tiny bundle, installed as the process's detector."""
+    from detector.ml.predictor import Detector
+    from detector.services import inference
+
+    settings.DETECTOR_MODEL = tiny_bundle
+    previous = inference._detector
+    detector = Detector(tiny_bundle)
+    inference.set_detector(detector)
+    yield detector
+    inference.set_detector(previous)

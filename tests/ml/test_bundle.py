@@ -1,0 +1,91 @@
+"""Loading a bundle: checksum, compatibility, label mapping."""
+import json
+import shutil
+
+import pytest
+from PIL import Image
+
+from detector.ml.bundle import BundleError, Thresholds, read_metadata
+from tests.conftest import build_tiny_bundle
+
+
+def copy_bundle(src, tmp_path):
+    dst = tmp_path / "bundle"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def edit_metadata(path, **changes):
+    meta = json.loads((path / "metadata.json").read_text())
+    meta.update(changes)
+    (path / "metadata.json").write_text(json.dumps(meta))
+
+
+def test_a_real_keras_bundle_loads_and_predicts(tiny_bundle):
+    from detector.ml.predictor import Detector
+
+    detector = Detector(tiny_bundle)
+    verdict = detector.analyse(Image.new("RGB", (64, 64), (200, 10, 10)))
+    assert verdict.model_version == "tiny-1"
+    assert 0 <= verdict.fake_probability <= 1
+
+
+def test_high_output_means_deepfake_never_inverted(tiny_bundle):
+    from detector.ml.predictor import Detector
+
+    detector = Detector(tiny_bundle)
+    red = detector.analyse(Image.new("RGB", (64, 64), (250, 0, 0)))  # logit +12.5
+    blue = detector.analyse(Image.new("RGB", (64, 64), (0, 0, 250)))  # logit -12.5
+    assert red.label == "Deepfake" and red.fake_probability > 0.99
+    assert blue.label == "Real" and blue.fake_probability < 0.01
+    assert red.confidence > 0.99 and blue.confidence > 0.99
+
+
+def test_damaged_weights_fail_the_checksum(tiny_bundle, tmp_path):
+    path = copy_bundle(tiny_bundle, tmp_path)
+    with open(path / "model.keras", "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(BundleError, match="checksum mismatch"):
+        read_metadata(path)
+
+
+def test_missing_bundle_is_a_clear_error(tmp_path):
+    with pytest.raises(BundleError, match="not found"):
+        read_metadata(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"bundle_format": 99}, "format 99"),
+    ({"preprocessing_version": 99}, "preprocessing v99"),
+    ({"labels": {"0": "Deepfake", "1": "Real"}}, "label mapping"),
+])
+def test_incompatible_bundles_are_refused(tiny_bundle, tmp_path, change, message):
+    path = copy_bundle(tiny_bundle, tmp_path)
+    edit_metadata(path, **change)
+    with pytest.raises(BundleError, match=message):
+        read_metadata(path)
+
+
+def test_network_shape_must_match_the_metadata(tiny_bundle, tmp_path):
+    from detector.ml.bundle import load_keras_model
+
+    path = copy_bundle(tiny_bundle, tmp_path)
+    edit_metadata(path, input_size=64)
+    with pytest.raises(BundleError, match="metadata expects"):
+        load_keras_model(path, read_metadata(path))
+
+
+def test_uncertain_band_sits_around_the_threshold():
+    t = Thresholds.around(0.6, 0.5)
+    assert t.real_below < 0.6 < t.deepfake_from
+    assert t.label(t.deepfake_from) == "Deepfake"
+    assert t.label(0.6) == "Uncertain"
+    assert t.label(t.real_below - 1e-6) == "Real"
+
+
+def test_bundle_written_twice_gets_the_new_checksum(tmp_path):
+    path = build_tiny_bundle(tmp_path / "b", version="a")
+    first = read_metadata(path).weights_sha256
+    build_tiny_bundle(tmp_path / "b", version="b")
+    assert read_metadata(path).version == "b"
+    assert len(first) == 64

@@ -1,0 +1,29 @@
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from tests.conftest import image_bytes
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("bob", password="pw-bob-123")
+
+
+@pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_superuser("reviewer", password="pw-reviewer-123")
+
+
+@pytest.fixture
+def alice(client, user):
+    client.force_login(user)
+    return client
+
+
+def upload_file(name="photo.jpg", data=None, content_type="image/jpeg"):
+    return SimpleUploadedFile(name, image_bytes("JPEG") if data is None else data, content_type=content_type)

@@ -1,0 +1,64 @@
+"""Start-up: checks catch a bad bundle, and only server processes load TensorFlow."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from detector.apps import serves_requests
+from tests.conftest import ROOT
+
+
+def test_check_fails_clearly_on_a_damaged_bundle(settings, tiny_bundle, tmp_path):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_bundle, damaged)
+    (damaged / "model.keras").write_bytes(b"garbage")
+    settings.DETECTOR_MODEL = damaged
+    with pytest.raises(SystemCheckError, match=r"detector.E001.*checksum mismatch"):
+        call_command("check")
+
+
+def test_check_fails_clearly_on_a_missing_bundle(settings, tmp_path):
+    settings.DETECTOR_MODEL = tmp_path / "missing"
+    with pytest.raises(SystemCheckError, match="model bundle not found"):
+        call_command("check")
+
+
+def test_check_passes_on_a_good_bundle(settings, tiny_bundle):
+    settings.DETECTOR_MODEL = tiny_bundle
+    call_command("check")
+
+
+def run_manage(args, tmp_path, bundle):
+    code = (
+        "import runpy, sys; sys.argv = ['manage.py'] + sys.argv[1:]; "
+        "runpy.run_path('manage.py', run_name='__main__'); "
+        "print('TF-LOADED' if 'tensorflow' in sys.modules else 'NO-TF')"
+    )
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "DETECTOR_MODEL": str(bundle)}
+    env.pop("DETECTOR_PRELOAD", None)
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("args", [["migrate", "--noinput", "-v", "0"], ["check"], ["makemigrations", "--check", "--dry-run"]])
+def test_management_commands_do_not_load_tensorflow(tmp_path, tiny_bundle, args):
+    result = run_manage(args, tmp_path, tiny_bundle)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("NO-TF")
+
+
+@pytest.mark.parametrize("argv, environ, expected", [
+    (["manage.py", "runserver"], {"RUN_MAIN": "true"}, True),
+    (["manage.py", "runserver"], {}, False),  # the auto-reloader's parent only watches files
+    (["manage.py", "runserver", "--noreload"], {}, True),
+    (["/srv/.venv/bin/gunicorn", "deepfake_site.wsgi"], {}, True),
+    (["manage.py", "migrate"], {}, False),
+    (["manage.py", "check"], {}, False),
+    (["/usr/bin/pytest"], {}, False),
+])
+def test_only_server_processes_load_the_model_at_start(argv, environ, expected):
+    assert serves_requests(argv, environ) is expected

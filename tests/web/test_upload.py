@@ -1,0 +1,173 @@
+"""Uploading: valid images are stored and analysed; every rejection stores nothing."""
+import io
+import os
+from http import HTTPStatus
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from PIL import Image
+
+from detector.models import Detection
+from tests.conftest import image_bytes
+from tests.web.conftest import upload_file
+
+pytestmark = pytest.mark.django_db
+UPLOAD = reverse("detector:upload")
+
+
+def stored_files(media_root):
+    return sorted(p for p in media_root.rglob("*") if p.is_file()) if media_root.exists() else []
+
+
+@pytest.mark.parametrize("fmt, ext, content_type", [
+    ("JPEG", "jpg", "image/jpeg"), ("PNG", "png", "image/png"), ("WEBP", "webp", "image/webp"),
+])
+def test_it_stores_and_analyses_each_allowed_format(client, stub_detector, media_root, fmt, ext, content_type):
+    response = client.post(UPLOAD, {"image": upload_file(f"holiday.{ext}", image_bytes(fmt), content_type)})
+    detection = Detection.objects.get()
+    assert response.status_code == HTTPStatus.FOUND
+    assert response.url == reverse("detector:result", args=[detection.pk])
+    assert detection.status == "done" and detection.label == "Deepfake"
+    assert detection.image_format == fmt and detection.content_type == content_type
+    assert detection.image.name == f"uploads/{detection.pk}.{ext}"
+    assert detection.original_name == f"holiday.{ext}"
+    assert (detection.width, detection.height) == (320, 240)
+    assert len(detection.sha256) == 64 and detection.faces[0]["box"] == [80, 60, 160, 120]
+    assert len(stored_files(media_root)) == 3  # original, preview, thumbnail
+
+
+def test_the_stored_name_never_comes_from_the_client(client, stub_detector):
+    client.post(UPLOAD, {"image": upload_file("../../etc/passwd<script>.jpg")})
+    detection = Detection.objects.get()
+    assert detection.image.name == f"uploads/{detection.pk}.jpg"
+    assert detection.original_name == "passwd<script>.jpg"
+
+
+def test_the_original_name_is_length_limited(client, stub_detector):
+    client.post(UPLOAD, {"image": upload_file("x" * 300 + ".jpg")})
+    assert len(Detection.objects.get().original_name) == 120
+
+
+def test_json_clients_get_the_result_url(client, stub_detector):
+    response = client.post(UPLOAD, {"image": upload_file()}, headers={"Accept": "application/json"})
+    assert response.status_code == HTTPStatus.CREATED
+    assert response.json()["url"] == reverse("detector:result", args=[Detection.objects.get().pk])
+
+
+def truncated_jpeg():
+    return image_bytes("JPEG", size=(640, 480))[:2000]
+
+
+def tiff_named_png():
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 20)).save(buf, "TIFF")
+    return buf.getvalue()
+
+
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+REJECTIONS = [
+    ("truncated.jpg", truncated_jpeg, "truncated or damaged"),
+    ("scan.png", tiff_named_png, "not a JPEG, PNG or WebP"),
+    ("logo.svg", lambda: SVG, "not a JPEG, PNG or WebP"),
+    ("notes.jpg", lambda: b"just some text, not pixels", "not a JPEG, PNG or WebP"),
+    ("polyglot.png", lambda: image_bytes("PNG") + b"<html><script>alert(1)</script></html>", "extra data after the image"),
+    ("empty.jpg", lambda: b"", "empty"),
+]
+
+
+@pytest.mark.parametrize("name, make, message", REJECTIONS, ids=[r[0] for r in REJECTIONS])
+def test_it_rejects_bad_files_and_stores_nothing(client, stub_detector, media_root, name, make, message):
+    response = client.post(UPLOAD, {"image": upload_file(name, make(), "image/png")})
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert message in response.content.decode()
+    assert not Detection.objects.exists()
+    assert stored_files(media_root) == []
+    assert stub_detector.calls == 0
+
+
+def test_it_rejects_decompression_bombs(client, stub_detector, media_root, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    response = client.post(UPLOAD, {"image": upload_file("bomb.png", image_bytes("PNG", size=(100, 100)))})
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "too many pixels" in response.content.decode()
+    assert not Detection.objects.exists() and stored_files(media_root) == []
+
+
+def test_it_rejects_more_pixels_than_the_setting(client, stub_detector, settings):
+    settings.DETECTOR_MAX_PIXELS = 10_000
+    response = client.post(UPLOAD, {"image": upload_file()})
+    assert "megapixels" in response.content.decode()
+    assert not Detection.objects.exists()
+
+
+def test_it_rejects_files_over_the_size_limit(client, stub_detector, settings, media_root):
+    settings.DETECTOR_MAX_UPLOAD_MB = 0.01
+    noise = Image.frombytes("RGB", (100, 100), os.urandom(30_000))
+    buf = io.BytesIO()
+    noise.save(buf, "PNG")
+    response = client.post(UPLOAD, {"image": upload_file(data=buf.getvalue())})
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "larger than 0.01 MB" in response.content.decode()
+    assert not Detection.objects.exists() and stored_files(media_root) == []
+
+
+def test_it_rejects_two_files_where_one_is_expected(client, stub_detector, media_root):
+    response = client.post(UPLOAD, {"image": [upload_file("a.jpg"), upload_file("b.jpg")]})
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "one image at a time" in response.content.decode()
+    assert not Detection.objects.exists() and stored_files(media_root) == []
+
+
+def test_it_requires_a_file(client, stub_detector):
+    response = client.post(UPLOAD, {})
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert not Detection.objects.exists()
+
+
+def test_json_clients_get_errors_as_json(client, stub_detector):
+    response = client.post(UPLOAD, {"image": upload_file(data=b"text")}, headers={"Accept": "application/json"})
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "not a JPEG" in response.json()["errors"]["image"][0]
+
+
+def test_csrf_is_enforced():
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(UPLOAD, {"image": upload_file()})
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert not Detection.objects.exists()
+
+
+def test_a_detector_failure_is_stored_as_failed_with_its_reason(client, stub_detector, media_root):
+    stub_detector.error = RuntimeError("model exploded")
+    response = client.post(UPLOAD, {"image": upload_file()})
+    detection = Detection.objects.get()
+    assert response.status_code == HTTPStatus.FOUND
+    assert detection.status == "failed" and detection.label == "No verdict"
+    assert "model exploded" in detection.error_message
+    assert len(stored_files(media_root)) == 3  # the evidence is kept with its row
+    page = client.get(response.url)
+    assert page.status_code == HTTPStatus.OK and "could not be analysed" in page.content.decode()
+
+
+def test_an_unavailable_detector_stores_nothing(client, media_root, monkeypatch):
+    from detector.services import inference
+
+    monkeypatch.setattr(inference, "_detector", None)
+    monkeypatch.setattr(inference, "load_service", lambda warm_up=True: None)
+    response = client.post(UPLOAD, {"image": upload_file()})
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert "not available" in response.content.decode()
+    assert not Detection.objects.exists() and stored_files(media_root) == []
+
+
+def test_a_database_failure_leaves_no_orphaned_file(client, stub_detector, media_root, monkeypatch):
+    from django.db import DatabaseError
+
+    def broken_save(self, *args, **kwargs):
+        raise DatabaseError("database is locked")
+
+    monkeypatch.setattr(Detection, "save", broken_save)
+    with pytest.raises(DatabaseError):
+        client.post(UPLOAD, {"image": upload_file()})
+    assert stored_files(media_root) == []

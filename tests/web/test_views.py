@@ -1,0 +1,137 @@
+"""Result, history, files and delete: each owner sees only their own detections."""
+import datetime
+from http import HTTPStatus
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from detector.models import Detection
+from tests.web.conftest import upload_file
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(client, name="photo.jpg"):
+    client.post(reverse("detector:upload"), {"image": upload_file(name)})
+    return Detection.objects.order_by("-created_at").first()
+
+
+def test_the_upload_page_renders_an_accessible_form(client):
+    page = client.get(reverse("detector:upload")).content.decode()
+    assert 'name="image"' in page and '<label for="id_image">' in page
+    assert "detector/upload.js" in page and "<script>" not in page
+
+
+def test_the_result_page_shows_the_verdict_and_its_limits(alice, stub_detector):
+    detection = upload(alice)
+    page = alice.get(reverse("detector:result", args=[detection.pk])).content.decode()
+    assert "Deepfake" in page and "90 %" in page
+    assert "Threshold" in page and "stub-1" in page
+    assert "where it is weak" in page
+    assert 'class="facebox suspicious"' in page
+    assert reverse("detector:preview", args=[detection.pk]) in page
+
+
+def test_the_owner_gets_the_original_bytes_with_safe_headers(alice, stub_detector):
+    detection = upload(alice)
+    response = alice.get(reverse("detector:image", args=[detection.pk]))
+    assert response.status_code == HTTPStatus.OK
+    assert response["Content-Type"] == "image/jpeg"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    body = b"".join(response.streaming_content)
+    assert body == detection.image.open("rb").read()
+
+
+def test_previews_are_reencoded_without_metadata(alice, stub_detector):
+    from PIL import Image
+    import io
+
+    detection = upload(alice)
+    response = alice.get(reverse("detector:thumbnail", args=[detection.pk]))
+    im = Image.open(io.BytesIO(b"".join(response.streaming_content)))
+    assert im.format == "JPEG" and max(im.size) <= 256
+    assert not im.getexif() and "icc_profile" not in im.info
+
+
+@pytest.mark.parametrize("name", ["result", "image", "preview", "thumbnail", "delete"])
+def test_it_returns_404_for_someone_elses_detection(client, user, other_user, stub_detector, name):
+    client.force_login(user)
+    detection = upload(client)
+    client.force_login(other_user)
+    assert client.get(reverse(f"detector:{name}", args=[detection.pk])).status_code == HTTPStatus.NOT_FOUND
+    if name == "delete":
+        assert client.post(reverse("detector:delete", args=[detection.pk])).status_code == HTTPStatus.NOT_FOUND
+        assert Detection.objects.filter(pk=detection.pk).exists()
+
+
+def test_anonymous_visitors_own_their_session_uploads(client, django_user_model, stub_detector):
+    from django.test import Client
+
+    detection = upload(client)
+    assert detection.owner is None and detection.session_key
+    assert client.get(reverse("detector:result", args=[detection.pk])).status_code == HTTPStatus.OK
+    stranger = Client()
+    assert stranger.get(reverse("detector:result", args=[detection.pk])).status_code == HTTPStatus.NOT_FOUND
+    assert list(stranger.get(reverse("detector:history")).context["detections"]) == []
+
+
+def test_history_lists_only_own_detections(client, user, other_user, stub_detector):
+    client.force_login(other_user)
+    upload(client, "bobs.jpg")
+    client.force_login(user)
+    upload(client, "alices.jpg")
+    page = client.get(reverse("detector:history"))
+    assert [d.original_name for d in page.context["detections"]] == ["alices.jpg"]
+
+
+def make_detections(owner, count, **fields):
+    return Detection.objects.bulk_create([
+        Detection(owner=owner, original_name=f"img{i}.jpg", sha256="0" * 64, image_format="JPEG",
+                  content_type="image/jpeg", size_bytes=1, width=1, height=1, status="done", **fields)
+        for i in range(count)
+    ])
+
+
+def test_history_paginates_by_20(alice, user):
+    make_detections(user, 25, label="Real")
+    first = alice.get(reverse("detector:history"))
+    second = alice.get(reverse("detector:history") + "?page=2")
+    assert len(first.context["detections"]) == 20 and len(second.context["detections"]) == 5
+
+
+def test_history_filters_by_label_date_and_name(alice, user):
+    make_detections(user, 2, label="Real")
+    fake = make_detections(user, 1, label="Deepfake")[0]
+    fake.original_name = "suspicious-portrait.png"
+    fake.save()
+    old = make_detections(user, 1, label="Real")[0]
+    Detection.objects.filter(pk=old.pk).update(created_at=timezone.now() - datetime.timedelta(days=30))
+    history = reverse("detector:history")
+    assert [d.pk for d in alice.get(history + "?label=Deepfake").context["detections"]] == [fake.pk]
+    assert [d.pk for d in alice.get(history + "?q=portrait").context["detections"]] == [fake.pk]
+    since = (timezone.now() - datetime.timedelta(days=1)).date().isoformat()
+    assert len(alice.get(history + f"?start={since}").context["detections"]) == 3
+    until = (timezone.now() - datetime.timedelta(days=10)).date().isoformat()
+    assert [d.pk for d in alice.get(history + f"?end={until}").context["detections"]] == [old.pk]
+
+
+def test_history_keeps_filters_across_pages(alice, user):
+    make_detections(user, 25, label="Real")
+    page = alice.get(reverse("detector:history") + "?label=Real").content.decode()
+    assert "label=Real&amp;page=2" in page
+
+
+def test_deleting_removes_the_row_and_its_files(alice, stub_detector, media_root, django_capture_on_commit_callbacks):
+    detection = upload(alice)
+    paths = [media_root / f.name for f in detection.files()]
+    assert all(p.exists() for p in paths)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice.post(reverse("detector:delete", args=[detection.pk]))
+    assert response.status_code == HTTPStatus.FOUND
+    assert not Detection.objects.exists()
+    assert not any(p.exists() for p in paths)
+
+
+def test_a_result_url_with_a_malformed_id_is_404(client):
+    assert client.get("/detections/123/").status_code == HTTPStatus.NOT_FOUND
