@@ -46,7 +46,7 @@ def jpeg_bytes():
 @dataclass
 class StubMeta:
     version: str = "stub-1"
-    thresholds: Thresholds = field(default_factory=lambda: Thresholds.around(0.5, 0.4))
+    thresholds: Thresholds = field(default_factory=lambda: Thresholds.below(0.5, 0.4))
     training: dict = field(default_factory=lambda: {"train_images": 10})
 
 
@@ -105,7 +105,7 @@ def build_tiny_bundle(path: Path, input_size: int = 32, version: str = "tiny-1")
     model = keras.Model(inputs, outputs)
     model.get_layer("fake_logit").set_weights([np.array([[0.05], [0.0], [-0.05]], np.float32), np.zeros(1, np.float32)])
     meta = BundleMetadata(name=path.name, version=version, input_size=input_size, face_margin=0.2,
-                          calibration=Calibration(1.0, 0.0), thresholds=Thresholds.around(0.5, 0.4),
+                          calibration=Calibration(1.0, 0.0), thresholds=Thresholds.below(0.5, 0.4),
                           training={"train_images": 0, "dataset": "generated in tests"})
     write_bundle(path, model, meta)
     return path

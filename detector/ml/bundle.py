@@ -54,7 +54,14 @@ class Calibration:
 
 @dataclass
 class Thresholds:
-    """Calibrated fake probability: >= deepfake is Deepfake, < real is Real, between is Uncertain."""
+    """On the calibrated fake probability: Deepfake from ``deepfake_from``, Real below ``real_below``.
+
+    ``decision`` is the threshold chosen on the validation split (a bounded
+    false-accusation rate); Deepfake starts there.  Below it, an image is called
+    Real only where it is also more likely real than fake and clear of the
+    threshold; the scores between are Uncertain, so that nobody is told "Real"
+    about an image the model finds suspicious.
+    """
 
     decision: float = 0.5
     real_below: float = 0.5
@@ -68,10 +75,10 @@ class Thresholds:
         return LABEL_UNCERTAIN
 
     @classmethod
-    def around(cls, decision: float, half_width_logit: float) -> "Thresholds":
-        z = _logit(decision)
-        sig = lambda v: 1.0 / (1.0 + math.exp(-v))  # noqa: E731
-        return cls(decision, sig(z - half_width_logit), sig(z + half_width_logit))
+    def below(cls, decision: float, band_logit: float) -> "Thresholds":
+        """Deepfake from ``decision``; Uncertain for ``band_logit`` below it, and wherever p >= 0.5."""
+        real_below = min(0.5, 1.0 / (1.0 + math.exp(-(_logit(decision) - band_logit))))
+        return cls(decision, real_below, decision)
 
 
 @dataclass

@@ -27,9 +27,9 @@ class Scores:
     unreadable: list[str]
 
 
-def score_samples(detector, samples: list[Sample], batch: int = 64, progress: bool = True) -> Scores:
-    """Run the serving path on every sample, classifying the faces of many images per call."""
-    labels, probs, verdicts, found, sources, unreadable = [], [], [], [], [], []
+def prepared_batches(detector, samples: list[Sample], batch: int = 64, progress: bool = True,
+                     unreadable: list | None = None):
+    """Yield (sample, prepared image, raw face logits), classifying the faces of many images per call."""
     bar = tqdm(total=len(samples), desc="evaluate", unit="img", disable=not progress)
     for start in range(0, len(samples), batch):
         chunk, prepared = [], []
@@ -38,22 +38,29 @@ def score_samples(detector, samples: list[Sample], batch: int = 64, progress: bo
                 prepared.append(detector.prepare(decode_image(str(s.path))))
                 chunk.append(s)
             except ImageDecodeError as exc:
-                unreadable.append(f"{s.path}: {exc}")
+                if unreadable is not None:
+                    unreadable.append(f"{s.path}: {exc}")
         bar.update(len(samples[start:start + batch]))
         if not prepared:
             continue
-        crops = np.concatenate([p.batch() for p in prepared])
-        face_probs = detector.face_probabilities(crops)
+        logits = detector.face_logits(np.concatenate([p.batch() for p in prepared]))
         offset = 0
         for s, p in zip(chunk, prepared):
-            v = detector.verdict_for(p, face_probs[offset:offset + len(p.crops)])
+            yield s, p, logits[offset:offset + len(p.crops)]
             offset += len(p.crops)
-            labels.append(s.label)
-            probs.append(v.fake_probability)
-            verdicts.append(v.label)
-            found.append(v.face_found)
-            sources.append(s.source)
     bar.close()
+
+
+def score_samples(detector, samples: list[Sample], batch: int = 64, progress: bool = True) -> Scores:
+    """Run the serving path on every sample and keep what the metrics need."""
+    labels, probs, verdicts, found, sources, unreadable = [], [], [], [], [], []
+    for s, prepared, logits in prepared_batches(detector, samples, batch, progress, unreadable):
+        v = detector.verdict_for(prepared, detector.calibrated(logits))
+        labels.append(s.label)
+        probs.append(v.fake_probability)
+        verdicts.append(v.label)
+        found.append(v.face_found)
+        sources.append(s.source)
     return Scores(np.array(labels, int), np.array(probs, float), np.array(verdicts, object),
                   np.array(found, bool), np.array(sources, object), unreadable)
 

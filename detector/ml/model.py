@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from .backbone import build_efficientnet_lite0, load_imagenet_weights
 
-# Fine-tuning trains everything after this layer; the layers up to it are frozen
+# Fine-tuning trains the blocks from this one on; the blocks before it are frozen
 # and their outputs cached, which keeps training within the CPU budget.
-FROZEN_UNTIL = "block11_project_bn"
+FIRST_TRAINED_BLOCK = 12
 
 
 def custom_objects() -> dict:
@@ -29,12 +29,19 @@ def build_classifier(input_size: int = 224, imagenet: bool = True, dropout: floa
     return keras.Model(inputs, outputs, name="deepfake_classifier")
 
 
-def split_classifier(model):
-    """(bottom, top): the frozen feature extractor and the trainable rest, sharing layers."""
+def block_output(backbone, index: int):
+    """The output tensor of MBConv block ``index`` (after its residual addition, if any)."""
+    names = {layer.name for layer in backbone.layers}
+    name = f"block{index}_add" if f"block{index}_add" in names else f"block{index}_project_bn"
+    return backbone.get_layer(name).output
+
+
+def split_classifier(model, first_trained_block: int = FIRST_TRAINED_BLOCK):
+    """(bottom, top, top_backbone): the frozen feature extractor and the trainable rest, sharing layers."""
     import keras
 
     backbone = model.get_layer("efficientnet_lite0")
-    cut = backbone.get_layer(FROZEN_UNTIL).output
+    cut = block_output(backbone, first_trained_block - 1)
     bottom = keras.Model(model.input, keras.Model(backbone.input, cut)(model.get_layer("scale").output))
     top_backbone = keras.Model(cut, backbone.output)
     feats = keras.Input(cut.shape[1:], name="features")

@@ -72,10 +72,16 @@ class Detector:
             kwargs = {"max_faces": max_faces} if max_faces else {}
             return prepare(image, self._finder, self.meta.input_size, self.meta.face_margin, **kwargs)
 
-    def face_probabilities(self, crops: np.ndarray) -> np.ndarray:
-        """Calibrated fake probability of each crop, all in one call."""
-        logits = self._classify(crops.astype(np.float32)).numpy().ravel()
+    def face_logits(self, crops: np.ndarray) -> np.ndarray:
+        """The network's raw fake logit for each crop, all in one call."""
+        return self._classify(crops.astype(np.float32)).numpy().ravel()
+
+    def calibrated(self, logits: np.ndarray) -> np.ndarray:
         return np.array([self.meta.calibration.probability(float(z)) for z in logits])
+
+    def face_probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """Calibrated fake probability of each crop."""
+        return self.calibrated(self.face_logits(crops))
 
     def verdict_for(self, prepared: PreparedImage, probs: np.ndarray, seconds: float = 0.0) -> Verdict:
         p = float(probs.max())

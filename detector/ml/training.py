@@ -25,8 +25,9 @@ import numpy as np
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
-from .bundle import BundleMetadata, Calibration, Thresholds, write_bundle
+from .bundle import METADATA_FILE, BundleMetadata, Calibration, Thresholds, write_bundle
 from .dataset import Sample, read_manifest
+from .model import FIRST_TRAINED_BLOCK, build_classifier, split_classifier
 from .preprocessing import DEFAULT_INPUT_SIZE, DEFAULT_MARGIN, PREPROCESSING_VERSION, FaceFinder, decode_image, prepare
 
 log = logging.getLogger(__name__)
@@ -122,27 +123,33 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray) -> Calibration:
 
 
 def choose_threshold(probs, labels, sources, max_far: float, min_source_n: int = 50) -> float:
-    """Lowest threshold whose false-accusation rate on val is within ``max_far``, overall and per real source."""
+    """Lowest threshold whose false-accusation rate on val is within ``max_far``, overall and per real source.
+
+    For each group of reals, at most k = floor(max_far * n) may score at or above
+    the threshold, so it sits just above the group's (k+1)-th highest score.
+    """
     reals = labels == 0
     groups = [reals] + [reals & (sources == s) for s in np.unique(sources[reals])
                         if (reals & (sources == s)).sum() >= min_source_n]
-    for t in np.unique(np.round(probs, 4)):
-        if all((probs[g] >= t).mean() <= max_far for g in groups):
-            return float(t)
-    return 0.99
+    threshold = 0.0
+    for group in groups:
+        ranked = np.sort(probs[group])[::-1]
+        k = int(np.floor(max_far * len(ranked)))
+        if k < len(ranked):
+            threshold = max(threshold, float(np.nextafter(ranked[k], 1.0)))
+    return threshold
 
 
 def train(dataset: Path, out: Path, *, version: str, epochs_head: int = 1, epochs_finetune: int = 3,
-          augment_copies: int = 3, batch: int = 64, seed: int = 1337, max_far: float = 0.025,
-          uncertain_half_width: float = 0.5, input_size: int = DEFAULT_INPUT_SIZE,
+          augment_copies: int = 3, batch: int = 64, seed: int = 1337, max_far: float = 0.03,
+          uncertain_band: float = 1.0, input_size: int = DEFAULT_INPUT_SIZE,
           margin: float = DEFAULT_MARGIN, cache_dir: Path | None = None, workers: int | None = None,
-          limit: int | None = None) -> BundleMetadata:
+          limit: int | None = None, first_trained_block: int = FIRST_TRAINED_BLOCK, lr_finetune: float = 3e-4) -> BundleMetadata:
     """Train on ``train``, choose on ``val``, write the bundle to ``out``."""
     import keras
     import tensorflow as tf
     from sklearn.metrics import roc_auc_score
 
-    from .model import build_classifier, split_classifier
 
     started = time.time()
     keras.utils.set_random_seed(seed)
@@ -160,7 +167,7 @@ def train(dataset: Path, out: Path, *, version: str, epochs_head: int = 1, epoch
     val_crops, val_found = cached_crops(val_samples, input_size, margin, workers, cache_dir, "val")
 
     model = build_classifier(input_size)
-    bottom, top, top_backbone = split_classifier(model)
+    bottom, top, top_backbone = split_classifier(model, first_trained_block)
     for layer in top_backbone.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False  # small data: keep ImageNet statistics
@@ -211,21 +218,16 @@ def train(dataset: Path, out: Path, *, version: str, epochs_head: int = 1, epoch
     for layer in top_backbone.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
-    run_stage("fine-tune", epochs_finetune, 3e-4)
+    run_stage("fine-tune", epochs_finetune, lr_finetune)
     top.set_weights(best["weights"])
-
-    logits = val_logits()
-    calibration = fit_platt(logits, y_val)
-    probs = np.array([calibration.probability(z) for z in logits])
-    thresholds = Thresholds.around(choose_threshold(probs, y_val, val_sources, max_far), uncertain_half_width)
     minutes = (time.time() - started) / 60
     meta = BundleMetadata(
         name=out.name,
         version=version,
         input_size=input_size,
         face_margin=margin,
-        calibration=calibration,
-        thresholds=thresholds,
+        calibration=Calibration(),
+        thresholds=Thresholds(),
         training={
             "dataset": "shared/datasets/faces (train split; val for epoch, calibration and thresholds)",
             "train_images": len(train_samples),
@@ -239,14 +241,46 @@ def train(dataset: Path, out: Path, *, version: str, epochs_head: int = 1, epoch
             "history": history,
             "recipe": {"augment_copies": augment_copies, "epochs_head": epochs_head,
                        "epochs_finetune": epochs_finetune, "batch": batch, "seed": seed,
-                       "frozen_until": "block11_project_bn", "max_val_false_accusation": max_far,
-                       "uncertain_half_width_logit": uncertain_half_width},
+                       "first_trained_block": first_trained_block, "lr_finetune": lr_finetune, "input_size": input_size,
+                       },
             "minutes": round(minutes, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     )
-    return write_bundle(out, model, meta)
+    write_bundle(out, model, meta)
+    return calibrate_bundle(out, dataset, max_far, uncertain_band, val_samples)
+
+
+def calibrate_bundle(path: Path, dataset: Path, max_far: float = 0.03, band_logit: float = 1.0,
+                     samples: list[Sample] | None = None) -> BundleMetadata:
+    """Fit the calibration and choose the thresholds on ``val`` through the serving path; rewrite the metadata.
+
+    Serving judges an image by its most suspicious face, so the calibration is
+    fitted on each image's largest face logit, exactly as the detector computes it.
+    """
+    from .evaluation import prepared_batches
+    from .predictor import Detector
+
+    samples = samples if samples is not None else read_manifest(dataset, "val")
+    detector = Detector(path)
+    rows = [(s.label, s.source, float(logits.max())) for s, _, logits in prepared_batches(detector, samples)]
+    labels = np.array([r[0] for r in rows])
+    sources = np.array([r[1] for r in rows])
+    logits = np.array([r[2] for r in rows])
+    calibration = fit_platt(logits, labels)
+    probs = np.array([calibration.probability(z) for z in logits])
+    meta = detector.meta
+    meta.calibration = calibration
+    meta.thresholds = Thresholds.below(choose_threshold(probs, labels, sources, max_far), band_logit)
+    meta.training["calibration"] = {
+        "split": "val", "images": len(rows), "method": "Platt scaling of the image's largest face logit",
+        "threshold_rule": f"lowest with at most {max_far:.1%} of val reals called Deepfake, overall and "
+                          "per real source with 50 or more images",
+        "uncertain_band_logit": band_logit,
+    }
+    (Path(path) / METADATA_FILE).write_text(meta.to_json())
+    return meta
 
 
 class _TqdmCallback:
@@ -275,12 +309,18 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--dataset", type=Path, default=Path(__file__).resolve().parents[3] / "shared/datasets/faces",
                    help="dataset root with manifest.csv (default: ../shared/datasets/faces)")
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
-    p.add_argument("--version", required=True, help="version string stored in the bundle")
+    p.add_argument("--model-version", help="version string stored in the bundle (required when training)")
     p.add_argument("--epochs-head", type=int, default=1)
     p.add_argument("--epochs-finetune", type=int, default=3)
     p.add_argument("--augment-copies", type=int, default=3)
     p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--max-false-accusation", type=float, default=0.025,
+    p.add_argument("--input-size", type=int, default=DEFAULT_INPUT_SIZE, help="face crop size in pixels")
+    p.add_argument("--first-trained-block", type=int, default=FIRST_TRAINED_BLOCK,
+                   help="MBConv blocks before this one (0-15) stay frozen and their output is cached")
+    p.add_argument("--lr-finetune", type=float, default=3e-4)
+    p.add_argument("--calibrate-only", action="store_true",
+                   help="keep the weights of --out; refit its calibration and thresholds on val")
+    p.add_argument("--max-false-accusation", type=float, default=0.03,
                    help="largest share of val reals, overall and per source, called Deepfake at the threshold")
     p.add_argument("--cache-dir", type=Path, default=None, help="keep face crops here between runs")
     p.add_argument("--limit", type=int, default=None, help="train on a random subset (smoke runs)")
@@ -288,11 +328,20 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.calibrate_only and not args.model_version:
+        parser.error("--model-version is required when training")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    meta = train(args.dataset, args.out, version=args.version, epochs_head=args.epochs_head,
+    if args.calibrate_only:
+        meta = calibrate_bundle(args.out, args.dataset, args.max_false_accusation)
+        print(json.dumps({"bundle": str(args.out), "calibration": vars(meta.calibration),
+                          "thresholds": vars(meta.thresholds)}, indent=2))
+        return
+    meta = train(args.dataset, args.out, version=args.model_version, epochs_head=args.epochs_head,
                  epochs_finetune=args.epochs_finetune, augment_copies=args.augment_copies, seed=args.seed,
-                 max_far=args.max_false_accusation, cache_dir=args.cache_dir, limit=args.limit)
+                 max_far=args.max_false_accusation, cache_dir=args.cache_dir, limit=args.limit,
+                 input_size=args.input_size, first_trained_block=args.first_trained_block, lr_finetune=args.lr_finetune)
     print(json.dumps({"bundle": str(args.out), "val_auc": meta.training["val_auc"],
                       "thresholds": vars(meta.thresholds), "minutes": meta.training["minutes"]}, indent=2))
 

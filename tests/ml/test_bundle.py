@@ -75,12 +75,18 @@ def test_network_shape_must_match_the_metadata(tiny_bundle, tmp_path):
         load_keras_model(path, read_metadata(path))
 
 
-def test_uncertain_band_sits_around_the_threshold():
-    t = Thresholds.around(0.6, 0.5)
-    assert t.real_below < 0.6 < t.deepfake_from
-    assert t.label(t.deepfake_from) == "Deepfake"
-    assert t.label(0.6) == "Uncertain"
+def test_uncertain_band_sits_below_the_threshold():
+    t = Thresholds.below(0.6, 1.0)
+    assert t.real_below < 0.6 == t.deepfake_from == t.decision
+    assert t.label(0.6) == "Deepfake"
+    assert t.label(0.59) == "Uncertain"
     assert t.label(t.real_below - 1e-6) == "Real"
+
+
+def test_nothing_more_likely_fake_than_real_is_called_real():
+    t = Thresholds.below(0.97, 1.0)
+    assert t.real_below == 0.5
+    assert t.label(0.8) == "Uncertain" and t.label(0.49) == "Real"
 
 
 def test_bundle_written_twice_gets_the_new_checksum(tmp_path):

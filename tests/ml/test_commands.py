@@ -64,3 +64,41 @@ def test_evaluate_detector_table_and_empty_folder(tiny_detector, tmp_path, capsy
     (tmp_path / "empty").mkdir()
     with pytest.raises(CommandError, match="no images"):
         call_command("evaluate_detector", str(tmp_path / "empty"))
+
+
+def test_calibration_is_fitted_on_val_through_the_serving_path(tiny_bundle, tmp_path):
+    import shutil
+
+    from detector.ml.bundle import read_metadata
+    from detector.ml.training import calibrate_bundle
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    root = tmp_path / "data"
+    rows = ["path,label,source,kind,group,split,resized,sha256"]
+    for i in range(12):
+        for label, color in (("fake", (200 + i * 4, 0, 40)), ("real", (40, 0, 200 + i * 4))):
+            rel = f"val/{label}/{label}{i}.png"
+            write_image(root / rel, color)
+            rows.append(f"{rel},{label},gen,x,g{i},val,no,-")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    meta = calibrate_bundle(bundle, root, max_far=0.0)
+    assert read_metadata(bundle).calibration == meta.calibration  # written, and the checksum still holds
+    assert meta.calibration.slope > 0  # higher logit, more likely fake
+    assert meta.training["calibration"]["images"] == 24
+    assert meta.thresholds.label(meta.calibration.probability(20.0)) == "Deepfake"
+    assert meta.thresholds.label(meta.calibration.probability(-20.0)) == "Real"
+
+
+def test_the_threshold_bounds_false_accusations_overall_and_per_source():
+    import numpy as np
+
+    from detector.ml.training import choose_threshold
+
+    rng = np.random.default_rng(0)
+    probs = np.concatenate([rng.uniform(0, 0.5, 100), rng.uniform(0, 0.9, 100), rng.uniform(0.5, 1, 100)])
+    labels = np.array([0] * 200 + [1] * 100)
+    sources = np.array(["easy"] * 100 + ["hard"] * 100 + ["fake"] * 100)
+    t = choose_threshold(probs, labels, sources, max_far=0.05)
+    assert np.mean(probs[100:200] >= t) <= 0.05  # the harder real source sets it
+    assert np.mean(probs[100:200] >= np.nextafter(t, 0) - 0.01) > 0.05  # and no higher than needed

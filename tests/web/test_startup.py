@@ -62,3 +62,21 @@ def test_management_commands_do_not_load_tensorflow(tmp_path, tiny_bundle, args)
 ])
 def test_only_server_processes_load_the_model_at_start(argv, environ, expected):
     assert serves_requests(argv, environ) is expected
+
+
+def test_collectstatic_works_with_the_production_storage(settings, tmp_path):
+    settings.STATIC_ROOT = tmp_path / "static"
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}}
+    call_command("collectstatic", "--noinput", verbosity=0)
+    assert (tmp_path / "static" / "staticfiles.json").is_file()
+    assert list((tmp_path / "static" / "detector").glob("site.*.css"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/", "/history/", "/admin/login/"])
+def test_pages_load_nothing_from_other_sites(client, url):
+    import re
+
+    page = client.get(url).content.decode()
+    assert not re.search(r'(src|href)="(https?:)?//', page)

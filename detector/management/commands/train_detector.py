@@ -13,7 +13,8 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         argv = []
         for action in training.build_parser()._actions:
-            if action.dest == "help" or opts.get(action.dest) is None:
+            value = opts.get(action.dest)
+            if action.dest == "help" or value is None or value is False:
                 continue
-            argv += [action.option_strings[0], str(opts[action.dest])]
+            argv += [action.option_strings[0]] if value is True else [action.option_strings[0], str(value)]
         training.main(argv)

@@ -1,0 +1,59 @@
+"""The shipped model, through the real upload form, to a stored verdict."""
+import io
+from http import HTTPStatus
+
+import pytest
+from django.urls import reverse
+from PIL import Image
+
+from detector.models import Detection
+from tests.conftest import SHIPPED_BUNDLE
+from tests.web.conftest import upload_file
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def shipped_detector():
+    from detector.ml.predictor import Detector
+
+    detector = Detector(SHIPPED_BUNDLE)
+    detector.warm_up()
+    return detector
+
+
+@pytest.fixture
+def installed(shipped_detector, settings):
+    from detector.services import inference
+
+    settings.DETECTOR_MODEL = SHIPPED_BUNDLE
+    previous = inference._detector
+    inference.set_detector(shipped_detector)
+    yield shipped_detector
+    inference.set_detector(previous)
+
+
+def test_a_portrait_upload_gets_a_real_verdict_from_the_shipped_model(client, installed):
+    skimage_data = pytest.importorskip("skimage.data")
+    buf = io.BytesIO()
+    Image.fromarray(skimage_data.astronaut()).save(buf, "JPEG", quality=90)
+    response = client.post(reverse("detector:upload"), {"image": upload_file("astronaut.jpg", buf.getvalue())})
+    assert response.status_code == HTTPStatus.FOUND
+    detection = Detection.objects.get()
+    assert detection.status == "done"
+    assert detection.model_version == installed.version
+    assert detection.label in ("Real", "Deepfake", "Uncertain")
+    assert detection.face_found and len(detection.faces) == 1
+    assert detection.threshold == installed.meta.thresholds.decision
+    page = client.get(response.url).content.decode()
+    assert detection.label in page and installed.version in page
+
+
+def test_the_service_loads_the_configured_bundle_once(settings, monkeypatch):
+    from detector.services import inference
+
+    monkeypatch.setattr(inference, "_detector", None)
+    settings.DETECTOR_MODEL = SHIPPED_BUNDLE
+    first = inference.load_service(warm_up=False)
+    assert first is not None and inference.load_service() is first
+    assert inference.get_detector() is first
