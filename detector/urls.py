@@ -7,6 +7,7 @@ app_name = "detector"
 urlpatterns = [
     path("", views.UploadView.as_view(), name="upload"),
     path("history/", views.HistoryView.as_view(), name="history"),
+    path("about-the-model/", views.AboutModelView.as_view(), name="about_model"),
     path("detections/<uuid:pk>/", views.DetectionDetailView.as_view(), name="result"),
     path("detections/<uuid:pk>/image/", views.DetectionFileView.as_view(variant="image"), name="image"),
     path("detections/<uuid:pk>/preview.jpg", views.DetectionFileView.as_view(variant="preview"), name="preview"),

@@ -5,12 +5,12 @@ from django.http import FileResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse, reverse_lazy
 from django.views import View
-from django.views.generic import DeleteView, DetailView, FormView, ListView
+from django.views.generic import DeleteView, DetailView, FormView, ListView, TemplateView
 
 from .forms import HistoryFilterForm, UploadForm
 from .models import Detection
 from .services.detections import create_and_analyse, delete_detection
-from .services.inference import DetectorUnavailable, get_detector
+from .services.inference import DetectorUnavailable, get_detector, model_facts
 
 
 def wants_json(request) -> bool:
@@ -59,10 +59,18 @@ class DetectionDetailView(OwnedDetectionMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        try:
-            context["model_training"] = get_detector().meta.training
-        except DetectorUnavailable:
-            context["model_training"] = None
+        context["model"] = model_facts()
+        return context
+
+
+class AboutModelView(TemplateView):
+    """What the model was trained on, how it was measured, and where it is weak."""
+
+    template_name = "detector/about_model.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["model"] = model_facts()
         return context
 
 

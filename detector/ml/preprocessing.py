@@ -79,13 +79,26 @@ class FaceFinder:
             return []
         boxes = np.array([[f.x, f.y, f.x + f.w, f.y + f.h] for f in found])
         scores = np.array([f.score for f in found])
-        merged = [
+        merged = drop_group_boxes([
             FaceBox(float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1]), s)
             for b, s in weighted_nms(boxes, scores, 0.3)
-        ]
+        ])
         # Largest faces first: the main subject leads, distant bystanders come last.
         merged.sort(key=lambda f: f.w * f.h, reverse=True)
         return merged[:MAX_FACES]
+
+
+def drop_group_boxes(faces: list[FaceBox]) -> list[FaceBox]:
+    """Drop boxes that contain the centres of two or more other faces.
+
+    On group photos the short-range model can return one large box around
+    several people; such a box is not a face.
+    """
+    def contains(outer: FaceBox, inner: FaceBox) -> bool:
+        cx, cy = inner.x + inner.w / 2, inner.y + inner.h / 2
+        return outer.x <= cx <= outer.x + outer.w and outer.y <= cy <= outer.y + outer.h
+
+    return [f for f in faces if sum(contains(f, g) for g in faces if g is not f) < 2]
 
 
 def square_region(width: int, height: int, box: FaceBox | None, margin: float) -> tuple[int, int, int, int]:

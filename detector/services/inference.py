@@ -1,13 +1,16 @@
 """The one detector per process, loaded once and shared by every thread."""
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from functools import lru_cache
+from pathlib import Path
 
 from django.conf import settings
 
-from ..ml.bundle import BundleError
+from ..ml.bundle import BundleError, read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +63,22 @@ def set_detector(detector) -> None:
 
 def is_loaded() -> bool:
     return _detector is not None
+
+
+METRICS_FILE = "metrics-test.json"
+
+
+def model_facts() -> dict | None:
+    """The configured bundle's metadata and its measured test metrics, for pages that explain the model."""
+    return _model_facts(str(settings.DETECTOR_MODEL))
+
+
+@lru_cache(maxsize=4)
+def _model_facts(path: str) -> dict | None:
+    try:
+        meta = read_metadata(Path(path))
+    except BundleError:
+        return None
+    metrics_path = Path(path) / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+    return {"meta": meta, "metrics": metrics}

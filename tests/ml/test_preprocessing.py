@@ -86,3 +86,13 @@ def test_undecodable_input_raises_a_clear_error(data):
 def test_decode_refuses_too_many_pixels():
     with pytest.raises(ImageDecodeError, match="pixels"):
         decode_image(image_bytes("PNG", size=(100, 100)), max_pixels=5000)
+
+
+def test_a_box_around_several_faces_is_not_a_face():
+    from detector.ml.preprocessing import drop_group_boxes
+
+    faces = [FaceBox(100, 100, 40, 40, 0.9), FaceBox(200, 100, 40, 40, 0.9), FaceBox(80, 80, 200, 200, 0.55),
+             FaceBox(500, 100, 40, 40, 0.9)]
+    assert drop_group_boxes(faces) == [faces[0], faces[1], faces[3]]
+    single = [FaceBox(10, 10, 100, 100, 0.9)]
+    assert drop_group_boxes(single) == single

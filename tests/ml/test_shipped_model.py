@@ -35,17 +35,27 @@ def test_the_shipped_model_gives_a_verdict_on_a_portrait(shipped):
 
 
 @needs_shared
-def test_the_shipped_model_separates_real_and_fake_test_images(shipped):
+def test_the_shipped_model_scores_team_test_images_as_measured(shipped):
+    """A sample of the test split: GAN faces caught, reals rarely accused, DFDC swaps ranked above chance.
+
+    The bounds sit well inside what evaluate_detector measured on the whole split
+    (see the model card), so they catch a broken bundle, not noise.
+    """
     from sklearn.metrics import roc_auc_score
 
     from detector.ml.dataset import read_manifest
     from detector.ml.evaluation import score_samples
 
-    samples = read_manifest(SHARED_FACES, "test")
+    by_source = {}
+    for s in read_manifest(SHARED_FACES, "test"):
+        by_source.setdefault((s.source, s.label), []).append(s)
     rng = random.Random(7)
-    picked = rng.sample([s for s in samples if s.label == 1], 60) + rng.sample([s for s in samples if s.label == 0], 60)
-    scores = score_samples(shipped, picked, progress=False)
-    assert roc_auc_score(scores.labels, scores.probs) > 0.9
-    reals = scores.labels == 0
-    assert np.mean(scores.verdicts[reals] == "Deepfake") <= 0.15
-    assert np.mean(scores.verdicts[~reals] == "Deepfake") >= 0.7
+    pick = lambda key, n: rng.sample(by_source[key], n)  # noqa: E731
+    reals = pick(("celeba", 0), 30) + pick(("dfdc", 0), 30)
+    gan, dfdc_fakes = pick(("gan256", 1), 30), pick(("dfdc", 1), 30)
+    scores = score_samples(shipped, reals + gan + dfdc_fakes, progress=False)
+    verdicts, probs = scores.verdicts, scores.probs
+    assert np.mean(verdicts[:60] == "Deepfake") <= 0.05
+    assert np.mean(verdicts[60:90] == "Deepfake") >= 0.9
+    dfdc = np.r_[30:60, 90:120]
+    assert roc_auc_score(scores.labels[dfdc], probs[dfdc]) > 0.75

@@ -135,3 +135,10 @@ def test_deleting_removes_the_row_and_its_files(alice, stub_detector, media_root
 
 def test_a_result_url_with_a_malformed_id_is_404(client):
     assert client.get("/detections/123/").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_the_about_page_states_training_data_thresholds_and_weaknesses(client, settings, tiny_bundle):
+    settings.DETECTOR_MODEL = tiny_bundle
+    page = client.get(reverse("detector:about_model")).content.decode()
+    assert "tiny-1" in page and "research and non-commercial use only" in page
+    assert "Where it is weak" in page
