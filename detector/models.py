@@ -114,17 +114,16 @@ class Detection(models.Model):
         return None if self.confidence is None else round(self.confidence * 100)
 
     def face_boxes(self):
-        """Faces with their boxes as percentages of the image, for drawing over any copy of it."""
+        """Numbered faces with their boxes in image pixels and a label size that suits the image."""
+        font_size = max(12, round(max(self.width, self.height) / 40))
         out = []
         for number, face in enumerate(self.faces or [], start=1):
-            box = face.get("box")
-            if not box:
+            if not face.get("box"):
                 continue
-            x, y, w, h = box
+            x, y, w, h = face["box"]
             out.append({
-                "number": number,
-                "left": 100 * x / self.width, "top": 100 * y / self.height,
-                "width": 100 * w / self.width, "height": 100 * h / self.height,
+                "number": number, "x": x, "y": y, "w": w, "h": h,
+                "font_size": font_size, "label_y": y - font_size // 4 if y > font_size else y + h + font_size,
                 "fake_percent": round(face["fake_probability"] * 100),
                 "suspicious": face["fake_probability"] >= (self.threshold or 0.5),
             })

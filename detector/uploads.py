@@ -89,10 +89,16 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> CheckedImage:
     return CheckedImage(data, fmt, extension, content_type, hashlib.sha256(data).hexdigest(), image)
 
 
-def derived_jpeg(image: Image.Image, max_side: int, quality: int = 85) -> bytes:
-    """A smaller copy re-encoded from pixels only (no EXIF, no ICC, no trailing bytes)."""
-    copy = image.copy()
-    copy.thumbnail((max_side, max_side), Image.LANCZOS)
-    buf = io.BytesIO()
-    copy.save(buf, "JPEG", quality=quality, optimize=True)
-    return buf.getvalue()
+def derived_jpegs(image: Image.Image, sides: tuple[int, ...], quality: int = 85) -> list[bytes]:
+    """Smaller copies, largest first, re-encoded from pixels only (no EXIF, no ICC, no trailing bytes).
+
+    Each copy is made from the previous one, so a large photo is resized once.
+    """
+    out, current = [], image
+    for side in sorted(sides, reverse=True):
+        current = current.copy()
+        current.thumbnail((side, side), Image.LANCZOS)
+        buf = io.BytesIO()
+        current.save(buf, "JPEG", quality=quality, optimize=True)
+        out.append(buf.getvalue())
+    return out

@@ -47,7 +47,7 @@ def render(bundle: Path) -> str:
             f"p = sigmoid({meta.calibration.slope:.4f} · logit {meta.calibration.intercept:+.4f}).",
             f"- Deepfake when p ≥ {meta.thresholds.deepfake_from:.4f}; Real when p < {meta.thresholds.real_below:.4f}; "
             "Uncertain between.",
-            f"- Threshold rule: {t.get('calibration', {}).get('threshold_rule', '')}.",
+            f"- Threshold rule: the lowest threshold at which {t.get('calibration', {}).get('threshold_rule', '')}.",
             f"- Weights sha256: `{meta.weights_sha256}`.", ""]
     out += ["## Training run", "",
             f"- {t['train_images']} training images, {t['val_images']} validation images; epoch chosen on val: "

@@ -202,7 +202,7 @@ def train(dataset: Path, out: Path, *, version: str, epochs_head: int = 1, epoch
         top.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
         for epoch in range(epochs):
             order = np.random.default_rng([seed, len(history)]).permutation(len(feats))
-            tqdm_cb = _TqdmCallback(f"{name} epoch {epoch + 1}/{epochs}", math.ceil(len(order) / batch))
+            tqdm_cb = progress_callback(f"{name} epoch {epoch + 1}/{epochs}", math.ceil(len(order) / batch))
             h = top.fit(feats[order], y[order], sample_weight=w[order], batch_size=batch, epochs=1,
                         verbose=0, shuffle=False, callbacks=[tqdm_cb])
             logits = val_logits()
@@ -275,33 +275,31 @@ def calibrate_bundle(path: Path, dataset: Path, max_far: float = 0.03, band_logi
     meta.thresholds = Thresholds.below(choose_threshold(probs, labels, sources, max_far), band_logit)
     meta.training["calibration"] = {
         "split": "val", "images": len(rows), "method": "Platt scaling of the image's largest face logit",
-        "threshold_rule": f"lowest with at most {max_far:.1%} of val reals called Deepfake, overall and "
-                          "per real source with 50 or more images",
+        "threshold_rule": f"at most {max_far:.1%} of validation reals are called Deepfake, overall and in every "
+                          "real source with 50 or more images",
         "uncertain_band_logit": band_logit,
     }
     (Path(path) / METADATA_FILE).write_text(meta.to_json())
     return meta
 
 
-class _TqdmCallback:
+def progress_callback(desc: str, total: int):
     """A Keras callback that shows a progress bar for one epoch."""
+    import keras
 
-    def __new__(cls, desc, total):
-        import keras
+    class ProgressBar(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.bar = tqdm(total=total, desc=desc, unit="batch")
 
-        class Callback(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.bar = tqdm(total=total, desc=desc, unit="batch")
+        def on_train_batch_end(self, batch, logs=None):
+            self.bar.update(1)
+            if logs and "loss" in logs:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}")
 
-            def on_train_batch_end(self, batch, logs=None):
-                self.bar.update(1)
-                if logs and "loss" in logs:
-                    self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}")
+        def on_train_end(self, logs=None):
+            self.bar.close()
 
-            def on_train_end(self, logs=None):
-                self.bar.close()
-
-        return Callback()
+    return ProgressBar()
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ from django.db import transaction
 
 from ..ml.bundle import LABEL_FAKE, LABEL_REAL, LABEL_UNCERTAIN
 from ..models import Detection, Label, Status
-from ..uploads import CheckedImage, derived_jpeg
+from ..uploads import CheckedImage, derived_jpegs
 from .inference import get_detector
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,10 @@ def store_upload(checked: CheckedImage, original_name: str, request) -> Detectio
     )
     name = str(detection.id)
     try:
+        preview, thumbnail = derived_jpegs(checked.image, (PREVIEW_SIDE, THUMB_SIDE))
         detection.image.save(f"{name}.{checked.extension}", ContentFile(checked.data), save=False)
-        detection.preview.save(f"{name}.jpg", ContentFile(derived_jpeg(checked.image, PREVIEW_SIDE)), save=False)
-        detection.thumbnail.save(f"{name}.jpg", ContentFile(derived_jpeg(checked.image, THUMB_SIDE)), save=False)
+        detection.preview.save(f"{name}.jpg", ContentFile(preview), save=False)
+        detection.thumbnail.save(f"{name}.jpg", ContentFile(thumbnail), save=False)
         with transaction.atomic():
             detection.save(force_insert=True)
     except BaseException:

@@ -142,3 +142,15 @@ def test_the_about_page_states_training_data_thresholds_and_weaknesses(client, s
     page = client.get(reverse("detector:about_model")).content.decode()
     assert "tiny-1" in page and "research and non-commercial use only" in page
     assert "Where it is weak" in page
+
+
+def test_the_about_page_shows_the_shipped_models_test_metrics(client):
+    page = client.get(reverse("detector:about_model")).content.decode()
+    assert "held-out test images" in page and "dfdc" in page
+    assert "0.3 %" in page  # overall false-accusation rate, shown with its decimal
+
+
+def test_percent_filter():
+    from detector.templatetags.detector_extras import percent
+
+    assert percent(0.0034) == "0.3 %" and percent(None) == "—" and percent(1) == "100.0 %"

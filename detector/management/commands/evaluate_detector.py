@@ -1,4 +1,4 @@
-import json as jsonlib
+import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -17,10 +17,10 @@ class Command(BaseCommand):
         parser.add_argument("--split", default="test", help="manifest split to use (default: test)")
         parser.add_argument("--by-folder", action="store_true", help="source = top-level folder under DIRECTORY")
         parser.add_argument("--roc", type=Path, help="write ROC curves to this PNG")
-        parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+        parser.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object instead of a table")
         parser.add_argument("--limit", type=int, help="evaluate only the first N images (smoke runs)")
 
-    def handle(self, *args, directory, split, by_folder, roc, json: bool, limit, **opts):
+    def handle(self, *args, directory, split, by_folder, roc, as_json, limit, **opts):
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a folder")
         samples = load_samples(directory, split, by_folder)[:limit]
@@ -30,19 +30,16 @@ class Command(BaseCommand):
             detector = get_detector()
         except DetectorUnavailable as exc:
             raise CommandError(str(exc))
-        scores = score_samples(detector, samples, progress=not json and opts["verbosity"] > 0)
+        scores = score_samples(detector, samples, progress=not as_json and opts["verbosity"] > 0)
         rep = report(scores, detector.meta.thresholds.decision, detector.version)
         for problem in scores.unreadable:
             self.stderr.write(f"skipped unreadable image {problem}")
         if roc:
             plot_roc(scores, roc, f"{detector.version} on {directory.name}" + (f" ({split})" if split else ""))
-        if json:
-            self.stdout.write(_json_dumps(rep))
+        if as_json:
+            self.stdout.write(json.dumps(rep))
         else:
             self.stdout.write(format_table(rep))
             if roc:
                 self.stdout.write(f"ROC curves written to {roc}")
 
-
-def _json_dumps(obj) -> str:
-    return jsonlib.dumps(obj)
