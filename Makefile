@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test test-sqlite test-postgres check
+.PHONY: install run test test-sqlite test-postgres check lint
 
 install: $(STAMP) .env
 
@@ -39,3 +39,7 @@ test-postgres:
 
 check: install
 	$(PY) manage.py check
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .

@@ -8,6 +8,7 @@ short + full range) with OpenCV's Haar cascade and MTCNN where installed
 
     .venv/bin/python benchmarks/face_detectors.py --per-group 40
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,14 @@ def detectors():
         import cv2
 
         cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-        yield "OpenCV Haar cascade", lambda im: len(cascade.detectMultiScale(
-            cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2GRAY), scaleFactor=1.1, minNeighbors=5))
+        yield (
+            "OpenCV Haar cascade",
+            lambda im: len(
+                cascade.detectMultiScale(
+                    cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2GRAY), scaleFactor=1.1, minNeighbors=5
+                )
+            ),
+        )
     except ImportError:
         pass
     try:

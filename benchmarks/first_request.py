@@ -5,6 +5,7 @@ answers, then uploads a generated portrait-sized JPEG three times through the fo
 
     .venv/bin/python benchmarks/first_request.py [--runserver]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,15 @@ def jpeg() -> bytes:
 
 def multipart(token: str, data: bytes) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrfmiddlewaretoken\"\r\n\r\n{token}\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"portrait.jpg\"\r\n"
-            f"Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"\r\n\r\n{token}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="portrait.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -46,19 +53,37 @@ def main():
     p.add_argument("--port", type=int, default=8765)
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    env = {**os.environ, "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "bench", "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-           "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}", "DJANGO_MEDIA_ROOT": str(tmp / "media"),
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "bench",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "DJANGO_MEDIA_ROOT": str(tmp / "media"),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     python = sys.executable
     subprocess.run([python, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-    subprocess.run([python, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT,
-                   env={**env, "DJANGO_STATIC_ROOT": str(tmp / "static")}, check=True)
+    subprocess.run(
+        [python, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env={**env, "DJANGO_STATIC_ROOT": str(tmp / "static")},
+        check=True,
+    )
     env["DJANGO_STATIC_ROOT"] = str(tmp / "static")
     if args.runserver:
         cmd = [python, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"]
     else:
-        cmd = [str(Path(python).parent / "gunicorn"), "deepfake_site.wsgi", "-b", f"127.0.0.1:{args.port}",
-               "-w", "1", "--timeout", "120"]
+        cmd = [
+            str(Path(python).parent / "gunicorn"),
+            "deepfake_site.wsgi",
+            "-b",
+            f"127.0.0.1:{args.port}",
+            "-w",
+            "1",
+            "--timeout",
+            "120",
+        ]
     base = f"http://127.0.0.1:{args.port}/"
     started = time.perf_counter()
     server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -69,9 +94,9 @@ def main():
             try:
                 page = opener.open(base, timeout=2).read().decode()
                 break
-            except OSError:
+            except OSError as exc:
                 if time.perf_counter() - started > 120:
-                    raise SystemExit("server did not answer within 120 s")
+                    raise SystemExit("server did not answer within 120 s") from exc
                 time.sleep(0.1)
         answered = time.perf_counter() - started
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
@@ -86,9 +111,12 @@ def main():
                 assert "/detections/" in resp.url, resp.url
             times.append(time.perf_counter() - t)
         first_verdict = answered + times[0]
-        print(f"{'runserver' if args.runserver else 'gunicorn (1 worker)'}: first page after {answered:.1f} s, "
-              f"first verdict stored after {first_verdict:.1f} s; upload latency "
-              + ", ".join(f"{x * 1000:.0f} ms" for x in times) + " (1024x1024 JPEG, 1 face)")
+        print(
+            f"{'runserver' if args.runserver else 'gunicorn (1 worker)'}: first page after {answered:.1f} s, "
+            f"first verdict stored after {first_verdict:.1f} s; upload latency "
+            + ", ".join(f"{x * 1000:.0f} ms" for x in times)
+            + " (1024x1024 JPEG, 1 face)"
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -11,6 +11,7 @@ benchmark.  The images stay under .cache/ and are never committed.
     .venv/bin/python benchmarks/ood_images.py .cache/ood
     .venv/bin/python manage.py evaluate_detector .cache/ood --by-folder --json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,11 +34,15 @@ def insightface_photos(cache: Path) -> dict[str, Image.Image]:
     cache.mkdir(parents=True, exist_ok=True)
     wheels = list(cache.glob("insightface-*.whl"))
     if not wheels:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache), WHEEL], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache), WHEEL], check=True
+        )
         wheels = list(cache.glob("insightface-*.whl"))
     with zipfile.ZipFile(wheels[0]) as z:
-        return {name: Image.open(io.BytesIO(z.read(f"insightface/data/images/{name}"))).convert("RGB")
-                for name in ("t1.jpg", "Tom_Hanks_54745.png")}
+        return {
+            name: Image.open(io.BytesIO(z.read(f"insightface/data/images/{name}"))).convert("RGB")
+            for name in ("t1.jpg", "Tom_Hanks_54745.png")
+        }
 
 
 def swap(target: Image.Image, tbox, source: Image.Image, sbox) -> Image.Image:
@@ -72,13 +77,17 @@ def main():
             for j, (donor_im, donor) in enumerate(donors):
                 if donor_im is im:
                     continue
-                fake = swap(im, (target.x, target.y, target.w, target.h), donor_im, (donor.x, donor.y, donor.w, donor.h))
+                fake = swap(
+                    im, (target.x, target.y, target.w, target.h), donor_im, (donor.x, donor.y, donor.w, donor.h)
+                )
                 (args.out / "pasted_swaps" / "fake").mkdir(parents=True, exist_ok=True)
                 fake.save(args.out / "pasted_swaps" / "fake" / f"{Path(name).stem}-face{i}-donor{j}.png")
                 swaps += 1
                 if swaps % 3 == 0:
                     break
-    print(f"{len(reals)} real photos with {sum(len(f) for f in faces.values())} faces, {swaps} pasted swaps in {args.out}")
+    print(
+        f"{len(reals)} real photos with {sum(len(f) for f in faces.values())} faces, {swaps} pasted swaps in {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """ASGI entry point; the detector app loads the model in each worker at start."""
+
 import os
 
 from django.core.asgi import get_asgi_application

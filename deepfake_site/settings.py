@@ -4,6 +4,7 @@ Local use needs nothing: ``make install`` writes a ``.env`` with
 ``DJANGO_DEBUG=true``.  Without it DEBUG is off, and then a missing
 ``DJANGO_SECRET_KEY`` stops the process at start.
 """
+
 from pathlib import Path
 
 import environ

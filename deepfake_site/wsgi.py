@@ -1,4 +1,5 @@
 """WSGI entry point; the detector app loads the model in each worker at start."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application

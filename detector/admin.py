@@ -13,29 +13,103 @@ from .models import Detection, ReviewVerdict
 from .views import serve_detection_file
 
 INFERENCE_FIELDS = (
-    "id", "original_name", "sha256", "image_format", "content_type", "size_bytes", "width", "height",
-    "status", "label", "fake_probability", "confidence", "threshold", "model_version", "face_found",
-    "faces", "processing_ms", "error_message", "created_at", "owner", "session_key",
+    "id",
+    "original_name",
+    "sha256",
+    "image_format",
+    "content_type",
+    "size_bytes",
+    "width",
+    "height",
+    "status",
+    "label",
+    "fake_probability",
+    "confidence",
+    "threshold",
+    "model_version",
+    "face_found",
+    "faces",
+    "processing_ms",
+    "error_message",
+    "created_at",
+    "owner",
+    "session_key",
 )
-CSV_FIELDS = ("id", "created_at", "original_name", "sha256", "status", "label", "fake_probability", "confidence",
-              "threshold", "model_version", "owner", "review_verdict", "review_note", "reviewed_by", "reviewed_at")
+CSV_FIELDS = (
+    "id",
+    "created_at",
+    "original_name",
+    "sha256",
+    "status",
+    "label",
+    "fake_probability",
+    "confidence",
+    "threshold",
+    "model_version",
+    "owner",
+    "review_verdict",
+    "review_note",
+    "reviewed_by",
+    "reviewed_at",
+)
 
 
 @admin.register(Detection)
 class DetectionAdmin(admin.ModelAdmin):
-    list_display = ("thumb", "original_name", "label", "fake_percent_display", "model_version", "status",
-                    "owner", "review_verdict", "created_at")
+    list_display = (
+        "thumb",
+        "original_name",
+        "label",
+        "fake_percent_display",
+        "model_version",
+        "status",
+        "owner",
+        "review_verdict",
+        "created_at",
+    )
     list_filter = ("label", "status", "review_verdict", "model_version", ("created_at", admin.DateFieldListFilter))
     search_fields = ("original_name", "=sha256")
     date_hierarchy = "created_at"
     list_select_related = ("owner",)
     readonly_fields = ("annotated_image",) + INFERENCE_FIELDS + ("reviewed_by", "reviewed_at")
     fieldsets = (
-        ("Verdict", {"fields": ("annotated_image", "status", "label", "fake_probability", "confidence", "threshold",
-                                "model_version", "face_found", "faces", "processing_ms", "error_message")}),
+        (
+            "Verdict",
+            {
+                "fields": (
+                    "annotated_image",
+                    "status",
+                    "label",
+                    "fake_probability",
+                    "confidence",
+                    "threshold",
+                    "model_version",
+                    "face_found",
+                    "faces",
+                    "processing_ms",
+                    "error_message",
+                )
+            },
+        ),
         ("Review", {"fields": ("review_verdict", "review_note", "reviewed_by", "reviewed_at")}),
-        ("Upload", {"fields": ("id", "original_name", "sha256", "image_format", "content_type", "size_bytes",
-                               "width", "height", "created_at", "owner", "session_key")}),
+        (
+            "Upload",
+            {
+                "fields": (
+                    "id",
+                    "original_name",
+                    "sha256",
+                    "image_format",
+                    "content_type",
+                    "size_bytes",
+                    "width",
+                    "height",
+                    "created_at",
+                    "owner",
+                    "session_key",
+                )
+            },
+        ),
     )
     actions = ("mark_reviewed_real", "mark_reviewed_fake", "export_csv")
 
@@ -76,11 +150,14 @@ class DetectionAdmin(admin.ModelAdmin):
     def annotated_image(self, obj):
         if not obj.preview:
             return "—"
-        return render_to_string("detector/_annotated_image.html", {
-            "detection": obj,
-            "image_url": reverse("admin:detector_detection_file", args=[obj.pk, "preview"]),
-            "original_url": reverse("admin:detector_detection_file", args=[obj.pk, "image"]),
-        })
+        return render_to_string(
+            "detector/_annotated_image.html",
+            {
+                "detection": obj,
+                "image_url": reverse("admin:detector_detection_file", args=[obj.pk, "preview"]),
+                "original_url": reverse("admin:detector_detection_file", args=[obj.pk, "image"]),
+            },
+        )
 
     def save_model(self, request, obj, form, change):
         if "review_verdict" in form.changed_data or "review_note" in form.changed_data:
@@ -89,8 +166,9 @@ class DetectionAdmin(admin.ModelAdmin):
 
     def _mark(self, request, queryset, verdict):
         count = queryset.update(review_verdict=verdict, reviewed_by=request.user, reviewed_at=timezone.now())
-        self.message_user(request, f"Marked {count} detection(s) as {ReviewVerdict(verdict).label.lower()}.",
-                          messages.SUCCESS)
+        self.message_user(
+            request, f"Marked {count} detection(s) as {ReviewVerdict(verdict).label.lower()}.", messages.SUCCESS
+        )
 
     @admin.action(description="Mark reviewed as real", permissions=["change"])
     def mark_reviewed_real(self, request, queryset):

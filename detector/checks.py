@@ -10,10 +10,12 @@ def check_model_bundle(app_configs=None, **kwargs):
     try:
         read_metadata(settings.DETECTOR_MODEL)
     except BundleError as exc:
-        return [Error(
-            str(exc),
-            hint="Set DETECTOR_MODEL to a bundle folder, or restore ml_models/ from git "
-                 "(python manage.py train_detector writes a new one).",
-            id="detector.E001",
-        )]
+        return [
+            Error(
+                str(exc),
+                hint="Set DETECTOR_MODEL to a bundle folder, or restore ml_models/ from git "
+                "(python manage.py train_detector writes a new one).",
+                id="detector.E001",
+            )
+        ]
     return []

@@ -23,7 +23,8 @@ class UploadForm(forms.Form):
         max_bytes = int(settings.DETECTOR_MAX_UPLOAD_MB * 1024 * 1024)
         if upload.size > max_bytes:  # before reading it into memory
             raise forms.ValidationError(
-                f"The file is larger than {settings.DETECTOR_MAX_UPLOAD_MB:g} MB.", code="too_large")
+                f"The file is larger than {settings.DETECTOR_MAX_UPLOAD_MB:g} MB.", code="too_large"
+            )
         upload.seek(0)
         self.checked = check_image(upload.read(max_bytes + 1), max_bytes, settings.DETECTOR_MAX_PIXELS)
         return upload

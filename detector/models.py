@@ -83,14 +83,16 @@ class Detection(models.Model):
     error_message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
-                              related_name="detections")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="detections"
+    )
     session_key = models.CharField(max_length=40, blank=True, db_index=True)
 
     review_verdict = models.CharField(max_length=10, choices=ReviewVerdict.choices, blank=True, db_index=True)
     review_note = models.TextField(blank=True)
-    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="reviewed_detections")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="reviewed_detections"
+    )
     reviewed_at = models.DateTimeField(null=True, blank=True)
 
     objects = DetectionQuerySet.as_manager()
@@ -121,12 +123,19 @@ class Detection(models.Model):
             if not face.get("box"):
                 continue
             x, y, w, h = face["box"]
-            out.append({
-                "number": number, "x": x, "y": y, "w": w, "h": h,
-                "font_size": font_size, "label_y": y - font_size // 4 if y > font_size else y + h + font_size,
-                "fake_percent": round(face["fake_probability"] * 100),
-                "suspicious": face["fake_probability"] >= (self.threshold or 0.5),
-            })
+            out.append(
+                {
+                    "number": number,
+                    "x": x,
+                    "y": y,
+                    "w": w,
+                    "h": h,
+                    "font_size": font_size,
+                    "label_y": y - font_size // 4 if y > font_size else y + h + font_size,
+                    "fake_percent": round(face["fake_probability"] * 100),
+                    "suspicious": face["fake_probability"] >= (self.threshold or 0.5),
+                }
+            )
         return out
 
     def files(self):

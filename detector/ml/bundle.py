@@ -6,6 +6,7 @@ a face is fake), the input size, the preprocessing it expects, the calibration
 and thresholds chosen on the validation split, and the sha256 of the weights,
 which the loader verifies before it trusts them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -75,7 +76,7 @@ class Thresholds:
         return LABEL_UNCERTAIN
 
     @classmethod
-    def below(cls, decision: float, band_logit: float) -> "Thresholds":
+    def below(cls, decision: float, band_logit: float) -> Thresholds:
         """Deepfake from ``decision``; Uncertain for ``band_logit`` below it, and wherever p >= 0.5."""
         real_below = min(0.5, 1.0 / (1.0 + math.exp(-(_logit(decision) - band_logit))))
         return cls(decision, real_below, decision)
@@ -100,7 +101,7 @@ class BundleMetadata:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BundleMetadata":
+    def from_dict(cls, d: dict) -> BundleMetadata:
         d = dict(d)
         d["calibration"] = Calibration(**d["calibration"])
         d["thresholds"] = Thresholds(**d["thresholds"])
@@ -120,7 +121,9 @@ def read_metadata(path: Path) -> BundleMetadata:
     except (ValueError, TypeError, KeyError) as exc:
         raise BundleError(f"model bundle {path}: unreadable {METADATA_FILE} ({exc})") from exc
     if meta.bundle_format != BUNDLE_FORMAT:
-        raise BundleError(f"model bundle {path} has format {meta.bundle_format}; this code reads format {BUNDLE_FORMAT}")
+        raise BundleError(
+            f"model bundle {path} has format {meta.bundle_format}; this code reads format {BUNDLE_FORMAT}"
+        )
     if meta.preprocessing_version != PREPROCESSING_VERSION:
         raise BundleError(
             f"model bundle {path} was trained with preprocessing v{meta.preprocessing_version}; "

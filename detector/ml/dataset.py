@@ -1,4 +1,5 @@
 """The labelled face dataset: its manifest, and image folders with real/ and fake/."""
+
 from __future__ import annotations
 
 import csv

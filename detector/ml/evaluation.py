@@ -1,4 +1,5 @@
 """Honest measurement: per-source AUC, detection and false-accusation rates."""
+
 from __future__ import annotations
 
 import logging
@@ -13,8 +14,17 @@ from .dataset import Sample
 from .preprocessing import ImageDecodeError, decode_image
 
 log = logging.getLogger(__name__)
-METRIC_KEYS = ("n", "auc", "accuracy", "tpr_at_fpr_1", "tpr_at_fpr_5", "detection_rate",
-               "false_accusation_rate", "uncertain_rate", "face_found_rate")
+METRIC_KEYS = (
+    "n",
+    "auc",
+    "accuracy",
+    "tpr_at_fpr_1",
+    "tpr_at_fpr_5",
+    "detection_rate",
+    "false_accusation_rate",
+    "uncertain_rate",
+    "face_found_rate",
+)
 
 
 @dataclass
@@ -27,26 +37,27 @@ class Scores:
     unreadable: list[str]
 
 
-def prepared_batches(detector, samples: list[Sample], batch: int = 64, progress: bool = True,
-                     unreadable: list | None = None):
+def prepared_batches(
+    detector, samples: list[Sample], batch: int = 64, progress: bool = True, unreadable: list | None = None
+):
     """Yield (sample, prepared image, raw face logits), classifying the faces of many images per call."""
     bar = tqdm(total=len(samples), desc="evaluate", unit="img", disable=not progress)
     for start in range(0, len(samples), batch):
         chunk, prepared = [], []
-        for s in samples[start:start + batch]:
+        for s in samples[start : start + batch]:
             try:
                 prepared.append(detector.prepare(decode_image(str(s.path))))
                 chunk.append(s)
             except ImageDecodeError as exc:
                 if unreadable is not None:
                     unreadable.append(f"{s.path}: {exc}")
-        bar.update(len(samples[start:start + batch]))
+        bar.update(len(samples[start : start + batch]))
         if not prepared:
             continue
         logits = detector.face_logits(np.concatenate([p.batch() for p in prepared]))
         offset = 0
-        for s, p in zip(chunk, prepared):
-            yield s, p, logits[offset:offset + len(p.crops)]
+        for s, p in zip(chunk, prepared, strict=True):
+            yield s, p, logits[offset : offset + len(p.crops)]
             offset += len(p.crops)
     bar.close()
 
@@ -61,8 +72,14 @@ def score_samples(detector, samples: list[Sample], batch: int = 64, progress: bo
         verdicts.append(v.label)
         found.append(v.face_found)
         sources.append(s.source)
-    return Scores(np.array(labels, int), np.array(probs, float), np.array(verdicts, object),
-                  np.array(found, bool), np.array(sources, object), unreadable)
+    return Scores(
+        np.array(labels, int),
+        np.array(probs, float),
+        np.array(verdicts, object),
+        np.array(found, bool),
+        np.array(sources, object),
+        unreadable,
+    )
 
 
 def _rate(mask: np.ndarray) -> float | None:
@@ -103,8 +120,17 @@ def report(scores: Scores, threshold: float, model_version: str) -> dict:
 
 def format_table(rep: dict) -> str:
     """A fixed-width table of the report, one row per source."""
-    cols = ("n", "auc", "accuracy", "tpr_at_fpr_1", "tpr_at_fpr_5", "detection_rate",
-            "false_accusation_rate", "uncertain_rate", "face_found_rate")
+    cols = (
+        "n",
+        "auc",
+        "accuracy",
+        "tpr_at_fpr_1",
+        "tpr_at_fpr_5",
+        "detection_rate",
+        "false_accusation_rate",
+        "uncertain_rate",
+        "face_found_rate",
+    )
     heads = ("n", "AUC", "acc", "TPR@1%", "TPR@5%", "detected", "false-acc.", "uncertain", "face found")
     fmt = lambda v: "—" if v is None else (str(v) if isinstance(v, int) else f"{v:.3f}")  # noqa: E731
     rows = [("overall", rep["overall"])] + list(rep["by_source"].items())

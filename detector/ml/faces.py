@@ -5,6 +5,7 @@ code does not import under NumPy 2, so the models are run here with the TFLite
 interpreter and their SSD anchors decoded in NumPy.  Boxes are returned in
 pixels of the image given, as ``(x, y, w, h)``.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -99,8 +100,14 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) ->
 class BlazeFaceDetector:
     """Finds faces; one instance per thread, or guarded by the caller (TFLite is not thread-safe)."""
 
-    def __init__(self, variant: str = "short", min_score: float = 0.5, iou_threshold: float = 0.3,
-                 pad_fraction: float = 0.0, num_threads: int | None = None):
+    def __init__(
+        self,
+        variant: str = "short",
+        min_score: float = 0.5,
+        iou_threshold: float = 0.3,
+        pad_fraction: float = 0.0,
+        num_threads: int | None = None,
+    ):
         from .runtime import tflite_interpreter
 
         self.variant = VARIANTS[variant]

@@ -1,4 +1,5 @@
 """The classifier network: scaling, EfficientNet-Lite0 and a one-logit head."""
+
 from __future__ import annotations
 
 from .backbone import build_efficientnet_lite0, load_imagenet_weights

@@ -5,6 +5,7 @@ Reads ``metadata.json``, ``metrics-test.json`` (``evaluate_detector --json``),
 (``benchmarks/face_detectors.py``) and, where present, ``metrics-*.json`` of other
 evaluations, and writes the card with the hand-written sections from ``notes.md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,9 +14,17 @@ from pathlib import Path
 
 from .bundle import read_metadata
 
-COLUMNS = (("n", "n"), ("auc", "AUC"), ("accuracy", "accuracy"), ("tpr_at_fpr_1", "TPR@1%FPR"),
-           ("tpr_at_fpr_5", "TPR@5%FPR"), ("detection_rate", "detected"), ("false_accusation_rate", "false accusations"),
-           ("uncertain_rate", "uncertain"), ("face_found_rate", "face found"))
+COLUMNS = (
+    ("n", "n"),
+    ("auc", "AUC"),
+    ("accuracy", "accuracy"),
+    ("tpr_at_fpr_1", "TPR@1%FPR"),
+    ("tpr_at_fpr_5", "TPR@5%FPR"),
+    ("detection_rate", "detected"),
+    ("false_accusation_rate", "false accusations"),
+    ("uncertain_rate", "uncertain"),
+    ("face_found_rate", "face found"),
+)
 
 
 def _fmt(v) -> str:
@@ -39,35 +48,63 @@ def render(bundle: Path) -> str:
     notes = (bundle / "notes.md").read_text() if (bundle / "notes.md").is_file() else ""
     t = meta.training
     out = [f"# Model card: {meta.name} {meta.version}", "", notes.split("<!-- results -->")[0].strip(), ""]
-    out += ["## Decision rule (from `metadata.json`)", "",
-            f"- Input: the face crop, {meta.input_size}×{meta.input_size} px, {meta.face_margin:.0%} margin, "
-            f"preprocessing v{meta.preprocessing_version}.",
-            f"- Output: {meta.labels['output']}.",
-            f"- Calibration: {t.get('calibration', {}).get('method', 'Platt scaling')}, "
-            f"p = sigmoid({meta.calibration.slope:.4f} · logit {meta.calibration.intercept:+.4f}).",
-            f"- Deepfake when p ≥ {meta.thresholds.deepfake_from:.4f}; Real when p < {meta.thresholds.real_below:.4f}; "
-            "Uncertain between.",
-            f"- Threshold rule: the lowest threshold at which {t.get('calibration', {}).get('threshold_rule', '')}.",
-            f"- Weights sha256: `{meta.weights_sha256}`.", ""]
-    out += ["## Training run", "",
-            f"- {t['train_images']} training images, {t['val_images']} validation images; epoch chosen on val: "
-            f"{t['chosen']} (val AUC of the main face {t['val_auc']:.4f}).",
-            f"- Training time: {t['minutes']} minutes on {t['machine']} (no GPU), finished {t['finished']}.",
-            f"- Recipe: {json.dumps(t['recipe'])}.",
-            "- Per epoch: " + "; ".join(f"{h['stage']} {h['epoch']}: loss {h['train_loss']:.4f}, val AUC {h['val_auc']:.4f}"
-                                        for h in t["history"]) + ".", ""]
+    out += [
+        "## Decision rule (from `metadata.json`)",
+        "",
+        f"- Input: the face crop, {meta.input_size}×{meta.input_size} px, {meta.face_margin:.0%} margin, "
+        f"preprocessing v{meta.preprocessing_version}.",
+        f"- Output: {meta.labels['output']}.",
+        f"- Calibration: {t.get('calibration', {}).get('method', 'Platt scaling')}, "
+        f"p = sigmoid({meta.calibration.slope:.4f} · logit {meta.calibration.intercept:+.4f}).",
+        f"- Deepfake when p ≥ {meta.thresholds.deepfake_from:.4f}; Real when p < {meta.thresholds.real_below:.4f}; "
+        "Uncertain between.",
+        f"- Threshold rule: the lowest threshold at which {t.get('calibration', {}).get('threshold_rule', '')}.",
+        f"- Weights sha256: `{meta.weights_sha256}`.",
+        "",
+    ]
+    out += [
+        "## Training run",
+        "",
+        f"- {t['train_images']} training images, {t['val_images']} validation images; epoch chosen on val: "
+        f"{t['chosen']} (val AUC of the main face {t['val_auc']:.4f}).",
+        f"- Training time: {t['minutes']} minutes on {t['machine']} (no GPU), finished {t['finished']}.",
+        f"- Recipe: {json.dumps(t['recipe'])}.",
+        "- Per epoch: "
+        + "; ".join(
+            f"{h['stage']} {h['epoch']}: loss {h['train_loss']:.4f}, val AUC {h['val_auc']:.4f}" for h in t["history"]
+        )
+        + ".",
+        "",
+    ]
     if test:
-        out += ["## Test split, per source (`evaluate_detector --split test`)", "", metrics_table(test), "",
-                "![ROC curves on the test split](roc-test.png)", ""]
+        out += [
+            "## Test split, per source (`evaluate_detector --split test`)",
+            "",
+            metrics_table(test),
+            "",
+            "![ROC curves on the test split](roc-test.png)",
+            "",
+        ]
     if baseline:
-        out += ["## Baseline: the seed's approach, measured the same way", "",
-                "Frozen ImageNet EfficientNet-Lite0 features of the whole image (no face crop), a logistic head "
-                "fitted on train, threshold 0.5 (`python -m detector.ml.baseline`).", "", metrics_table(baseline), ""]
+        out += [
+            "## Baseline: the seed's approach, measured the same way",
+            "",
+            "Frozen ImageNet EfficientNet-Lite0 features of the whole image (no face crop), a logistic head "
+            "fitted on train, threshold 0.5 (`python -m detector.ml.baseline`).",
+            "",
+            metrics_table(baseline),
+            "",
+        ]
     if faces:
-        out += [f"## Face detector: recall on {faces['images']} `{faces['split']}` images and speed", "",
-                "Every dataset image shows a face, so recall is the share of images where one was found. "
-                "Median time per image on one thread of this machine.", "",
-                "| detector | recall | ms per image |", "|---|---|---|"]
+        out += [
+            f"## Face detector: recall on {faces['images']} `{faces['split']}` images and speed",
+            "",
+            "Every dataset image shows a face, so recall is the share of images where one was found. "
+            "Median time per image on one thread of this machine.",
+            "",
+            "| detector | recall | ms per image |",
+            "|---|---|---|",
+        ]
         out += [f"| {name} | {d['recall']:.3f} | {d['ms_median']:.1f} |" for name, d in faces["detectors"].items()]
         out += [""]
     for extra in sorted(bundle.glob("metrics-*.json")):

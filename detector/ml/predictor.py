@@ -1,4 +1,5 @@
 """Image -> verdict: the serving path shared by the web app, the CLI and evaluation."""
+
 from __future__ import annotations
 
 import threading
@@ -86,10 +87,22 @@ class Detector:
     def verdict_for(self, prepared: PreparedImage, probs: np.ndarray, seconds: float = 0.0) -> Verdict:
         p = float(probs.max())
         label = self.meta.thresholds.label(p)
-        faces = [FaceResult(c.box.as_list() if c.box else None, float(q), c.box.score if c.box else None)
-                 for c, q in zip(prepared.crops, probs)]
-        return Verdict(label, p, confidence_for(label, p), self.meta.thresholds.decision, self.version,
-                       prepared.face_found, prepared.width, prepared.height, faces, seconds)
+        faces = [
+            FaceResult(c.box.as_list() if c.box else None, float(q), c.box.score if c.box else None)
+            for c, q in zip(prepared.crops, probs, strict=True)
+        ]
+        return Verdict(
+            label,
+            p,
+            confidence_for(label, p),
+            self.meta.thresholds.decision,
+            self.version,
+            prepared.face_found,
+            prepared.width,
+            prepared.height,
+            faces,
+            seconds,
+        )
 
     def analyse(self, image: Image.Image) -> Verdict:
         """Verdict for an upright RGB image: the most suspicious face decides."""

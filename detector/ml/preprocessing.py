@@ -5,6 +5,7 @@ around each face -> resize to the model's input size.  Where no face is found
 the centre square of the whole image is used, and that is recorded.  Pixel
 scaling happens inside the model, so the arrays here stay uint8.
 """
+
 from __future__ import annotations
 
 import io
@@ -79,10 +80,12 @@ class FaceFinder:
             return []
         boxes = np.array([[f.x, f.y, f.x + f.w, f.y + f.h] for f in found])
         scores = np.array([f.score for f in found])
-        merged = drop_group_boxes([
-            FaceBox(float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1]), s)
-            for b, s in weighted_nms(boxes, scores, 0.3)
-        ])
+        merged = drop_group_boxes(
+            [
+                FaceBox(float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1]), s)
+                for b, s in weighted_nms(boxes, scores, 0.3)
+            ]
+        )
         # Largest faces first: the main subject leads, distant bystanders come last.
         merged.sort(key=lambda f: f.w * f.h, reverse=True)
         return merged[:MAX_FACES]
@@ -94,6 +97,7 @@ def drop_group_boxes(faces: list[FaceBox]) -> list[FaceBox]:
     On group photos the short-range model can return one large box around
     several people; such a box is not a face.
     """
+
     def contains(outer: FaceBox, inner: FaceBox) -> bool:
         cx, cy = inner.x + inner.w / 2, inner.y + inner.h / 2
         return outer.x <= cx <= outer.x + outer.w and outer.y <= cy <= outer.y + outer.h
@@ -124,8 +128,13 @@ def crop_face(image: Image.Image, box: FaceBox | None, size: int, margin: float)
     return np.asarray(image.resize((size, size), Image.BICUBIC, box=region), dtype=np.uint8)
 
 
-def prepare(image: Image.Image, finder: FaceFinder, size: int = DEFAULT_INPUT_SIZE,
-            margin: float = DEFAULT_MARGIN, max_faces: int = MAX_FACES) -> PreparedImage:
+def prepare(
+    image: Image.Image,
+    finder: FaceFinder,
+    size: int = DEFAULT_INPUT_SIZE,
+    margin: float = DEFAULT_MARGIN,
+    max_faces: int = MAX_FACES,
+) -> PreparedImage:
     """Faces of an RGB image, cropped and resized for the classifier."""
     faces = finder(image)[:max_faces] or [None]
     crops = [FaceCrop(f, crop_face(image, f, size, margin)) for f in faces]

@@ -5,6 +5,7 @@ system info, the object itself (whose tensors refer to storages by persistent
 id), the list of storage keys, then each storage's raw bytes preceded by its
 element count.  Only what a state dict needs is understood here.
 """
+
 from __future__ import annotations
 
 import collections
@@ -47,7 +48,7 @@ class _LazyTensor:
         self.storage, self.offset, self.shape, self.strides = storage, offset, shape, strides
 
     def materialize(self) -> np.ndarray:
-        flat = self.storage.data[self.offset:]
+        flat = self.storage.data[self.offset :]
         view = np.lib.stride_tricks.as_strided(flat, shape=self.shape, strides=self.strides)
         return np.array(view)
 

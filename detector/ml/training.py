@@ -6,6 +6,7 @@ scaling, blur, JPEG re-compression, applied to both classes alike); cache the
 frozen lower backbone's features; train the head, then fine-tune the top blocks
 on the cache; pick the epoch, the calibration and the thresholds on ``val``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,7 @@ import os
 import platform
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -95,13 +96,13 @@ def extract_features(bottom, crops: np.ndarray, batch: int = 64, desc: str = "fe
     run = tf.function(lambda x: bottom(x, training=False), reduce_retracing=True)
     out = None
     for start in tqdm(range(0, len(crops), batch), desc=desc, unit="batch"):
-        chunk = crops[start:start + batch]
+        chunk = crops[start : start + batch]
         if transform is not None:
             chunk = np.stack([transform(start + i, c) for i, c in enumerate(chunk)])
         f = run(tf.constant(chunk, tf.float32)).numpy().astype(np.float16)
         if out is None:
             out = np.empty((len(crops), *f.shape[1:]), np.float16)
-        out[start:start + len(f)] = f
+        out[start : start + len(f)] = f
     return out
 
 
@@ -129,8 +130,9 @@ def choose_threshold(probs, labels, sources, max_far: float, min_source_n: int =
     the threshold, so it sits just above the group's (k+1)-th highest score.
     """
     reals = labels == 0
-    groups = [reals] + [reals & (sources == s) for s in np.unique(sources[reals])
-                        if (reals & (sources == s)).sum() >= min_source_n]
+    groups = [reals] + [
+        reals & (sources == s) for s in np.unique(sources[reals]) if (reals & (sources == s)).sum() >= min_source_n
+    ]
     threshold = 0.0
     for group in groups:
         ranked = np.sort(probs[group])[::-1]
@@ -140,16 +142,31 @@ def choose_threshold(probs, labels, sources, max_far: float, min_source_n: int =
     return threshold
 
 
-def train(dataset: Path, out: Path, *, version: str, epochs_head: int = 1, epochs_finetune: int = 3,
-          augment_copies: int = 3, batch: int = 64, seed: int = 1337, max_far: float = 0.03,
-          uncertain_band: float = 1.0, input_size: int = DEFAULT_INPUT_SIZE,
-          margin: float = DEFAULT_MARGIN, cache_dir: Path | None = None, workers: int | None = None,
-          limit: int | None = None, first_trained_block: int = FIRST_TRAINED_BLOCK, lr_finetune: float = 3e-4) -> BundleMetadata:
+def train(
+    dataset: Path,
+    out: Path,
+    *,
+    version: str,
+    epochs_head: int = 1,
+    epochs_finetune: int = 3,
+    augment_copies: int = 3,
+    batch: int = 64,
+    seed: int = 1337,
+    max_far: float = 0.03,
+    uncertain_band: float = 1.0,
+    input_size: int = DEFAULT_INPUT_SIZE,
+    margin: float = DEFAULT_MARGIN,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+    limit: int | None = None,
+    first_trained_block: int = FIRST_TRAINED_BLOCK,
+    lr_finetune: float = 3e-4,
+    init_from: Path | None = None,
+) -> BundleMetadata:
     """Train on ``train``, choose on ``val``, write the bundle to ``out``."""
     import keras
     import tensorflow as tf
     from sklearn.metrics import roc_auc_score
-
 
     started = time.time()
     keras.utils.set_random_seed(seed)
@@ -158,15 +175,21 @@ def train(dataset: Path, out: Path, *, version: str, epochs_head: int = 1, epoch
     if limit:
         rng = np.random.default_rng(seed)
         train_samples = [train_samples[i] for i in sorted(rng.choice(len(train_samples), limit, replace=False))]
-        val_samples = [val_samples[i] for i in sorted(rng.choice(len(val_samples), min(limit, len(val_samples)), replace=False))]
+        val_samples = [
+            val_samples[i] for i in sorted(rng.choice(len(val_samples), min(limit, len(val_samples)), replace=False))
+        ]
     y_train = np.array([s.label for s in train_samples], np.float32)
     y_val = np.array([s.label for s in val_samples], np.float32)
-    val_sources = np.array([s.source for s in val_samples])
 
     train_crops, train_found = cached_crops(train_samples, input_size, margin, workers, cache_dir, "train")
     val_crops, val_found = cached_crops(val_samples, input_size, margin, workers, cache_dir, "val")
 
-    model = build_classifier(input_size)
+    if init_from is not None:  # continue from a trained bundle's weights, e.g. to unfreeze more blocks
+        from .bundle import load_keras_model, read_metadata
+
+        model = load_keras_model(init_from, read_metadata(init_from))
+    else:
+        model = build_classifier(input_size)
     bottom, top, top_backbone = split_classifier(model, first_trained_block)
     for layer in top_backbone.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -175,12 +198,17 @@ def train(dataset: Path, out: Path, *, version: str, epochs_head: int = 1, epoch
     def augmented(copy):
         def transform(i, pixels):
             return augment(pixels, np.random.default_rng([seed, copy, i]))
+
         return transform
 
-    feats = np.concatenate([
-        extract_features(bottom, train_crops, desc=f"features train copy {c + 1}/{augment_copies}", transform=augmented(c))
-        for c in range(augment_copies)
-    ])
+    feats = np.concatenate(
+        [
+            extract_features(
+                bottom, train_crops, desc=f"features train copy {c + 1}/{augment_copies}", transform=augmented(c)
+            )
+            for c in range(augment_copies)
+        ]
+    )
     del train_crops
     val_feats = extract_features(bottom, val_crops, desc="features val")
     y = np.tile(y_train, augment_copies)
@@ -190,8 +218,12 @@ def train(dataset: Path, out: Path, *, version: str, epochs_head: int = 1, epoch
     predict = tf.function(lambda x: top(x, training=False), reduce_retracing=True)
 
     def val_logits():
-        return np.concatenate([predict(tf.constant(val_feats[i:i + 256], tf.float32)).numpy().ravel()
-                               for i in range(0, len(val_feats), 256)])
+        return np.concatenate(
+            [
+                predict(tf.constant(val_feats[i : i + 256], tf.float32)).numpy().ravel()
+                for i in range(0, len(val_feats), 256)
+            ]
+        )
 
     history = []
     best = {"auc": -1.0}
@@ -203,17 +235,28 @@ def train(dataset: Path, out: Path, *, version: str, epochs_head: int = 1, epoch
         for epoch in range(epochs):
             order = np.random.default_rng([seed, len(history)]).permutation(len(feats))
             tqdm_cb = progress_callback(f"{name} epoch {epoch + 1}/{epochs}", math.ceil(len(order) / batch))
-            h = top.fit(feats[order], y[order], sample_weight=w[order], batch_size=batch, epochs=1,
-                        verbose=0, shuffle=False, callbacks=[tqdm_cb])
+            h = top.fit(
+                feats[order],
+                y[order],
+                sample_weight=w[order],
+                batch_size=batch,
+                epochs=1,
+                verbose=0,
+                shuffle=False,
+                callbacks=[tqdm_cb],
+            )
             logits = val_logits()
             auc = float(roc_auc_score(y_val, logits))
-            history.append({"stage": name, "epoch": epoch + 1, "train_loss": float(h.history["loss"][-1]), "val_auc": auc})
+            history.append(
+                {"stage": name, "epoch": epoch + 1, "train_loss": float(h.history["loss"][-1]), "val_auc": auc}
+            )
             log.info("%s epoch %d: loss %.4f, val AUC %.4f", name, epoch + 1, h.history["loss"][-1], auc)
             if auc > best["auc"]:
                 best.update(auc=auc, weights=top.get_weights(), where=f"{name} epoch {epoch + 1}")
 
     top_backbone.trainable = False
-    run_stage("head", epochs_head, 1e-3)
+    if epochs_head:
+        run_stage("head", epochs_head, 1e-3)
     top_backbone.trainable = True
     for layer in top_backbone.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -232,28 +275,38 @@ def train(dataset: Path, out: Path, *, version: str, epochs_head: int = 1, epoch
             "dataset": "shared/datasets/faces (train split; val for epoch, calibration and thresholds)",
             "train_images": len(train_samples),
             "val_images": len(val_samples),
-            "train_by_source": {f"{k[1]}/{'fake' if k[0] else 'real'}": v
-                                for k, v in sorted(Counter((s.label, s.source) for s in train_samples).items())},
+            "train_by_source": {
+                f"{k[1]}/{'fake' if k[0] else 'real'}": v
+                for k, v in sorted(Counter((s.label, s.source) for s in train_samples).items())
+            },
             "train_face_found_rate": float(train_found.mean()),
             "val_face_found_rate": float(val_found.mean()),
             "val_auc": best["auc"],
             "chosen": best["where"],
             "history": history,
-            "recipe": {"augment_copies": augment_copies, "epochs_head": epochs_head,
-                       "epochs_finetune": epochs_finetune, "batch": batch, "seed": seed,
-                       "first_trained_block": first_trained_block, "lr_finetune": lr_finetune, "input_size": input_size,
-                       },
+            "recipe": {
+                "augment_copies": augment_copies,
+                "epochs_head": epochs_head,
+                "epochs_finetune": epochs_finetune,
+                "batch": batch,
+                "seed": seed,
+                "first_trained_block": first_trained_block,
+                "init_from": None if init_from is None else f"{init_from.name} (its weights)",
+                "lr_finetune": lr_finetune,
+                "input_size": input_size,
+            },
             "minutes": round(minutes, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
     write_bundle(out, model, meta)
     return calibrate_bundle(out, dataset, max_far, uncertain_band, val_samples)
 
 
-def calibrate_bundle(path: Path, dataset: Path, max_far: float = 0.03, band_logit: float = 1.0,
-                     samples: list[Sample] | None = None) -> BundleMetadata:
+def calibrate_bundle(
+    path: Path, dataset: Path, max_far: float = 0.03, band_logit: float = 1.0, samples: list[Sample] | None = None
+) -> BundleMetadata:
     """Fit the calibration and choose the thresholds on ``val`` through the serving path; rewrite the metadata.
 
     Serving judges an image by its most suspicious face, so the calibration is
@@ -274,9 +327,11 @@ def calibrate_bundle(path: Path, dataset: Path, max_far: float = 0.03, band_logi
     meta.calibration = calibration
     meta.thresholds = Thresholds.below(choose_threshold(probs, labels, sources, max_far), band_logit)
     meta.training["calibration"] = {
-        "split": "val", "images": len(rows), "method": "Platt scaling of the image's largest face logit",
+        "split": "val",
+        "images": len(rows),
+        "method": "Platt scaling of the image's largest face logit",
         "threshold_rule": f"at most {max_far:.1%} of validation reals are called Deepfake, overall and in every "
-                          "real source with 50 or more images",
+        "real source with 50 or more images",
         "uncertain_band_logit": band_logit,
     }
     (Path(path) / METADATA_FILE).write_text(meta.to_json())
@@ -304,8 +359,12 @@ def progress_callback(desc: str, total: int):
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p = parser or argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", type=Path, default=Path(__file__).resolve().parents[3] / "shared/datasets/faces",
-                   help="dataset root with manifest.csv (default: ../shared/datasets/faces)")
+    p.add_argument(
+        "--dataset",
+        type=Path,
+        default=Path(__file__).resolve().parents[3] / "shared/datasets/faces",
+        help="dataset root with manifest.csv (default: ../shared/datasets/faces)",
+    )
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     p.add_argument("--model-version", help="version string stored in the bundle (required when training)")
     p.add_argument("--epochs-head", type=int, default=1)
@@ -313,13 +372,25 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--augment-copies", type=int, default=3)
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--input-size", type=int, default=DEFAULT_INPUT_SIZE, help="face crop size in pixels")
-    p.add_argument("--first-trained-block", type=int, default=FIRST_TRAINED_BLOCK,
-                   help="MBConv blocks before this one (0-15) stay frozen and their output is cached")
+    p.add_argument(
+        "--first-trained-block",
+        type=int,
+        default=FIRST_TRAINED_BLOCK,
+        help="MBConv blocks before this one (0-15) stay frozen and their output is cached",
+    )
     p.add_argument("--lr-finetune", type=float, default=3e-4)
-    p.add_argument("--calibrate-only", action="store_true",
-                   help="keep the weights of --out; refit its calibration and thresholds on val")
-    p.add_argument("--max-false-accusation", type=float, default=0.03,
-                   help="largest share of val reals, overall and per source, called Deepfake at the threshold")
+    p.add_argument("--init-from", type=Path, default=None, help="start from this bundle's weights instead of ImageNet")
+    p.add_argument(
+        "--calibrate-only",
+        action="store_true",
+        help="keep the weights of --out; refit its calibration and thresholds on val",
+    )
+    p.add_argument(
+        "--max-false-accusation",
+        type=float,
+        default=0.03,
+        help="largest share of val reals, overall and per source, called Deepfake at the threshold",
+    )
     p.add_argument("--cache-dir", type=Path, default=None, help="keep face crops here between runs")
     p.add_argument("--limit", type=int, default=None, help="train on a random subset (smoke runs)")
     return p
@@ -333,15 +404,40 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.calibrate_only:
         meta = calibrate_bundle(args.out, args.dataset, args.max_false_accusation)
-        print(json.dumps({"bundle": str(args.out), "calibration": vars(meta.calibration),
-                          "thresholds": vars(meta.thresholds)}, indent=2))
+        print(
+            json.dumps(
+                {"bundle": str(args.out), "calibration": vars(meta.calibration), "thresholds": vars(meta.thresholds)},
+                indent=2,
+            )
+        )
         return
-    meta = train(args.dataset, args.out, version=args.model_version, epochs_head=args.epochs_head,
-                 epochs_finetune=args.epochs_finetune, augment_copies=args.augment_copies, seed=args.seed,
-                 max_far=args.max_false_accusation, cache_dir=args.cache_dir, limit=args.limit,
-                 input_size=args.input_size, first_trained_block=args.first_trained_block, lr_finetune=args.lr_finetune)
-    print(json.dumps({"bundle": str(args.out), "val_auc": meta.training["val_auc"],
-                      "thresholds": vars(meta.thresholds), "minutes": meta.training["minutes"]}, indent=2))
+    meta = train(
+        args.dataset,
+        args.out,
+        version=args.model_version,
+        epochs_head=args.epochs_head,
+        epochs_finetune=args.epochs_finetune,
+        augment_copies=args.augment_copies,
+        seed=args.seed,
+        max_far=args.max_false_accusation,
+        cache_dir=args.cache_dir,
+        limit=args.limit,
+        input_size=args.input_size,
+        first_trained_block=args.first_trained_block,
+        lr_finetune=args.lr_finetune,
+        init_from=args.init_from,
+    )
+    print(
+        json.dumps(
+            {
+                "bundle": str(args.out),
+                "val_auc": meta.training["val_auc"],
+                "thresholds": vars(meta.thresholds),
+                "minutes": meta.training["minutes"],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Storing uploads and their verdicts: files first, then the row, never one without the other."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """The one detector per process, loaded once and shared by every thread."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """The ImageNet weights are mapped onto the Keras network correctly."""
+
 import numpy as np
 import pytest
 from PIL import Image

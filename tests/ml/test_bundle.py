@@ -1,4 +1,5 @@
 """Loading a bundle: checksum, compatibility, label mapping."""
+
 import json
 import shutil
 
@@ -54,11 +55,14 @@ def test_missing_bundle_is_a_clear_error(tmp_path):
         read_metadata(tmp_path / "nowhere")
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"bundle_format": 99}, "format 99"),
-    ({"preprocessing_version": 99}, "preprocessing v99"),
-    ({"labels": {"0": "Deepfake", "1": "Real"}}, "label mapping"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"bundle_format": 99}, "format 99"),
+        ({"preprocessing_version": 99}, "preprocessing v99"),
+        ({"labels": {"0": "Deepfake", "1": "Real"}}, "label mapping"),
+    ],
+)
 def test_incompatible_bundles_are_refused(tiny_bundle, tmp_path, change, message):
     path = copy_bundle(tiny_bundle, tmp_path)
     edit_metadata(path, **change)

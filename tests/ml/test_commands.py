@@ -1,4 +1,5 @@
 """The detect and evaluate_detector commands, on the tiny real bundle."""
+
 import json
 
 import pytest

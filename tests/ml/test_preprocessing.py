@@ -1,4 +1,5 @@
 """One preprocessing path: training and serving produce the same crops."""
+
 import io
 
 import numpy as np
@@ -91,8 +92,12 @@ def test_decode_refuses_too_many_pixels():
 def test_a_box_around_several_faces_is_not_a_face():
     from detector.ml.preprocessing import drop_group_boxes
 
-    faces = [FaceBox(100, 100, 40, 40, 0.9), FaceBox(200, 100, 40, 40, 0.9), FaceBox(80, 80, 200, 200, 0.55),
-             FaceBox(500, 100, 40, 40, 0.9)]
+    faces = [
+        FaceBox(100, 100, 40, 40, 0.9),
+        FaceBox(200, 100, 40, 40, 0.9),
+        FaceBox(80, 80, 200, 200, 0.55),
+        FaceBox(500, 100, 40, 40, 0.9),
+    ]
     assert drop_group_boxes(faces) == [faces[0], faces[1], faces[3]]
     single = [FaceBox(10, 10, 100, 100, 0.9)]
     assert drop_group_boxes(single) == single

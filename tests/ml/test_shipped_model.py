@@ -1,4 +1,5 @@
 """The bundle in ml_models/ loads, and scores the team's test images sensibly."""
+
 import random
 
 import numpy as np

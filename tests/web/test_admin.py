@@ -1,4 +1,5 @@
 """Reviewers audit detections in the admin; nobody else gets in."""
+
 import csv
 import io
 from http import HTTPStatus
@@ -34,10 +35,18 @@ def test_the_changelist_shows_thumbnails_and_verdicts(reviewer, detection):
     assert "Deepfake" in page and "90 %" in page
 
 
-@pytest.mark.parametrize("query, found", [
-    ("q=calc", True), ("q=nothing-like-it", False), ("label__exact=Deepfake", True), ("label__exact=Real", False),
-    ("status__exact=done", True), ("model_version=stub-1", True), ("review_verdict__exact=real", False),
-])
+@pytest.mark.parametrize(
+    "query, found",
+    [
+        ("q=calc", True),
+        ("q=nothing-like-it", False),
+        ("label__exact=Deepfake", True),
+        ("label__exact=Real", False),
+        ("status__exact=done", True),
+        ("model_version=stub-1", True),
+        ("review_verdict__exact=real", False),
+    ],
+)
 def test_search_and_filters(reviewer, detection, query, found):
     result = reviewer.get(f"{CHANGELIST}?{query}")
     assert result.status_code == HTTPStatus.OK
@@ -59,7 +68,9 @@ def test_the_detail_page_shows_the_image_with_face_boxes(reviewer, detection):
 
 def test_inference_fields_are_read_only(reviewer, detection, staff):
     url = reverse("admin:detector_detection_change", args=[detection.pk])
-    reviewer.post(url, {"label": "Real", "fake_probability": "0.01", "review_verdict": "real", "review_note": "checked"})
+    reviewer.post(
+        url, {"label": "Real", "fake_probability": "0.01", "review_verdict": "real", "review_note": "checked"}
+    )
     detection.refresh_from_db()
     assert detection.label == "Deepfake" and detection.fake_probability == 0.9
     assert detection.review_verdict == "real" and detection.review_note == "checked"

@@ -1,4 +1,5 @@
 """The shipped model, through the real upload form, to a stored verdict."""
+
 import io
 from http import HTTPStatus
 

@@ -1,4 +1,5 @@
 """Start-up: checks catch a bad bundle, and only server processes load TensorFlow."""
+
 import os
 import shutil
 import subprocess
@@ -40,34 +41,42 @@ def run_manage(args, tmp_path, bundle):
     )
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "DETECTOR_MODEL": str(bundle)}
     env.pop("DETECTOR_PRELOAD", None)
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
-@pytest.mark.parametrize("args", [["migrate", "--noinput", "-v", "0"], ["check"], ["makemigrations", "--check", "--dry-run"]])
+@pytest.mark.parametrize(
+    "args", [["migrate", "--noinput", "-v", "0"], ["check"], ["makemigrations", "--check", "--dry-run"]]
+)
 def test_management_commands_do_not_load_tensorflow(tmp_path, tiny_bundle, args):
     result = run_manage(args, tmp_path, tiny_bundle)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("NO-TF")
 
 
-@pytest.mark.parametrize("argv, environ, expected", [
-    (["manage.py", "runserver"], {"RUN_MAIN": "true"}, True),
-    (["manage.py", "runserver"], {}, False),  # the auto-reloader's parent only watches files
-    (["manage.py", "runserver", "--noreload"], {}, True),
-    (["/srv/.venv/bin/gunicorn", "deepfake_site.wsgi"], {}, True),
-    (["manage.py", "migrate"], {}, False),
-    (["manage.py", "check"], {}, False),
-    (["/usr/bin/pytest"], {}, False),
-])
+@pytest.mark.parametrize(
+    "argv, environ, expected",
+    [
+        (["manage.py", "runserver"], {"RUN_MAIN": "true"}, True),
+        (["manage.py", "runserver"], {}, False),  # the auto-reloader's parent only watches files
+        (["manage.py", "runserver", "--noreload"], {}, True),
+        (["/srv/.venv/bin/gunicorn", "deepfake_site.wsgi"], {}, True),
+        (["manage.py", "migrate"], {}, False),
+        (["manage.py", "check"], {}, False),
+        (["/usr/bin/pytest"], {}, False),
+    ],
+)
 def test_only_server_processes_load_the_model_at_start(argv, environ, expected):
     assert serves_requests(argv, environ) is expected
 
 
 def test_collectstatic_works_with_the_production_storage(settings, tmp_path):
     settings.STATIC_ROOT = tmp_path / "static"
-    settings.STORAGES = {**settings.STORAGES, "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
     call_command("collectstatic", "--noinput", verbosity=0)
     assert (tmp_path / "static" / "staticfiles.json").is_file()
     assert list((tmp_path / "static" / "detector").glob("site.*.css"))

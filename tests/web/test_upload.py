@@ -1,4 +1,5 @@
 """Uploading: valid images are stored and analysed; every rejection stores nothing."""
+
 import io
 import os
 from http import HTTPStatus
@@ -20,9 +21,14 @@ def stored_files(media_root):
     return sorted(p for p in media_root.rglob("*") if p.is_file()) if media_root.exists() else []
 
 
-@pytest.mark.parametrize("fmt, ext, content_type", [
-    ("JPEG", "jpg", "image/jpeg"), ("PNG", "png", "image/png"), ("WEBP", "webp", "image/webp"),
-])
+@pytest.mark.parametrize(
+    "fmt, ext, content_type",
+    [
+        ("JPEG", "jpg", "image/jpeg"),
+        ("PNG", "png", "image/png"),
+        ("WEBP", "webp", "image/webp"),
+    ],
+)
 def test_it_stores_and_analyses_each_allowed_format(client, stub_detector, media_root, fmt, ext, content_type):
     response = client.post(UPLOAD, {"image": upload_file(f"holiday.{ext}", image_bytes(fmt), content_type)})
     detection = Detection.objects.get()
@@ -71,7 +77,11 @@ REJECTIONS = [
     ("scan.png", tiff_named_png, "not a JPEG, PNG or WebP"),
     ("logo.svg", lambda: SVG, "not a JPEG, PNG or WebP"),
     ("notes.jpg", lambda: b"just some text, not pixels", "not a JPEG, PNG or WebP"),
-    ("polyglot.png", lambda: image_bytes("PNG") + b"<html><script>alert(1)</script></html>", "extra data after the image"),
+    (
+        "polyglot.png",
+        lambda: image_bytes("PNG") + b"<html><script>alert(1)</script></html>",
+        "extra data after the image",
+    ),
     ("empty.jpg", lambda: b"", "empty"),
 ]
 

@@ -1,4 +1,5 @@
 """Result, history, files and delete: each owner sees only their own detections."""
+
 import datetime
 from http import HTTPStatus
 
@@ -44,8 +45,9 @@ def test_the_owner_gets_the_original_bytes_with_safe_headers(alice, stub_detecto
 
 
 def test_previews_are_reencoded_without_metadata(alice, stub_detector):
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     detection = upload(alice)
     response = alice.get(reverse("detector:thumbnail", args=[detection.pk]))
@@ -86,11 +88,23 @@ def test_history_lists_only_own_detections(client, user, other_user, stub_detect
 
 
 def make_detections(owner, count, **fields):
-    return Detection.objects.bulk_create([
-        Detection(owner=owner, original_name=f"img{i}.jpg", sha256="0" * 64, image_format="JPEG",
-                  content_type="image/jpeg", size_bytes=1, width=1, height=1, status="done", **fields)
-        for i in range(count)
-    ])
+    return Detection.objects.bulk_create(
+        [
+            Detection(
+                owner=owner,
+                original_name=f"img{i}.jpg",
+                sha256="0" * 64,
+                image_format="JPEG",
+                content_type="image/jpeg",
+                size_bytes=1,
+                width=1,
+                height=1,
+                status="done",
+                **fields,
+            )
+            for i in range(count)
+        ]
+    )
 
 
 def test_history_paginates_by_20(alice, user):

@@ -19,7 +19,7 @@ class Command(BaseCommand):
         try:
             detector = get_detector()
         except DetectorUnavailable as exc:
-            raise CommandError(str(exc))
+            raise CommandError(str(exc)) from exc
         failures = 0
         for path in files:
             try:
@@ -32,10 +32,17 @@ class Command(BaseCommand):
                 continue
             faces = [{"box": f.box, "fake_probability": round(f.fake_probability, 4)} for f in verdict.faces if f.box]
             if opts["json"]:
-                self.stdout.write(json.dumps({
-                    "file": str(path), "label": verdict.label, "fake_probability": round(verdict.fake_probability, 4),
-                    "confidence": round(verdict.confidence, 4), "faces": faces,
-                }))
+                self.stdout.write(
+                    json.dumps(
+                        {
+                            "file": str(path),
+                            "label": verdict.label,
+                            "fake_probability": round(verdict.fake_probability, 4),
+                            "confidence": round(verdict.confidence, 4),
+                            "faces": faces,
+                        }
+                    )
+                )
             else:
                 found = f"{len(faces)} face(s)" if faces else "no face found (whole image judged)"
                 self.stdout.write(f"{path}: {verdict.label}  fake probability {verdict.fake_probability:.3f}  {found}")

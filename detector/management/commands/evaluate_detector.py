@@ -12,12 +12,17 @@ class Command(BaseCommand):
     help = "Measure the detector on a dataset: AUC, detection and false-accusation rates, overall and per source."
 
     def add_arguments(self, parser):
-        parser.add_argument("directory", type=Path,
-                            help="folder with real/ and fake/ image folders (any depth), or a dataset root with manifest.csv")
+        parser.add_argument(
+            "directory",
+            type=Path,
+            help="folder with real/ and fake/ image folders (any depth), or a dataset root with manifest.csv",
+        )
         parser.add_argument("--split", default="test", help="manifest split to use (default: test)")
         parser.add_argument("--by-folder", action="store_true", help="source = top-level folder under DIRECTORY")
         parser.add_argument("--roc", type=Path, help="write ROC curves to this PNG")
-        parser.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object instead of a table")
+        parser.add_argument(
+            "--json", action="store_true", dest="as_json", help="print one JSON object instead of a table"
+        )
         parser.add_argument("--limit", type=int, help="evaluate only the first N images (smoke runs)")
 
     def handle(self, *args, directory, split, by_folder, roc, as_json, limit, **opts):
@@ -29,7 +34,7 @@ class Command(BaseCommand):
         try:
             detector = get_detector()
         except DetectorUnavailable as exc:
-            raise CommandError(str(exc))
+            raise CommandError(str(exc)) from exc
         scores = score_samples(detector, samples, progress=not as_json and opts["verbosity"] > 0)
         rep = report(scores, detector.meta.thresholds.decision, detector.version)
         for problem in scores.unreadable:
@@ -42,4 +47,3 @@ class Command(BaseCommand):
             self.stdout.write(format_table(rep))
             if roc:
                 self.stdout.write(f"ROC curves written to {roc}")
-
