@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from .models import Detection, ReviewVerdict
-from .views import serve_detection_file
+from .views import serve_detection_file, serve_face_image
 
 INFERENCE_FIELDS = (
     "id",
@@ -113,6 +113,9 @@ class DetectionAdmin(admin.ModelAdmin):
     )
     actions = ("mark_reviewed_real", "mark_reviewed_fake", "export_csv")
 
+    class Media:
+        css = {"all": ("detector/faces.css",)}
+
     def has_add_permission(self, request):
         return False  # detections come from uploads, not from the admin form
 
@@ -128,12 +131,22 @@ class DetectionAdmin(admin.ModelAdmin):
         file_view = self.admin_site.admin_view(self.file_view)
         return [
             path("<uuid:pk>/file/<str:variant>/", file_view, name="detector_detection_file"),
+            path(
+                "<uuid:pk>/faces/<int:number>/<str:kind>.png",
+                self.admin_site.admin_view(self.face_view),
+                name="detector_detection_face",
+            ),
         ] + super().get_urls()
 
     def file_view(self, request, pk, variant):
         if variant not in ("image", "preview", "thumbnail") or not self.has_view_permission(request):
             return HttpResponse(status=404)
         return serve_detection_file(get_object_or_404(Detection, pk=pk), variant)
+
+    def face_view(self, request, pk, number, kind):
+        if not self.has_view_permission(request):
+            return HttpResponse(status=404)
+        return serve_face_image(get_object_or_404(Detection, pk=pk), number, kind)
 
     @admin.display(description="")
     def thumb(self, obj):
@@ -156,6 +169,7 @@ class DetectionAdmin(admin.ModelAdmin):
                 "detection": obj,
                 "image_url": reverse("admin:detector_detection_file", args=[obj.pk, "preview"]),
                 "original_url": reverse("admin:detector_detection_file", args=[obj.pk, "image"]),
+                "face_url_name": "admin:detector_detection_face",
             },
         )
 

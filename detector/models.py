@@ -120,11 +120,10 @@ class Detection(models.Model):
         font_size = max(12, round(max(self.width, self.height) / 40))
         out = []
         for number, face in enumerate(self.faces or [], start=1):
-            if not face.get("box"):
-                continue
-            x, y, w, h = face["box"]
+            x, y, w, h = face.get("box") or (0, 0, 0, 0)
             out.append(
                 {
+                    "has_box": bool(face.get("box")),
                     "number": number,
                     "x": x,
                     "y": y,
@@ -137,6 +136,3 @@ class Detection(models.Model):
                 }
             )
         return out
-
-    def files(self):
-        return [f for f in (self.image, self.preview, self.thumbnail) if f]

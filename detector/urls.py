@@ -13,4 +13,5 @@ urlpatterns = [
     path("detections/<uuid:pk>/preview.jpg", views.DetectionFileView.as_view(variant="preview"), name="preview"),
     path("detections/<uuid:pk>/thumbnail.jpg", views.DetectionFileView.as_view(variant="thumbnail"), name="thumbnail"),
     path("detections/<uuid:pk>/delete/", views.DetectionDeleteView.as_view(), name="delete"),
+    path("detections/<uuid:pk>/faces/<int:number>/<str:kind>.png", views.FaceImageView.as_view(), name="face_image"),
 ]

@@ -1,7 +1,7 @@
 from http import HTTPStatus
 
 from django.contrib import messages
-from django.http import FileResponse, JsonResponse
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse_lazy
 from django.views import View
@@ -10,6 +10,7 @@ from django.views.generic import DeleteView, DetailView, FormView, ListView, Tem
 from .forms import HistoryFilterForm, UploadForm
 from .models import Detection
 from .services.detections import create_and_analyse, delete_detection
+from .services.explanations import ExplanationUnavailable, face_image
 from .services.inference import DetectorUnavailable, get_detector, model_facts
 
 
@@ -83,6 +84,25 @@ class DetectionFileView(OwnedDetectionMixin, View):
     def get(self, request, pk):
         detection = get_object_or_404(self.get_queryset(), pk=pk)
         return serve_detection_file(detection, self.variant)
+
+
+class FaceImageView(OwnedDetectionMixin, View):
+    """A judged face's crop or heatmap, made on first view."""
+
+    def get(self, request, pk, number, kind):
+        detection = get_object_or_404(self.get_queryset(), pk=pk)
+        return serve_face_image(detection, number, kind)
+
+
+def serve_face_image(detection: Detection, number: int, kind: str):
+    try:
+        name = face_image(detection, number, kind)
+    except (ExplanationUnavailable, DetectorUnavailable) as exc:
+        raise Http404(str(exc)) from exc
+    response = FileResponse(detection.image.storage.open(name, "rb"), content_type="image/png")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
 
 
 def serve_detection_file(detection: Detection, variant: str) -> FileResponse:

@@ -113,7 +113,7 @@ def build_tiny_bundle(path: Path, input_size: int = 32, version: str = "tiny-1")
     from detector.ml.bundle import BundleMetadata, Calibration, write_bundle
 
     inputs = keras.Input((input_size, input_size, 3), name="pixels")
-    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(inputs)
     outputs = keras.layers.Dense(1, name="fake_logit")(x)
     model = keras.Model(inputs, outputs)
     model.get_layer("fake_logit").set_weights([np.array([[0.05], [0.0], [-0.05]], np.float32), np.zeros(1, np.float32)])

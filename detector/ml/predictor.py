@@ -63,6 +63,8 @@ class Detector:
         )
         self._finder = FaceFinder(num_threads=num_threads)
         self._finder_lock = threading.Lock()  # the TFLite interpreters are not thread-safe
+        self._explainer = None
+        self._explainer_lock = threading.Lock()
 
     @property
     def version(self) -> str:
@@ -117,6 +119,15 @@ class Detector:
         verdict = self.analyse(decode_image(source if isinstance(source, bytes) else str(source), max_pixels))
         verdict.seconds = time.perf_counter() - started
         return verdict
+
+    def heatmaps(self, prepared: PreparedImage) -> np.ndarray:
+        """Grad-CAM maps of the fake score for each face crop, in [0, 1] (see :mod:`.explain`)."""
+        with self._explainer_lock:
+            if self._explainer is None:
+                from .explain import GradCam
+
+                self._explainer = GradCam(self.model)
+            return self._explainer.heatmaps(prepared.batch())
 
     def warm_up(self) -> None:
         """One prediction so that the first user does not pay for graph tracing."""

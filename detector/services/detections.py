@@ -11,6 +11,7 @@ from django.db import transaction
 from ..ml.bundle import LABEL_FAKE, LABEL_REAL, LABEL_UNCERTAIN
 from ..models import Detection, Label, Status
 from ..uploads import CheckedImage, derived_jpegs
+from .explanations import face_file_names
 from .inference import get_detector
 
 log = logging.getLogger(__name__)
@@ -96,14 +97,21 @@ def create_and_analyse(checked: CheckedImage, original_name: str, request) -> De
     return analyse(store_upload(checked, original_name, request), checked.image)
 
 
-def delete_files(detection: Detection) -> None:
-    for field in (detection.image, detection.preview, detection.thumbnail):
-        if field.name:
-            field.storage.delete(field.name)
+def stored_names(detection: Detection) -> list[str]:
+    """The upload, its copies and any face crops and heatmaps made from it."""
+    names = [f.name for f in (detection.image, detection.preview, detection.thumbnail) if f.name]
+    return names + face_file_names(detection)
+
+
+def delete_files(detection: Detection, names: list[str] | None = None) -> None:
+    storage = detection.image.storage
+    for name in stored_names(detection) if names is None else names:
+        storage.delete(name)
 
 
 def delete_detection(detection: Detection) -> None:
     """Delete the row, then its files once the deletion is committed."""
+    names = stored_names(detection)  # before delete() clears the primary key
     with transaction.atomic():
         detection.delete()
-        transaction.on_commit(lambda: delete_files(detection))
+        transaction.on_commit(lambda: delete_files(detection, names))
