@@ -8,6 +8,8 @@ urlpatterns = [
     path("", views.UploadView.as_view(), name="upload"),
     path("history/", views.HistoryView.as_view(), name="history"),
     path("about-the-model/", views.AboutModelView.as_view(), name="about_model"),
+    path("overview/", views.OverviewView.as_view(), name="overview"),
+    path("overview/<str:chart>.svg", views.OverviewChartView.as_view(), name="overview_chart"),
     path("detections/<uuid:pk>/", views.DetectionDetailView.as_view(), name="result"),
     path("detections/<uuid:pk>/image/", views.DetectionFileView.as_view(variant="image"), name="image"),
     path("detections/<uuid:pk>/preview.jpg", views.DetectionFileView.as_view(variant="preview"), name="preview"),

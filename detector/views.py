@@ -1,7 +1,7 @@
 from http import HTTPStatus
 
 from django.contrib import messages
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse_lazy
 from django.views import View
@@ -9,6 +9,7 @@ from django.views.generic import DeleteView, DetailView, FormView, ListView, Tem
 
 from .forms import HistoryFilterForm, UploadForm
 from .models import Detection
+from .services import overview
 from .services.detections import create_and_analyse, delete_detection
 from .services.explanations import ExplanationUnavailable, face_image
 from .services.inference import DetectorUnavailable, get_detector, model_facts
@@ -63,6 +64,39 @@ class DetectionDetailView(OwnedDetectionMixin, DetailView):
         context = super().get_context_data(**kwargs)
         context["model"] = model_facts()
         return context
+
+
+class OverviewScopeMixin:
+    """The owner's detections, or everyone's for staff who ask for ``?scope=all``."""
+
+    def detections(self):
+        if self.request.GET.get("scope") == "all":
+            if not self.request.user.is_staff:
+                raise Http404("only reviewers see everyone's detections")
+            return Detection.objects.all()
+        return Detection.objects.owned_by(self.request)
+
+
+class OverviewView(OverviewScopeMixin, TemplateView):
+    template_name = "detector/overview.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        qs = self.detections()
+        context.update(counts=overview.label_counts(qs), total=qs.count(), scope=self.request.GET.get("scope", ""))
+        return context
+
+
+class OverviewChartView(OverviewScopeMixin, View):
+    charts = {"labels": overview.labels_over_time_svg, "scores": overview.score_distribution_svg}
+
+    def get(self, request, chart):
+        if chart not in self.charts:
+            raise Http404("no such chart")
+        response = HttpResponse(self.charts[chart](self.detections()), content_type="image/svg+xml")
+        response["Cache-Control"] = "private, no-cache"
+        response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+        return response
 
 
 class AboutModelView(TemplateView):

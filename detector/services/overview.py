@@ -1,0 +1,77 @@
+"""Counts and charts of a set of detections, drawn server-side with matplotlib."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+from django.db.models import Count
+from django.db.models.functions import TruncDate
+
+from ..models import Label
+
+LABEL_COLOURS = {
+    Label.REAL: "#116329",
+    Label.DEEPFAKE: "#a40e26",
+    Label.UNCERTAIN: "#b07800",
+    Label.NO_VERDICT: "#57606a",
+}
+
+
+def label_counts(queryset) -> dict[str, int]:
+    counts = Counter(dict(queryset.values_list("label").annotate(n=Count("pk")).values_list("label", "n")))
+    return {label: counts.get(label, 0) for label in LABEL_COLOURS}
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.spines[["top", "right"]].set_visible(False)
+    return plt, fig, ax
+
+
+def _svg(plt, fig) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="svg")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def labels_over_time_svg(queryset) -> bytes:
+    """Stacked daily counts of each verdict."""
+    rows = queryset.annotate(day=TruncDate("created_at")).values("day", "label").annotate(n=Count("pk"))
+    days = sorted({r["day"] for r in rows})
+    plt, fig, ax = _figure()
+    bottom = [0] * len(days)
+    for label, colour in LABEL_COLOURS.items():
+        heights = [sum(r["n"] for r in rows if r["day"] == d and r["label"] == label) for d in days]
+        if any(heights):
+            ax.bar([d.isoformat() for d in days], heights, bottom=bottom, color=colour, label=label)
+            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    ax.set_ylabel("images")
+    ax.set_title("Verdicts per day")
+    if days:
+        ax.legend(frameon=False, fontsize=8)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+    else:
+        ax.text(0.5, 0.5, "no checks yet", ha="center", va="center", transform=ax.transAxes)
+    return _svg(plt, fig)
+
+
+def score_distribution_svg(queryset) -> bytes:
+    """Histogram of fake probabilities, with the thresholds that were used."""
+    probs = list(queryset.exclude(fake_probability=None).values_list("fake_probability", flat=True))
+    thresholds = sorted(set(queryset.exclude(threshold=None).values_list("threshold", flat=True)))
+    plt, fig, ax = _figure()
+    ax.hist(probs, bins=20, range=(0, 1), color="#0b5cad")
+    for t in thresholds:
+        ax.axvline(t, color="#a40e26", linestyle="--", linewidth=1)
+    ax.set_xlabel("fake probability (dashed: Deepfake threshold)")
+    ax.set_ylabel("images")
+    ax.set_title("Distribution of fake probabilities")
+    return _svg(plt, fig)
