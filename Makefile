@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test test-sqlite test-postgres check lint
+.PHONY: install run test test-sqlite test-postgres check lint screenshots
 
 install: $(STAMP) .env
 
@@ -27,6 +27,7 @@ test: install test-sqlite test-postgres
 
 test-sqlite:
 	@echo "== test suite on SQLite"
+	@command -v chromium >/dev/null 2>&1 || echo "== SKIPPING the browser tests: no Chromium (apt-get install -y chromium)"
 	$(PY) -m pytest
 
 test-postgres:
@@ -43,3 +44,6 @@ check: install
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+screenshots: install
+	UPDATE_README_SCREENSHOTS=1 $(PY) -m pytest tests/browser -q

@@ -1,0 +1,110 @@
+"""What a person does in the browser: upload, see why, browse, delete, review."""
+
+import base64
+import re
+
+import pytest
+
+from detector.models import Detection
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def upload(page, live_server, path):
+    page.goto(live_server.url + "/")
+    page.set_input_files("input[type=file]", str(path))
+    page.click("#submit")
+    page.wait_for_url(re.compile(r".*/detections/[0-9a-f-]+/$"))
+
+
+def test_upload_with_the_file_picker_shows_progress_then_the_verdict(page, live_server, shipped, portrait, shot):
+    page.goto(live_server.url + "/")
+    shot(page, "1-upload-form", readme=True)
+    page.set_input_files("input[type=file]", str(portrait))
+    assert page.locator("#preview").is_visible()
+
+    def slow(route):  # hold the upload back a moment so the progress state can be seen
+        page.wait_for_timeout(1200)
+        route.continue_()
+
+    page.route(live_server.url + "/", lambda route: slow(route) if route.request.method == "POST" else route.continue_())
+    page.click("#submit")
+    page.locator("#progress").wait_for(state="visible")
+    assert page.locator("#submit").is_disabled()
+    shot(page, "2-upload-progress")
+    page.wait_for_url(re.compile(r".*/detections/[0-9a-f-]+/$"))
+
+    detection = Detection.objects.get()
+    assert page.locator(".verdict .label").inner_text() == detection.label
+    assert page.locator("svg.overlay .facebox rect").count() == 1
+    heatmap = page.locator(".face-heatmap").first
+    heatmap.scroll_into_view_if_needed()
+    page.wait_for_function("() => { const i = document.querySelector('.face-heatmap'); return i.complete && i.naturalWidth > 0; }")
+    assert heatmap.is_visible() and not page.locator(".face-crop").first.is_visible()
+    shot(page, "3-result", readme=True)
+    shot(page, "4-result-faces", page.locator(".faces"))
+    page.click(".toggle-heatmap")
+    assert page.locator(".face-crop").first.is_visible() and not heatmap.is_visible()
+
+
+def test_upload_by_drag_and_drop(page, live_server, shipped, portrait):
+    page.goto(live_server.url + "/")
+    data = base64.b64encode(portrait.read_bytes()).decode()
+    page.evaluate(
+        """(data) => {
+            const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], "dropped.jpg", {type: "image/jpeg"}));
+            document.getElementById("dropzone").dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true}));
+        }""",
+        data,
+    )
+    assert page.locator("#preview").is_visible()
+    page.click("#submit")
+    page.wait_for_url(re.compile(r".*/detections/[0-9a-f-]+/$"))
+    assert Detection.objects.get().original_name == "dropped.jpg"
+
+
+def test_a_rejected_file_shows_its_error_and_stores_nothing(page, live_server, shipped, tmp_path, shot):
+    fake_jpeg = tmp_path / "notes.jpg"
+    fake_jpeg.write_text("not an image at all")
+    page.goto(live_server.url + "/")
+    page.set_input_files("input[type=file]", str(fake_jpeg))
+    page.click("#submit")
+    page.locator("#image-errors", has_text="not a JPEG, PNG or WebP").wait_for()
+    shot(page, "5-rejected")
+    assert not Detection.objects.exists()
+
+
+def test_history_lists_the_upload_and_delete_removes_it(page, live_server, shipped, portrait, shot):
+    upload(page, live_server, portrait)
+    page.goto(live_server.url + "/history/")
+    assert page.locator(".card", has_text="astronaut.jpg").count() == 1
+    shot(page, "6-history")
+    page.locator(".card a").first.click()
+    page.click("text=Delete this check")
+    page.click("button.danger")
+    page.wait_for_url(re.compile(r".*/history/$"))
+    assert page.locator(".messages", has_text="Deleted astronaut.jpg").is_visible()
+    assert page.locator(".card").count() == 0
+    assert not Detection.objects.exists()
+
+
+def test_a_reviewer_marks_a_detection_reviewed_in_the_admin(page, live_server, shipped, portrait, django_user_model, shot):
+    upload(page, live_server, portrait)
+    django_user_model.objects.create_superuser("reviewer", password="a-long-review-password")
+    page.goto(live_server.url + "/admin/login/")
+    page.fill("#id_username", "reviewer")
+    page.fill("#id_password", "a-long-review-password")
+    page.click("input[type=submit]")
+    page.goto(live_server.url + "/admin/detector/detection/")
+    page.check("input.action-select")
+    page.select_option("select[name=action]", "mark_reviewed_fake")
+    page.click("button[name=index]")
+    page.locator(".messagelist", has_text="Marked 1 detection").wait_for()
+    shot(page, "7-admin-reviewed")
+    detection = Detection.objects.get()
+    assert detection.review_verdict == "fake" and detection.reviewed_by.username == "reviewer"
+    page.goto(live_server.url + f"/admin/detector/detection/{detection.pk}/change/")
+    page.locator(".face-heatmap").first.wait_for()
+    shot(page, "8-admin-detail", readme=True)
