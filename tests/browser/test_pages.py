@@ -27,7 +27,9 @@ def test_upload_with_the_file_picker_shows_progress_then_the_verdict(page, live_
         page.wait_for_timeout(1200)
         route.continue_()
 
-    page.route(live_server.url + "/", lambda route: slow(route) if route.request.method == "POST" else route.continue_())
+    page.route(
+        live_server.url + "/", lambda route: slow(route) if route.request.method == "POST" else route.continue_()
+    )
     page.click("#submit")
     page.locator("#progress").wait_for(state="visible")
     assert page.locator("#submit").is_disabled()
@@ -39,7 +41,9 @@ def test_upload_with_the_file_picker_shows_progress_then_the_verdict(page, live_
     assert page.locator("svg.overlay .facebox rect").count() == 1
     heatmap = page.locator(".face-heatmap").first
     heatmap.scroll_into_view_if_needed()
-    page.wait_for_function("() => { const i = document.querySelector('.face-heatmap'); return i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.face-heatmap'); return i.complete && i.naturalWidth > 0; }"
+    )
     assert heatmap.is_visible() and not page.locator(".face-crop").first.is_visible()
     shot(page, "3-result", readme=True)
     shot(page, "4-result-faces", page.locator(".faces"))
@@ -90,7 +94,9 @@ def test_history_lists_the_upload_and_delete_removes_it(page, live_server, shipp
     assert not Detection.objects.exists()
 
 
-def test_a_reviewer_marks_a_detection_reviewed_in_the_admin(page, live_server, shipped, portrait, django_user_model, shot):
+def test_a_reviewer_marks_a_detection_reviewed_in_the_admin(
+    page, live_server, shipped, portrait, django_user_model, shot
+):
     upload(page, live_server, portrait)
     django_user_model.objects.create_superuser("reviewer", password="a-long-review-password")
     page.goto(live_server.url + "/admin/login/")
