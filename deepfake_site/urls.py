@@ -1,7 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from detector import health
+
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("accounts/", include("detector.account_urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("", include("detector.urls")),
 ]

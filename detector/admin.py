@@ -33,7 +33,7 @@ INFERENCE_FIELDS = (
     "error_message",
     "created_at",
     "owner",
-    "session_key",
+    "anonymous_owner",
 )
 CSV_FIELDS = (
     "id",
@@ -106,7 +106,7 @@ class DetectionAdmin(admin.ModelAdmin):
                     "height",
                     "created_at",
                     "owner",
-                    "session_key",
+                    "anonymous_owner",
                 )
             },
         ),
@@ -153,7 +153,7 @@ class DetectionAdmin(admin.ModelAdmin):
         if not obj.thumbnail:
             return ""
         url = reverse("admin:detector_detection_file", args=[obj.pk, "thumbnail"])
-        return format_html('<img src="{}" alt="" width="64" height="64" style="object-fit:cover">', url)
+        return format_html('<img src="{}" alt="" width="64" height="64" class="admin-thumb">', url)
 
     @admin.display(description="fake probability", ordering="fake_probability")
     def fake_percent_display(self, obj):

@@ -32,7 +32,7 @@ class DetectorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import checks, signals  # noqa: F401  (register the system checks and signal receivers)
         from .services.inference import load_service
 
         preload = settings.DETECTOR_PRELOAD

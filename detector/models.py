@@ -23,16 +23,23 @@ class ReviewVerdict(models.TextChoices):
     FAKE = "fake", "Reviewed: fake"
 
 
+ANONYMOUS_OWNER_KEY = "detector_owner"
+
+
 class DetectionQuerySet(models.QuerySet):
     def owned_by(self, request):
         """The detections of the request's user, or of its anonymous session."""
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             return self.filter(owner=user)
-        key = request.session.session_key
-        if not key:
+        token = request.session.get(ANONYMOUS_OWNER_KEY)
+        if not token:
             return self.none()
-        return self.filter(owner__isnull=True, session_key=key)
+        return self.filter(owner__isnull=True, anonymous_owner=token)
+
+    def hand_over(self, token: str, user):
+        """Give an anonymous visitor's detections to the account they signed up or logged in with."""
+        return self.filter(owner__isnull=True, anonymous_owner=token).update(owner=user, anonymous_owner="")
 
     def recent(self):
         return self.order_by("-created_at")
@@ -86,7 +93,9 @@ class Detection(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="detections"
     )
-    session_key = models.CharField(max_length=40, blank=True, db_index=True)
+    anonymous_owner = models.CharField(
+        max_length=40, blank=True, db_index=True, help_text="For anonymous uploads: a random token kept in the session."
+    )
 
     review_verdict = models.CharField(max_length=10, choices=ReviewVerdict.choices, blank=True, db_index=True)
     review_note = models.TextField(blank=True)
@@ -99,7 +108,10 @@ class Detection(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["owner", "-created_at"]), models.Index(fields=["session_key", "-created_at"])]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]),
+            models.Index(fields=["anonymous_owner", "-created_at"]),
+        ]
 
     def __str__(self):
         return f"{self.original_name or self.id} ({self.label or self.status})"

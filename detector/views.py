@@ -1,11 +1,14 @@
+import logging
 from http import HTTPStatus
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse_lazy
 from django.views import View
 from django.views.generic import DeleteView, DetailView, FormView, ListView, TemplateView
+from django_ratelimit.core import get_usage
 
 from .forms import HistoryFilterForm, UploadForm
 from .models import Detection
@@ -13,6 +16,8 @@ from .services import overview
 from .services.detections import create_and_analyse, delete_detection
 from .services.explanations import ExplanationUnavailable, face_image
 from .services.inference import DetectorUnavailable, get_detector, model_facts
+
+log = logging.getLogger(__name__)
 
 
 def wants_json(request) -> bool:
@@ -26,9 +31,29 @@ class OwnedDetectionMixin:
         return Detection.objects.owned_by(self.request)
 
 
+def seconds_until_upload_allowed(request) -> int | None:
+    """Count this upload against the client's rate; the seconds to wait when over it, else None."""
+    rate = settings.DETECTOR_RATE_LIMIT
+    if not rate:
+        return None
+    usage = get_usage(request, group="detector.upload", key="user_or_ip", rate=rate, method="POST", increment=True)
+    return max(1, int(usage["time_left"])) if usage and usage["should_limit"] else None
+
+
 class UploadView(FormView):
     template_name = "detector/upload.html"
     form_class = UploadForm
+
+    def post(self, request, *args, **kwargs):
+        wait = seconds_until_upload_allowed(request)
+        if wait is None:
+            return super().post(request, *args, **kwargs)
+        form = self.get_form()
+        form.errors.clear()
+        form.add_error(None, f"Too many uploads. Please wait {wait} seconds before the next one; nothing was stored.")
+        response = self.form_invalid(form, status=HTTPStatus.TOO_MANY_REQUESTS)
+        response["Retry-After"] = str(wait)
+        return response
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -41,7 +66,12 @@ class UploadView(FormView):
         except DetectorUnavailable:
             form.add_error(None, "The detector is not available right now; nothing was stored. Please try again later.")
             return self.form_invalid(form, status=HTTPStatus.SERVICE_UNAVAILABLE)
-        detection = create_and_analyse(form.checked, form.cleaned_data["image"].name, self.request)
+        try:
+            detection = create_and_analyse(form.checked, form.cleaned_data["image"].name, self.request)
+        except OSError:
+            log.exception("upload could not be stored")
+            form.add_error(None, "The upload could not be stored (file storage unavailable); nothing was kept.")
+            return self.form_invalid(form, status=HTTPStatus.SERVICE_UNAVAILABLE)
         url = detection.get_absolute_url()
         if wants_json(self.request):
             return JsonResponse(

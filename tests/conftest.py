@@ -147,3 +147,13 @@ def tiny_detector(tiny_bundle, settings):
     inference.set_detector(detector)
     yield detector
     inference.set_detector(previous)
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Rate-limit counters and lockouts live in the cache; each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 
 from django.core.files.base import ContentFile
 from django.db import transaction
 
 from ..ml.bundle import LABEL_FAKE, LABEL_REAL, LABEL_UNCERTAIN
-from ..models import Detection, Label, Status
+from ..models import ANONYMOUS_OWNER_KEY, Detection, Label, Status
 from ..uploads import CheckedImage, derived_jpegs
 from .explanations import face_file_names
 from .inference import get_detector
@@ -30,9 +31,8 @@ def display_name(name: str) -> str:
 def _owner_fields(request) -> dict:
     if request.user.is_authenticated:
         return {"owner": request.user}
-    if not request.session.session_key:
-        request.session.save()
-    return {"session_key": request.session.session_key}
+    token = request.session.setdefault(ANONYMOUS_OWNER_KEY, uuid.uuid4().hex)
+    return {"anonymous_owner": token}
 
 
 def store_upload(checked: CheckedImage, original_name: str, request) -> Detection:

@@ -89,3 +89,37 @@ def test_pages_load_nothing_from_other_sites(client, url):
 
     page = client.get(url).content.decode()
     assert not re.search(r'(src|href)="(https?:)?//', page)
+
+
+def test_production_settings_pass_the_deploy_check(tmp_path, tiny_bundle):
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "DETECTOR_")) and key != "DATABASE_URL"
+    }
+    env.update(
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY="x7#Qm2!vR9$kL4@pZ8^wT1&nB6*cY3%hJ5(eU0)gA-fD_sK+oI=",
+        DJANGO_ALLOWED_HOSTS="deepfake-check.example.org",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        DETECTOR_MODEL=str(tiny_bundle),
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env["DJANGO_DEBUG"] = "false"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY must be set" in result.stderr

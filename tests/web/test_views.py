@@ -71,7 +71,7 @@ def test_anonymous_visitors_own_their_session_uploads(client, django_user_model,
     from django.test import Client
 
     detection = upload(client)
-    assert detection.owner is None and detection.session_key
+    assert detection.owner is None and detection.anonymous_owner
     assert client.get(reverse("detector:result", args=[detection.pk])).status_code == HTTPStatus.OK
     stranger = Client()
     assert stranger.get(reverse("detector:result", args=[detection.pk])).status_code == HTTPStatus.NOT_FOUND

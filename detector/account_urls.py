@@ -1,0 +1,7 @@
+from django.urls import path
+
+from . import accounts
+
+urlpatterns = [
+    path("signup/", accounts.SignUpView.as_view(), name="signup"),
+]

@@ -1,0 +1,26 @@
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand
+
+from detector.services.cleanup import cleanup
+
+
+class Command(BaseCommand):
+    help = "Remove orphan files and rows without files; finish or fail detections stuck in pending. Safe any time."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--grace-minutes", type=int, default=15, help="leave younger files and rows alone")
+        parser.add_argument("--dry-run", action="store_true", help="report what would be done, change nothing")
+        parser.add_argument(
+            "--no-reanalyse", action="store_true", help="mark stuck detections failed instead of analysing them again"
+        )
+
+    def handle(self, *args, grace_minutes, dry_run, no_reanalyse, **opts):
+        report = cleanup(timedelta(minutes=grace_minutes), dry_run=dry_run, reanalyse=not no_reanalyse)
+        prefix = "would " if dry_run else ""
+        self.stdout.write(
+            f"{prefix}remove {len(report.orphan_files)} orphan file(s); "
+            f"{prefix}remove {len(report.rows_without_file)} row(s) without their file; "
+            f"{prefix}re-analyse {len(report.reanalysed)} stuck detection(s); "
+            f"{len(report.marked_failed)} marked failed"
+        )

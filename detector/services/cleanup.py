@@ -1,0 +1,75 @@
+"""Repairs after crashes: orphan files, rows without their file, detections stuck in pending."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from ..models import Detection, Label, Status
+from .detections import analyse, delete_files, stored_names
+
+log = logging.getLogger(__name__)
+FOLDERS = ("uploads", "previews", "thumbnails", "faces")
+
+
+@dataclass
+class CleanupReport:
+    orphan_files: list[str] = field(default_factory=list)
+    rows_without_file: list[str] = field(default_factory=list)
+    reanalysed: list[str] = field(default_factory=list)
+    marked_failed: list[str] = field(default_factory=list)
+
+
+def _files_older_than(folder: str, cutoff) -> list[str]:
+    try:
+        _, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return []
+    names = [f"{folder}/{name}" for name in files]
+    return [n for n in names if default_storage.get_modified_time(n) < cutoff]
+
+
+def cleanup(grace: timedelta = timedelta(minutes=15), dry_run: bool = False, reanalyse: bool = True) -> CleanupReport:
+    """Safe at any time: it only touches files and rows older than ``grace``.
+
+    Files are written before their row is committed, so a young file without a
+    row may belong to an upload in progress; the grace period leaves those alone.
+    """
+    report = CleanupReport()
+    cutoff = timezone.now() - grace
+    known = set()
+    for detection in Detection.objects.iterator():
+        known.update(stored_names(detection))
+    for folder in FOLDERS:
+        for name in _files_older_than(folder, cutoff):
+            if name not in known:
+                report.orphan_files.append(name)
+                if not dry_run:
+                    default_storage.delete(name)
+
+    for detection in Detection.objects.filter(created_at__lt=cutoff):
+        if not default_storage.exists(detection.image.name):
+            report.rows_without_file.append(str(detection.pk))
+            if not dry_run:
+                delete_files(detection)
+                detection.delete()
+
+    for detection in Detection.objects.filter(status=Status.PENDING, created_at__lt=cutoff):
+        if dry_run:
+            report.reanalysed.append(str(detection.pk))
+            continue
+        if reanalyse:
+            analyse(detection)
+            if detection.status == Status.DONE:
+                report.reanalysed.append(str(detection.pk))
+                continue
+        else:
+            detection.status, detection.label = Status.FAILED, Label.NO_VERDICT
+            detection.error_message = "The analysis was interrupted; please upload the image again."
+            detection.save(update_fields=["status", "label", "error_message"])
+        report.marked_failed.append(str(detection.pk))
+    return report

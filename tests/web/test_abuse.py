@@ -1,0 +1,53 @@
+"""Upload rate limits, and the headers that keep pages from being abused."""
+
+from http import HTTPStatus
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from detector.models import Detection
+from tests.web.conftest import upload_file
+
+pytestmark = pytest.mark.django_db
+UPLOAD = reverse("detector:upload")
+
+
+def test_uploads_over_the_rate_get_429_with_retry_after(client, stub_detector, settings):
+    settings.DETECTOR_RATE_LIMIT = "2/h"
+    for _ in range(2):
+        assert client.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.FOUND
+    response = client.post(UPLOAD, {"image": upload_file()})
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert 0 < int(response["Retry-After"]) <= 3600
+    assert "Too many uploads" in response.content.decode()
+    assert Detection.objects.count() == 2 and stub_detector.calls == 2
+
+
+def test_the_limit_is_per_user(client, stub_detector, settings, user, other_user):
+    settings.DETECTOR_RATE_LIMIT = "1/h"
+    client.force_login(user)
+    client.post(UPLOAD, {"image": upload_file()})
+    assert client.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.TOO_MANY_REQUESTS
+    bob = Client()
+    bob.force_login(other_user)
+    assert bob.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.FOUND
+
+
+def test_json_clients_get_429_as_json(client, stub_detector, settings):
+    settings.DETECTOR_RATE_LIMIT = "1/h"
+    client.post(UPLOAD, {"image": upload_file()})
+    response = client.post(UPLOAD, {"image": upload_file()}, headers={"Accept": "application/json"})
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS and "Retry-After" in response
+    assert "Too many uploads" in response.json()["errors"]["__all__"][0]
+
+
+def test_pages_carry_a_strict_content_security_policy(client):
+    response = client.get(UPLOAD)
+    csp = response["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["Referrer-Policy"] == "same-origin"
+    page = response.content.decode()
+    assert "<script>" not in page and " style=" not in page

@@ -1,0 +1,117 @@
+"""Health endpoints, and faults that must give clear errors without half-written state."""
+
+import os
+from datetime import timedelta
+from http import HTTPStatus
+
+import pytest
+from django.core.management import call_command
+from django.db import OperationalError
+from django.urls import reverse
+from django.utils import timezone
+
+from detector.models import Detection
+from tests.web.conftest import upload_file
+
+pytestmark = pytest.mark.django_db
+UPLOAD = reverse("detector:upload")
+
+
+def stored(media_root):
+    return sorted(p for p in media_root.rglob("*") if p.is_file()) if media_root.exists() else []
+
+
+def test_healthz_answers(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_is_503_until_the_model_is_loaded(client, monkeypatch):
+    from detector.services import inference
+
+    monkeypatch.setattr(inference, "_detector", None)
+    response = client.get("/readyz")
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json()["checks"] == {"model": False, "database": True, "media": True}
+
+
+def test_readyz_is_200_when_everything_works(client, stub_detector):
+    assert client.get("/readyz").status_code == HTTPStatus.OK
+
+
+@pytest.fixture
+def disk_full(monkeypatch):
+    from django.core.files.storage import FileSystemStorage
+
+    def fail(self, name, content, max_length=None):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(FileSystemStorage, "_save", fail)
+
+
+def test_readyz_reports_unwritable_media(client, stub_detector, disk_full):
+    response = client.get("/readyz")
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE and response.json()["checks"]["media"] is False
+
+
+def test_unwritable_media_gives_a_clear_error_and_no_row(client, stub_detector, media_root, disk_full):
+    response = client.post(UPLOAD, {"image": upload_file()})
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert "could not be stored" in response.content.decode()
+    assert not Detection.objects.exists() and stored(media_root) == []
+
+
+def test_a_database_that_is_down_gives_a_503_page_and_no_orphaned_file(client, stub_detector, media_root, monkeypatch):
+    def locked(self, *args, **kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(Detection, "save", locked)
+    response = client.post(UPLOAD, {"image": upload_file()})
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE and response["Retry-After"]
+    assert "Nothing from this request was stored" in response.content.decode()
+    assert stored(media_root) == []
+
+
+def age(detection, minutes):
+    Detection.objects.filter(pk=detection.pk).update(created_at=timezone.now() - timedelta(minutes=minutes))
+
+
+def test_cleanup_finishes_stuck_detections_and_removes_orphans(client, stub_detector, media_root, capsys):
+    client.post(UPLOAD, {"image": upload_file("stuck.jpg")})
+    client.post(UPLOAD, {"image": upload_file("lost.jpg")})
+    stuck, lost = Detection.objects.get(original_name="stuck.jpg"), Detection.objects.get(original_name="lost.jpg")
+    Detection.objects.filter(pk=stuck.pk).update(status="pending", label="")
+    (media_root / lost.image.name).unlink()
+    orphan = media_root / "uploads" / "no-row.jpg"
+    orphan.write_bytes(b"x")
+    old = (timezone.now() - timedelta(hours=1)).timestamp()
+    for path in stored(media_root):
+        os.utime(path, (old, old))
+    age(stuck, 60)
+    age(lost, 60)
+
+    call_command("cleanup_detections")
+
+    assert "remove 1 orphan file(s); remove 1 row(s) without their file; re-analyse 1" in capsys.readouterr().out
+    assert not orphan.exists()
+    assert not Detection.objects.filter(pk=lost.pk).exists()
+    assert not any(lost.pk.hex[:8] in p.name for p in stored(media_root))
+    assert Detection.objects.get(pk=stuck.pk).status == "done"
+
+
+def test_cleanup_leaves_young_files_and_rows_alone(client, stub_detector, media_root):
+    client.post(UPLOAD, {"image": upload_file()})
+    Detection.objects.update(status="pending")
+    young_orphan = media_root / "uploads" / "in-progress.jpg"
+    young_orphan.write_bytes(b"x")
+    call_command("cleanup_detections")
+    assert young_orphan.exists() and Detection.objects.get().status == "pending"
+
+
+def test_cleanup_dry_run_changes_nothing(client, stub_detector, media_root, capsys):
+    orphan = media_root / "uploads" / "no-row.jpg"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"x")
+    old = (timezone.now() - timedelta(hours=1)).timestamp()
+    os.utime(orphan, (old, old))
+    call_command("cleanup_detections", "--dry-run")
+    assert "would remove 1 orphan" in capsys.readouterr().out and orphan.exists()
