@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test test-sqlite test-postgres check lint screenshots
+.PHONY: install run test test-sqlite test-postgres check lint screenshots soak
 
 install: $(STAMP) .env
 
@@ -47,3 +47,6 @@ lint: install
 
 screenshots: install
 	UPDATE_README_SCREENSHOTS=1 $(PY) -m pytest tests/browser -q
+
+soak: install
+	$(PY) benchmarks/soak.py --requests 1000 --clients 8
