@@ -1,5 +1,6 @@
 """Upload rate limits, and the headers that keep pages from being abused."""
 
+import os
 from http import HTTPStatus
 
 import pytest
@@ -51,3 +52,27 @@ def test_pages_carry_a_strict_content_security_policy(client):
     assert response["Referrer-Policy"] == "same-origin"
     page = response.content.decode()
     assert "<script>" not in page and " style=" not in page
+
+
+def redis_url():
+    import redis
+
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip(f"no Redis answers at {url}")
+    return url
+
+
+def test_the_rate_limit_works_with_a_shared_redis_cache(client, stub_detector, settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url()}}
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.DETECTOR_RATE_LIMIT = "1/h"
+    try:
+        assert client.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.FOUND
+        assert client.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.TOO_MANY_REQUESTS
+    finally:
+        cache.clear()
