@@ -62,6 +62,14 @@ def render(bundle: Path) -> str:
         f"- Weights sha256: `{meta.weights_sha256}`.",
         "",
     ]
+    if "previous_stage" in t:
+        prev = t["previous_stage"]
+        stage = (
+            f"- Continued from version {prev['version']}, trained with {json.dumps(prev['recipe'])} in "
+            f"{prev['minutes']} minutes (val AUC {prev['val_auc']:.4f}); {t['minutes_total']} minutes in all."
+        )
+    else:
+        stage = ""
     out += [
         "## Training run",
         "",
@@ -74,6 +82,7 @@ def render(bundle: Path) -> str:
             f"{h['stage']} {h['epoch']}: loss {h['train_loss']:.4f}, val AUC {h['val_auc']:.4f}" for h in t["history"]
         )
         + ".",
+        *([stage] if stage else []),
         "",
     ]
     if test:
