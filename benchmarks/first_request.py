@@ -58,6 +58,8 @@ def main():
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": "bench",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback
+        "DJANGO_SECURE_COOKIES": "false",
         "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
         "DJANGO_MEDIA_ROOT": str(tmp / "media"),
         "TF_CPP_MIN_LOG_LEVEL": "2",
