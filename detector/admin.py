@@ -12,15 +12,7 @@ from django.utils.html import format_html
 from .models import Detection, ReviewVerdict
 from .views import serve_detection_file, serve_face_image
 
-INFERENCE_FIELDS = (
-    "id",
-    "original_name",
-    "sha256",
-    "image_format",
-    "content_type",
-    "size_bytes",
-    "width",
-    "height",
+VERDICT_FIELDS = (
     "status",
     "label",
     "fake_probability",
@@ -31,6 +23,16 @@ INFERENCE_FIELDS = (
     "faces",
     "processing_ms",
     "error_message",
+)
+UPLOAD_FIELDS = (
+    "id",
+    "original_name",
+    "sha256",
+    "image_format",
+    "content_type",
+    "size_bytes",
+    "width",
+    "height",
     "created_at",
     "owner",
     "anonymous_owner",
@@ -71,45 +73,11 @@ class DetectionAdmin(admin.ModelAdmin):
     search_fields = ("original_name", "=sha256")
     date_hierarchy = "created_at"
     list_select_related = ("owner",)
-    readonly_fields = ("annotated_image",) + INFERENCE_FIELDS + ("reviewed_by", "reviewed_at")
+    readonly_fields = ("annotated_image", *VERDICT_FIELDS, *UPLOAD_FIELDS, "reviewed_by", "reviewed_at")
     fieldsets = (
-        (
-            "Verdict",
-            {
-                "fields": (
-                    "annotated_image",
-                    "status",
-                    "label",
-                    "fake_probability",
-                    "confidence",
-                    "threshold",
-                    "model_version",
-                    "face_found",
-                    "faces",
-                    "processing_ms",
-                    "error_message",
-                )
-            },
-        ),
+        ("Verdict", {"fields": ("annotated_image", *VERDICT_FIELDS)}),
         ("Review", {"fields": ("review_verdict", "review_note", "reviewed_by", "reviewed_at")}),
-        (
-            "Upload",
-            {
-                "fields": (
-                    "id",
-                    "original_name",
-                    "sha256",
-                    "image_format",
-                    "content_type",
-                    "size_bytes",
-                    "width",
-                    "height",
-                    "created_at",
-                    "owner",
-                    "anonymous_owner",
-                )
-            },
-        ),
+        ("Upload", {"fields": UPLOAD_FIELDS}),
     )
     actions = ("mark_reviewed_real", "mark_reviewed_fake", "export_csv")
 

@@ -131,6 +131,28 @@ def build_tiny_bundle(path: Path, input_size: int = 32, version: str = "tiny-1")
 
 
 @pytest.fixture(scope="session")
+def shipped_detector():
+    """The bundle in ml_models/, loaded and warmed up once per test run."""
+    from detector.ml.predictor import Detector
+
+    detector = Detector(SHIPPED_BUNDLE)
+    detector.warm_up()
+    return detector
+
+
+@pytest.fixture
+def shipped(shipped_detector, settings):
+    """The shipped model installed as the process's detector."""
+    from detector.services import inference
+
+    settings.DETECTOR_MODEL = SHIPPED_BUNDLE
+    previous = inference._detector
+    inference.set_detector(shipped_detector)
+    yield shipped_detector
+    inference.set_detector(previous)
+
+
+@pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory):
     return build_tiny_bundle(tmp_path_factory.mktemp("bundles") / "tiny")
 

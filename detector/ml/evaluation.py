@@ -120,17 +120,7 @@ def report(scores: Scores, threshold: float, model_version: str) -> dict:
 
 def format_table(rep: dict) -> str:
     """A fixed-width table of the report, one row per source."""
-    cols = (
-        "n",
-        "auc",
-        "accuracy",
-        "tpr_at_fpr_1",
-        "tpr_at_fpr_5",
-        "detection_rate",
-        "false_accusation_rate",
-        "uncertain_rate",
-        "face_found_rate",
-    )
+    cols = METRIC_KEYS
     heads = ("n", "AUC", "acc", "TPR@1%", "TPR@5%", "detected", "false-acc.", "uncertain", "face found")
     fmt = lambda v: "—" if v is None else (str(v) if isinstance(v, int) else f"{v:.3f}")  # noqa: E731
     rows = [("overall", rep["overall"])] + list(rep["by_source"].items())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SHIPPED_BUNDLE
+from tests.conftest import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "test-output" / "browser"
@@ -62,26 +62,6 @@ def shot():
         return path
 
     return take
-
-
-@pytest.fixture(scope="session")
-def shipped_detector():
-    from detector.ml.predictor import Detector
-
-    detector = Detector(SHIPPED_BUNDLE)
-    detector.warm_up()
-    return detector
-
-
-@pytest.fixture
-def shipped(shipped_detector, settings):
-    from detector.services import inference
-
-    settings.DETECTOR_MODEL = SHIPPED_BUNDLE
-    previous = inference._detector
-    inference.set_detector(shipped_detector)
-    yield shipped_detector
-    inference.set_detector(previous)
 
 
 @pytest.fixture(scope="session")

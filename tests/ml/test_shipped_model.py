@@ -9,13 +9,6 @@ from detector.ml.bundle import read_metadata
 from tests.conftest import SHARED_FACES, SHIPPED_BUNDLE, needs_shared
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    from detector.ml.predictor import Detector
-
-    return Detector(SHIPPED_BUNDLE)
-
-
 def test_the_shipped_bundle_is_intact_and_documented():
     meta = read_metadata(SHIPPED_BUNDLE)
     assert meta.labels["1"] == "Deepfake" and meta.labels["0"] == "Real"
@@ -25,18 +18,18 @@ def test_the_shipped_bundle_is_intact_and_documented():
     assert (SHIPPED_BUNDLE / "model.keras").stat().st_size < 50 * 1024 * 1024
 
 
-def test_the_shipped_model_gives_a_verdict_on_a_portrait(shipped):
+def test_the_shipped_model_gives_a_verdict_on_a_portrait(shipped_detector):
     skimage_data = pytest.importorskip("skimage.data")
     from PIL import Image
 
-    verdict = shipped.analyse(Image.fromarray(skimage_data.astronaut()))
+    verdict = shipped_detector.analyse(Image.fromarray(skimage_data.astronaut()))
     assert verdict.face_found and len(verdict.faces) == 1
     assert verdict.label in ("Real", "Deepfake", "Uncertain")
     assert 0.0 <= verdict.fake_probability <= 1.0
 
 
 @needs_shared
-def test_the_shipped_model_scores_team_test_images_as_measured(shipped):
+def test_the_shipped_model_scores_team_test_images_as_measured(shipped_detector):
     """A sample of the test split: GAN faces caught, reals rarely accused, DFDC swaps ranked above chance.
 
     The bounds sit well inside what evaluate_detector measured on the whole split
@@ -54,7 +47,7 @@ def test_the_shipped_model_scores_team_test_images_as_measured(shipped):
     pick = lambda key, n: rng.sample(by_source[key], n)  # noqa: E731
     reals = pick(("celeba", 0), 30) + pick(("dfdc", 0), 30)
     gan, dfdc_fakes = pick(("gan256", 1), 30), pick(("dfdc", 1), 30)
-    scores = score_samples(shipped, reals + gan + dfdc_fakes, progress=False)
+    scores = score_samples(shipped_detector, reals + gan + dfdc_fakes, progress=False)
     verdicts, probs = scores.verdicts, scores.probs
     assert np.mean(verdicts[:60] == "Deepfake") <= 0.05
     assert np.mean(verdicts[60:90] == "Deepfake") >= 0.9

@@ -14,27 +14,7 @@ from tests.web.conftest import upload_file
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(scope="module")
-def shipped_detector():
-    from detector.ml.predictor import Detector
-
-    detector = Detector(SHIPPED_BUNDLE)
-    detector.warm_up()
-    return detector
-
-
-@pytest.fixture
-def installed(shipped_detector, settings):
-    from detector.services import inference
-
-    settings.DETECTOR_MODEL = SHIPPED_BUNDLE
-    previous = inference._detector
-    inference.set_detector(shipped_detector)
-    yield shipped_detector
-    inference.set_detector(previous)
-
-
-def test_a_portrait_upload_gets_a_real_verdict_from_the_shipped_model(client, installed):
+def test_a_portrait_upload_gets_a_real_verdict_from_the_shipped_model(client, shipped):
     skimage_data = pytest.importorskip("skimage.data")
     buf = io.BytesIO()
     Image.fromarray(skimage_data.astronaut()).save(buf, "JPEG", quality=90)
@@ -42,12 +22,12 @@ def test_a_portrait_upload_gets_a_real_verdict_from_the_shipped_model(client, in
     assert response.status_code == HTTPStatus.FOUND
     detection = Detection.objects.get()
     assert detection.status == "done"
-    assert detection.model_version == installed.version
+    assert detection.model_version == shipped.version
     assert detection.label in ("Real", "Deepfake", "Uncertain")
     assert detection.face_found and len(detection.faces) == 1
-    assert detection.threshold == installed.meta.thresholds.decision
+    assert detection.threshold == shipped.meta.thresholds.decision
     page = client.get(response.url).content.decode()
-    assert detection.label in page and installed.version in page
+    assert detection.label in page and shipped.version in page
 
 
 def test_the_service_loads_the_configured_bundle_once(settings, monkeypatch):
