@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import http.cookiejar
 import io
-import os
 import re
 import subprocess
 import sys
@@ -21,9 +20,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from loopback import ROOT, app_env, gunicorn_command, prepare
 from PIL import Image
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def jpeg() -> bytes:
@@ -53,39 +51,12 @@ def main():
     p.add_argument("--port", type=int, default=8765)
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    env = {
-        **os.environ,
-        "DJANGO_DEBUG": "false",
-        "DJANGO_SECRET_KEY": "bench",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DJANGO_SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback
-        "DJANGO_SECURE_COOKIES": "false",
-        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-        "DJANGO_MEDIA_ROOT": str(tmp / "media"),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    python = sys.executable
-    subprocess.run([python, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-    subprocess.run(
-        [python, "manage.py", "collectstatic", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env={**env, "DJANGO_STATIC_ROOT": str(tmp / "static")},
-        check=True,
-    )
-    env["DJANGO_STATIC_ROOT"] = str(tmp / "static")
+    env = app_env(tmp)
+    prepare(env)
     if args.runserver:
-        cmd = [python, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"]
+        cmd = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"]
     else:
-        cmd = [
-            str(Path(python).parent / "gunicorn"),
-            "deepfake_site.wsgi",
-            "-b",
-            f"127.0.0.1:{args.port}",
-            "-w",
-            "1",
-            "--timeout",
-            "120",
-        ]
+        cmd = gunicorn_command(args.port, 1, 120)
     base = f"http://127.0.0.1:{args.port}/"
     started = time.perf_counter()
     server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from loopback import ROOT, app_env, gunicorn_command, prepare
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
 MAX_UPLOAD_MB = 1
 
 
@@ -74,35 +74,11 @@ def main():
     args = p.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="soak-"))
-    env = {
-        **os.environ,
-        "DJANGO_DEBUG": "false",
-        "DJANGO_SECRET_KEY": "soak-only",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "DJANGO_SECURE_COOKIES": "false",
-        "DATABASE_URL": args.database_url or f"sqlite:///{tmp / 'db.sqlite3'}",
-        "DJANGO_MEDIA_ROOT": str(tmp / "media"),
-        "DJANGO_STATIC_ROOT": str(tmp / "static"),
-        "DETECTOR_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
-        "DETECTOR_RATE_LIMIT": "",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    py = sys.executable
-    subprocess.run([py, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-    subprocess.run([py, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-    gunicorn = [
-        str(Path(py).parent / "gunicorn"),
-        "deepfake_site.wsgi",
-        "-b",
-        f"127.0.0.1:{args.port}",
-        "-w",
-        str(args.workers),
-        "--timeout",
-        "60",
-        "--log-level",
-        "warning",
-    ]
+    env = app_env(tmp, DETECTOR_MAX_UPLOAD_MB=str(MAX_UPLOAD_MB), DETECTOR_RATE_LIMIT="")
+    if args.database_url:
+        env["DATABASE_URL"] = args.database_url
+    prepare(env)
+    gunicorn = gunicorn_command(args.port, args.workers, 60, "--log-level", "warning")
     server = subprocess.Popen(gunicorn, cwd=ROOT, env=env, stderr=open(tmp / "gunicorn.log", "w"))
     base = f"http://127.0.0.1:{args.port}/"
     try:
