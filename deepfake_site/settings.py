@@ -172,3 +172,6 @@ DETECTOR_RATE_LIMIT = env("DETECTOR_RATE_LIMIT", default="30/h")
 
 # Uploads larger than this go to a temporary file rather than memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+# Batches (the batch page and the API): the most files one request may carry.
+DETECTOR_BATCH_MAX_FILES = env.int("DETECTOR_BATCH_MAX_FILES", default=20)

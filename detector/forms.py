@@ -1,12 +1,7 @@
 from django import forms
-from django.conf import settings
 
 from .models import Label
-from .uploads import check_image
-
-
-class MultipleFilesError(forms.ValidationError):
-    pass
+from .uploads import check_batch, check_upload
 
 
 class UploadForm(forms.Form):
@@ -20,14 +15,26 @@ class UploadForm(forms.Form):
         if len(self.files.getlist("image")) > 1:
             raise forms.ValidationError("Upload one image at a time.", code="too_many_files")
         upload = self.cleaned_data["image"]
-        max_bytes = int(settings.DETECTOR_MAX_UPLOAD_MB * 1024 * 1024)
-        if upload.size > max_bytes:  # before reading it into memory
-            raise forms.ValidationError(
-                f"The file is larger than {settings.DETECTOR_MAX_UPLOAD_MB:g} MB.", code="too_large"
-            )
-        upload.seek(0)
-        self.checked = check_image(upload.read(max_bytes + 1), max_bytes, settings.DETECTOR_MAX_PIXELS)
+        self.checked = check_upload(upload)
         return upload
+
+
+class MultipleFileInput(forms.FileInput):
+    allow_multiple_selected = True
+
+
+class BatchUploadForm(forms.Form):
+    """Many images at once; each file is checked on its own later, so that one bad file stops no other."""
+
+    images = forms.Field(
+        label="Images",
+        help_text="JPEG, PNG or WebP photos with faces.",
+        error_messages={"required": "Choose one or more images."},
+        widget=MultipleFileInput(attrs={"accept": "image/jpeg,image/png,image/webp", "multiple": True}),
+    )
+
+    def clean_images(self):
+        return check_batch(self.files.getlist("images"))
 
 
 class HistoryFilterForm(forms.Form):

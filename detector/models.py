@@ -47,6 +47,9 @@ class DetectionQuerySet(models.QuerySet):
     def with_label(self, label):
         return self.filter(label=label) if label else self
 
+    def with_status(self, status):
+        return self.filter(status=status) if status else self
+
     def created_between(self, start=None, end=None):
         qs = self
         if start:

@@ -14,6 +14,7 @@ import struct
 import warnings
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -90,6 +91,28 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> CheckedImage:
     return CheckedImage(data, fmt, extension, content_type, hashlib.sha256(data).hexdigest(), image)
 
 
+def max_upload_bytes() -> int:
+    return int(settings.DETECTOR_MAX_UPLOAD_MB * 1024 * 1024)
+
+
+def check_upload(upload) -> CheckedImage:
+    """Check an uploaded file against the configured limits; its size before its bytes are read."""
+    max_bytes = max_upload_bytes()
+    if upload.size > max_bytes:
+        raise _reject(f"The file is larger than {settings.DETECTOR_MAX_UPLOAD_MB:g} MB.", "too_large")
+    upload.seek(0)
+    return check_image(upload.read(max_bytes + 1), max_bytes, settings.DETECTOR_MAX_PIXELS)
+
+
+def check_batch(uploads: list) -> list:
+    """The files of one batch: at least one, and no more than ``DETECTOR_BATCH_MAX_FILES``."""
+    if not uploads:
+        raise _reject("Choose one or more images.", "required")
+    if len(uploads) > settings.DETECTOR_BATCH_MAX_FILES:
+        raise _reject(f"Upload at most {settings.DETECTOR_BATCH_MAX_FILES} images at a time.", "too_many_files")
+    return uploads
+
+
 def derived_jpegs(image: Image.Image, sides: tuple[int, ...], quality: int = 85) -> list[bytes]:
     """Smaller copies, largest first, re-encoded from pixels only (no EXIF, no ICC, no trailing bytes).
 
@@ -98,8 +121,8 @@ def derived_jpegs(image: Image.Image, sides: tuple[int, ...], quality: int = 85)
     out, current = [], image
     for side in sorted(sides, reverse=True):
         current = current.copy()
-        current.thumbnail((side, side), Image.LANCZOS)
+        current.thumbnail((side, side), Image.BILINEAR)  # antialiased; half the time of LANCZOS on a large photo
         buf = io.BytesIO()
-        current.save(buf, "JPEG", quality=quality, optimize=True)
+        current.save(buf, "JPEG", quality=quality)
         out.append(buf.getvalue())
     return out

@@ -6,6 +6,7 @@ app_name = "detector"
 
 urlpatterns = [
     path("", views.UploadView.as_view(), name="upload"),
+    path("batch/", views.BatchUploadView.as_view(), name="batch"),
     path("history/", views.HistoryView.as_view(), name="history"),
     path("about-the-model/", views.AboutModelView.as_view(), name="about_model"),
     path("overview/", views.OverviewView.as_view(), name="overview"),

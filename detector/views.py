@@ -1,21 +1,21 @@
 import logging
 from http import HTTPStatus
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.views import View
 from django.views.generic import DeleteView, DetailView, FormView, ListView, TemplateView
-from django_ratelimit.core import get_usage
 
-from .forms import HistoryFilterForm, UploadForm
+from .forms import BatchUploadForm, HistoryFilterForm, UploadForm
 from .models import Detection
 from .services import overview
-from .services.detections import create_and_analyse, delete_detection
+from .services.batch import submit_each
+from .services.detections import DETECTOR_DOWN, STORAGE_FAILED, delete_detection, submit
 from .services.explanations import ExplanationUnavailable, face_image
 from .services.inference import DetectorUnavailable, get_detector, model_facts
+from .services.limits import seconds_until_upload_allowed, too_many_uploads
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +31,6 @@ class OwnedDetectionMixin:
         return Detection.objects.owned_by(self.request)
 
 
-def seconds_until_upload_allowed(request) -> int | None:
-    """Count this upload against the client's rate; the seconds to wait when over it, else None."""
-    rate = settings.DETECTOR_RATE_LIMIT
-    if not rate:
-        return None
-    usage = get_usage(request, group="detector.upload", key="user_or_ip", rate=rate, method="POST", increment=True)
-    return max(1, int(usage["time_left"])) if usage and usage["should_limit"] else None
-
-
 class UploadView(FormView):
     template_name = "detector/upload.html"
     form_class = UploadForm
@@ -50,7 +41,7 @@ class UploadView(FormView):
             return super().post(request, *args, **kwargs)
         form = self.get_form()
         form.errors.clear()
-        form.add_error(None, f"Too many uploads. Please wait {wait} seconds before the next one; nothing was stored.")
+        form.add_error(None, too_many_uploads(wait))
         response = self.form_invalid(form, status=HTTPStatus.TOO_MANY_REQUESTS)
         response["Retry-After"] = str(wait)
         return response
@@ -64,18 +55,26 @@ class UploadView(FormView):
         try:
             get_detector()
         except DetectorUnavailable:
-            form.add_error(None, "The detector is not available right now; nothing was stored. Please try again later.")
+            form.add_error(None, DETECTOR_DOWN)
             return self.form_invalid(form, status=HTTPStatus.SERVICE_UNAVAILABLE)
         try:
-            detection = create_and_analyse(form.checked, form.cleaned_data["image"].name, self.request)
+            detection = submit(form.checked, form.cleaned_data["image"].name, self.request)
         except OSError:
             log.exception("upload could not be stored")
-            form.add_error(None, "The upload could not be stored (file storage unavailable); nothing was kept.")
+            form.add_error(None, STORAGE_FAILED)
             return self.form_invalid(form, status=HTTPStatus.SERVICE_UNAVAILABLE)
         url = detection.get_absolute_url()
         if wants_json(self.request):
             return JsonResponse(
-                {"id": str(detection.id), "status": detection.status, "url": url}, status=HTTPStatus.CREATED
+                {
+                    "id": str(detection.id),
+                    "status": detection.status,
+                    "url": url,
+                    "label": detection.label,
+                    "fake_percent": detection.fake_percent,
+                    "thumbnail": reverse("detector:thumbnail", args=[detection.id]),
+                },
+                status=HTTPStatus.CREATED,
             )
         return redirect(url)
 
@@ -83,6 +82,29 @@ class UploadView(FormView):
         if wants_json(self.request):
             errors = {field: [e["message"] for e in errs] for field, errs in form.errors.get_json_data().items()}
             return JsonResponse({"errors": errors}, status=status)
+        return self.render_to_response(self.get_context_data(form=form), status=status)
+
+
+class BatchUploadView(FormView):
+    """Many images at once. With JavaScript each file is posted to the upload view on its own, with its own
+    progress; without, they come here in one request and the page lists each file's verdict or error."""
+
+    template_name = "detector/batch.html"
+    form_class = BatchUploadForm
+
+    def form_valid(self, form):
+        try:
+            outcomes = submit_each(form.cleaned_data["images"], self.request)
+        except DetectorUnavailable:
+            form.add_error(None, DETECTOR_DOWN)
+            return self.form_invalid(form, status=HTTPStatus.SERVICE_UNAVAILABLE)
+        checked = sum(1 for outcome in outcomes if outcome.detection)
+        context = self.get_context_data(
+            form=self.form_class(), outcomes=outcomes, checked_count=checked, rejected_count=len(outcomes) - checked
+        )
+        return self.render_to_response(context, status=HTTPStatus.OK if checked else HTTPStatus.BAD_REQUEST)
+
+    def form_invalid(self, form, status=HTTPStatus.BAD_REQUEST):
         return self.render_to_response(self.get_context_data(form=form), status=status)
 
 

@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 PREVIEW_SIDE, THUMB_SIDE = 1280, 256
 MAX_NAME = Detection._meta.get_field("original_name").max_length
 LABELS = {LABEL_REAL: Label.REAL, LABEL_FAKE: Label.DEEPFAKE, LABEL_UNCERTAIN: Label.UNCERTAIN}
+# What a client is told when an upload cannot be taken at all; either way nothing is kept.
+DETECTOR_DOWN = "The detector is not available right now; nothing was stored. Please try again later."
+STORAGE_FAILED = "The upload could not be stored (file storage unavailable); nothing was kept."
 
 
 def display_name(name: str) -> str:
@@ -92,8 +95,8 @@ def analyse(detection: Detection, image=None) -> Detection:
     return detection
 
 
-def create_and_analyse(checked: CheckedImage, original_name: str, request) -> Detection:
-    """The upload flow: store, then analyse the already decoded image."""
+def submit(checked: CheckedImage, original_name: str, request) -> Detection:
+    """The upload flow every caller goes through (form, batch, API): store, then analyse the decoded image."""
     return analyse(store_upload(checked, original_name, request), checked.image)
 
 

@@ -27,3 +27,7 @@ def alice(client, user):
 
 def upload_file(name="photo.jpg", data=None, content_type="image/jpeg"):
     return SimpleUploadedFile(name, image_bytes("JPEG") if data is None else data, content_type=content_type)
+
+
+def stored_files(media_root):
+    return sorted(p for p in media_root.rglob("*") if p.is_file()) if media_root.exists() else []

@@ -1,0 +1,142 @@
+// Batch page: each chosen or dropped file is posted on its own to the upload view (answering JSON), one after
+// another, with its own progress bar and then its verdict or its error; a refused file stops no other.
+// Without JavaScript the form posts all the files at once and the page lists what became of each.
+(function () {
+  "use strict";
+  var form = document.getElementById("batch-form");
+  if (!form) return;
+  var input = form.querySelector("input[type=file]");
+  var zone = document.getElementById("dropzone");
+  var errors = document.getElementById("images-errors");
+  var results = document.getElementById("batch-results");
+  var list = document.getElementById("batch-list");
+  var summary = document.getElementById("batch-summary");
+  var submit = document.getElementById("submit");
+  var token = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+  var maxBytes = parseInt(form.dataset.maxBytes, 10);
+  var maxFiles = parseInt(form.dataset.maxFiles, 10);
+  var allowed = ["image/jpeg", "image/png", "image/webp"];
+
+  function problemWith(file) {
+    if (file.size > maxBytes) return "The file is larger than " + form.dataset.maxMb + " MB.";
+    if (file.type && allowed.indexOf(file.type) < 0) return "This is not a JPEG, PNG or WebP image.";
+    return "";
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text) node.textContent = text;
+    return node;
+  }
+
+  function row(file) {
+    var item = {li: el("li", "batch-item"), bar: el("progress"), state: el("span", "state", "Waiting")};
+    item.bar.max = 100;
+    item.bar.value = 0;
+    item.bar.hidden = true;
+    item.li.append(el("span", "name", file.name || "(unnamed)"), item.bar, item.state);
+    list.appendChild(item.li);
+    return item;
+  }
+
+  function listChosen() {
+    var files = Array.prototype.slice.call(input.files);
+    list.textContent = "";
+    summary.textContent = files.length ? files.length + " chosen." : "";
+    results.hidden = !files.length;
+    errors.textContent = files.length > maxFiles ? "Choose at most " + maxFiles + " images at a time." : "";
+    return files.map(row);
+  }
+
+  function succeed(item, data) {
+    var badge = el("a", "badge badge-" + data.label.toLowerCase().replace(/\s+/g, "-"), data.label);
+    badge.href = data.url;
+    item.state.textContent = "";
+    item.state.className = "state";
+    if (data.thumbnail) {
+      var thumb = el("img", "batch-thumb");
+      thumb.src = data.thumbnail;
+      thumb.alt = "";
+      item.state.appendChild(thumb);
+    }
+    item.state.appendChild(badge);
+    if (data.fake_percent !== null) item.state.appendChild(el("span", "muted", " " + data.fake_percent + " % fake"));
+  }
+
+  function fail(item, message) {
+    item.state.className = "state error";
+    item.state.textContent = message;
+  }
+
+  function send(file, item) {
+    return new Promise(function (resolve) {
+      var problem = problemWith(file);
+      if (problem) { fail(item, problem); resolve(false); return; }
+      var data = new FormData();
+      data.append("csrfmiddlewaretoken", token);
+      data.append("image", file, file.name);
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.dataset.uploadUrl);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.upload.addEventListener("progress", function (ev) {
+        if (ev.lengthComputable) item.bar.value = Math.round(100 * ev.loaded / ev.total);
+      });
+      xhr.upload.addEventListener("load", function () {
+        item.bar.removeAttribute("value");
+        item.state.textContent = "Analysing faces…";
+      });
+      xhr.addEventListener("load", function () {
+        var body = {};
+        try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
+        item.bar.hidden = true;
+        if (xhr.status === 201 && body.url) { succeed(item, body); resolve(true); return; }
+        var messages = [];
+        Object.keys(body.errors || {}).forEach(function (k) { messages = messages.concat(body.errors[k]); });
+        fail(item, messages.join(" ") || "The upload failed (" + xhr.status + ").");
+        resolve(false);
+      });
+      xhr.addEventListener("error", function () {
+        item.bar.hidden = true;
+        fail(item, "The upload failed: the connection was interrupted.");
+        resolve(false);
+      });
+      item.bar.hidden = false;
+      item.state.textContent = "Uploading…";
+      xhr.send(data);
+    });
+  }
+
+  input.addEventListener("change", listChosen);
+  ["dragenter", "dragover"].forEach(function (type) {
+    zone.addEventListener(type, function (e) { e.preventDefault(); zone.classList.add("dragover"); });
+  });
+  ["dragleave", "drop"].forEach(function (type) {
+    zone.addEventListener(type, function (e) { e.preventDefault(); zone.classList.remove("dragover"); });
+  });
+  zone.addEventListener("drop", function (e) {
+    if (!e.dataTransfer.files.length) return;
+    input.files = e.dataTransfer.files;
+    listChosen();
+  });
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var files = Array.prototype.slice.call(input.files);
+    if (!files.length) { errors.textContent = "Choose one or more images."; input.focus(); return; }
+    if (files.length > maxFiles) { errors.textContent = "Choose at most " + maxFiles + " images at a time."; return; }
+    var items = listChosen();
+    var checked = 0;
+    submit.disabled = true;
+    // One file at a time: the verdicts arrive in order and the server is not flooded.
+    files.reduce(function (previous, file, i) {
+      return previous.then(function () {
+        return send(file, items[i]).then(function (ok) { if (ok) checked += 1; });
+      });
+    }, Promise.resolve()).then(function () {
+      summary.textContent = checked + " checked, " + (files.length - checked) + " not accepted.";
+      submit.disabled = false;
+      input.value = "";
+    });
+  });
+})();

@@ -1,0 +1,110 @@
+"""Batches: many files at once, by the batch page and by the API; one bad file stops no other."""
+
+from http import HTTPStatus
+
+import pytest
+from django.urls import reverse
+
+from detector.models import Detection
+from tests.conftest import image_bytes
+from tests.web.conftest import stored_files, upload_file
+
+pytestmark = pytest.mark.django_db
+BATCH = reverse("detector:batch")
+
+
+def good_and_bad():
+    return [
+        upload_file("first.jpg"),
+        upload_file("notes.jpg", b"not an image at all"),
+        upload_file("third.png", image_bytes("PNG"), "image/png"),
+    ]
+
+
+def files_of(detection):
+    return {f.name for f in (detection.image, detection.preview, detection.thumbnail)}
+
+
+def assert_only_the_good_files_are_stored(media_root):
+    rows = list(Detection.objects.order_by("original_name"))
+    assert [d.original_name for d in rows] == ["first.jpg", "third.png"]
+    assert all(d.status == "done" for d in rows)
+    stored = {p.relative_to(media_root).as_posix() for p in stored_files(media_root)}
+    assert stored == files_of(rows[0]) | files_of(rows[1])  # nothing left behind for the bad file
+
+
+def test_the_batch_page_offers_a_multiple_file_input(client):
+    page = client.get(BATCH).content.decode()
+    assert 'name="images"' in page and " multiple" in page and '<label for="id_images">' in page
+    assert "detector/batch.js" in page and "<script>" not in page
+    assert f'data-upload-url="{reverse("detector:upload")}"' in page
+
+
+def test_a_batch_with_one_bad_file_stores_the_good_ones_and_reports_the_bad_one(client, stub_detector, media_root):
+    response = client.post(BATCH, {"images": good_and_bad()})
+    assert response.status_code == HTTPStatus.OK
+    page = response.content.decode()
+    assert "2 checked, 1 not accepted." in page
+    assert "notes.jpg" in page and "This is not a JPEG, PNG or WebP image." in page
+    for detection in Detection.objects.all():
+        assert detection.get_absolute_url() in page
+    assert_only_the_good_files_are_stored(media_root)
+
+
+def test_a_batch_of_only_bad_files_is_400_and_stores_nothing(client, stub_detector, media_root):
+    response = client.post(BATCH, {"images": [upload_file("a.jpg", b"x"), upload_file("b.jpg", b"")]})
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "0 checked, 2 not accepted." in response.content.decode()
+    assert not Detection.objects.exists() and stored_files(media_root) == []
+
+
+def test_a_batch_without_files_is_400(client, stub_detector):
+    response = client.post(BATCH, {})
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "Choose one or more images." in response.content.decode()
+
+
+def test_more_files_than_the_setting_are_refused_before_any_is_stored(client, stub_detector, settings, media_root):
+    settings.DETECTOR_BATCH_MAX_FILES = 2
+    response = client.post(BATCH, {"images": good_and_bad()})
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "Upload at most 2 images at a time." in response.content.decode()
+    assert not Detection.objects.exists() and stored_files(media_root) == []
+
+
+def test_a_batch_over_the_rate_stores_up_to_the_limit(client, stub_detector, settings):
+    settings.DETECTOR_RATE_LIMIT = "2/h"
+    response = client.post(BATCH, {"images": [upload_file("a.jpg"), upload_file("b.jpg"), upload_file("c.jpg")]})
+    assert "2 checked, 1 not accepted." in response.content.decode()
+    assert "Too many uploads" in response.content.decode()
+    assert Detection.objects.count() == 2
+
+
+def test_the_batch_page_reports_an_unavailable_detector(client, media_root, monkeypatch):
+    from detector.services import inference
+
+    monkeypatch.setattr(inference, "_detector", None)
+    monkeypatch.setattr(inference, "load_service", lambda warm_up=True: None)
+    response = client.post(BATCH, {"images": [upload_file()]})
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert "not available" in response.content.decode()
+    assert not Detection.objects.exists() and stored_files(media_root) == []
+
+
+def test_anonymous_visitors_own_their_batch(client, stub_detector):
+    client.post(BATCH, {"images": [upload_file("a.jpg"), upload_file("b.jpg")]})
+    history = client.get(reverse("detector:history"))
+    assert {d.original_name for d in history.context["detections"]} == {"a.jpg", "b.jpg"}
+
+
+def test_the_upload_view_tells_the_batch_script_each_verdict(client, stub_detector):
+    response = client.post(reverse("detector:upload"), {"image": upload_file()}, headers={"Accept": "application/json"})
+    detection = Detection.objects.get()
+    assert response.json() == {
+        "id": str(detection.pk),
+        "status": "done",
+        "url": detection.get_absolute_url(),
+        "label": "Deepfake",
+        "fake_percent": 90,
+        "thumbnail": reverse("detector:thumbnail", args=[detection.pk]),
+    }
