@@ -167,6 +167,8 @@ DETECTOR_MAX_PIXELS = env.int("DETECTOR_MAX_PIXELS", default=40_000_000)
 # Load the model at start in this process; unset: only in server processes (runserver, gunicorn).
 DETECTOR_PRELOAD = env.bool("DETECTOR_PRELOAD", default=None)
 DETECTOR_THREADS = env.int("DETECTOR_THREADS", default=None)
+# auto: the bundle's exported LiteRT form where it has one, else the Keras model; or force "litert" / "keras"
+DETECTOR_ENGINE = env("DETECTOR_ENGINE", default="auto")
 # Uploads per user (or per address for anonymous visitors), e.g. "30/h"; "" turns it off.
 DETECTOR_RATE_LIMIT = env("DETECTOR_RATE_LIMIT", default="30/h")
 

@@ -4,7 +4,9 @@ A bundle is a folder with ``metadata.json`` and the weights file it names.  The
 metadata fixes the label mapping (the model outputs one logit: the evidence that
 a face is fake), the input size, the preprocessing it expects, the calibration
 and thresholds chosen on the validation split, and the sha256 of the weights,
-which the loader verifies before it trusts them.
+which the loader verifies before it trusts them.  ``engines`` lists exported
+fast forms of the same network (see :mod:`.export`), each with its file, its
+checksum and how closely it was checked against the Keras model.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class BundleMetadata:
     preprocessing_version: int = PREPROCESSING_VERSION
     labels: dict = field(default_factory=lambda: {"output": OUTPUT_MEANING, "0": LABEL_REAL, "1": LABEL_FAKE})
     training: dict = field(default_factory=dict)
+    engines: dict = field(default_factory=dict)  # name -> {"file", "sha256", "check": {...}, ...}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -131,16 +134,24 @@ def read_metadata(path: Path) -> BundleMetadata:
         )
     if meta.labels.get("1") != LABEL_FAKE or meta.labels.get("0") != LABEL_REAL:
         raise BundleError(f"model bundle {path} has an unknown label mapping {meta.labels}")
-    weights = path / meta.weights_file
-    if not weights.is_file():
-        raise BundleError(f"model bundle {path} lacks its weights file {meta.weights_file}")
-    actual = sha256_file(weights)
-    if actual != meta.weights_sha256:
+    _verify(path, meta.weights_file, meta.weights_sha256, "weights")
+    for name, engine in meta.engines.items():
+        if not isinstance(engine, dict) or not engine.get("file") or not engine.get("sha256"):
+            raise BundleError(f"model bundle {path}: engine {name!r} lacks its file or checksum")
+        _verify(path, engine["file"], engine["sha256"], f"{name} engine")
+    return meta
+
+
+def _verify(path: Path, name: str, expected: str, what: str) -> None:
+    file = path / name
+    if not file.is_file():
+        raise BundleError(f"model bundle {path} lacks its {what} file {name}")
+    actual = sha256_file(file)
+    if actual != expected:
         raise BundleError(
-            f"model bundle {path}: weights checksum mismatch (metadata says {meta.weights_sha256[:12]}…, "
+            f"model bundle {path}: {what} checksum mismatch (metadata says {expected[:12]}…, "
             f"file is {actual[:12]}…); the file is damaged or was replaced"
         )
-    return meta
 
 
 def load_keras_model(path: Path, meta: BundleMetadata):
@@ -163,9 +174,18 @@ def load_keras_model(path: Path, meta: BundleMetadata):
 
 
 def write_bundle(path: Path, model, meta: BundleMetadata) -> BundleMetadata:
-    """Save weights and metadata (with the weights' checksum) into ``path``."""
+    """Save weights and metadata (with the weights' checksum) into ``path``.
+
+    Exported engines of earlier weights in the folder no longer match, so they go.
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    old = path / METADATA_FILE
+    if old.is_file():
+        for engine in json.loads(old.read_text()).get("engines", {}).values():
+            if engine.get("file") and engine["file"] != meta.weights_file:
+                (path / engine["file"]).unlink(missing_ok=True)
+    meta.engines = {}
     weights = path / meta.weights_file
     model.save(weights)
     meta.weights_sha256 = sha256_file(weights)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,25 +41,37 @@ class Scores:
 def prepared_batches(
     detector, samples: list[Sample], batch: int = 64, progress: bool = True, unreadable: list | None = None
 ):
-    """Yield (sample, prepared image, raw face logits), classifying the faces of many images per call."""
+    """Yield (sample, prepared image, raw face logits), classifying the faces of many images per call.
+
+    A background thread decodes and finds the faces of the next chunk while the
+    current one is classified, so both cores stay busy (both runtimes release the GIL).
+    """
     bar = tqdm(total=len(samples), desc="evaluate", unit="img", disable=not progress)
-    for start in range(0, len(samples), batch):
-        chunk, prepared = [], []
-        for s in samples[start : start + batch]:
+
+    def prepare_chunk(chunk):
+        ready, problems = [], []
+        for s in chunk:
             try:
-                prepared.append(detector.prepare(decode_image(str(s.path))))
-                chunk.append(s)
+                ready.append((s, detector.prepare(decode_image(str(s.path)))))
             except ImageDecodeError as exc:
-                if unreadable is not None:
-                    unreadable.append(f"{s.path}: {exc}")
-        bar.update(len(samples[start : start + batch]))
-        if not prepared:
-            continue
-        logits = detector.face_logits(np.concatenate([p.batch() for p in prepared]))
-        offset = 0
-        for s, p in zip(chunk, prepared, strict=True):
-            yield s, p, logits[offset : offset + len(p.crops)]
-            offset += len(p.crops)
+                problems.append(f"{s.path}: {exc}")
+        return ready, problems
+
+    chunks = [samples[i : i + batch] for i in range(0, len(samples), batch)]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as pool:
+        pending = pool.submit(prepare_chunk, chunks[0]) if chunks else None
+        for k in range(len(chunks)):
+            ready, problems = pending.result()
+            pending = pool.submit(prepare_chunk, chunks[k + 1]) if k + 1 < len(chunks) else None
+            if unreadable is not None:
+                unreadable.extend(problems)
+            if ready:
+                logits = detector.face_logits(np.concatenate([p.batch() for _, p in ready]))
+                offset = 0
+                for s, p in ready:
+                    yield s, p, logits[offset : offset + len(p.crops)]
+                    offset += len(p.crops)
+            bar.update(len(chunks[k]))
     bar.close()
 
 

@@ -133,7 +133,10 @@ class BlazeFaceDetector:
         scale = size / side
         off_x, off_y = (side - w) / 2, (side - h) / 2
         canvas = Image.new("RGB", (size, size))
-        resized = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+        # reducing_gap: large photos are first box-reduced by an integer factor (much faster, no visible
+        # difference); images up to 6x the input (every training image) are resampled exactly as before.
+        target = (max(1, round(w * scale)), max(1, round(h * scale)))
+        resized = image.resize(target, Image.BILINEAR, reducing_gap=3.0)
         canvas.paste(resized, (round(off_x * scale), round(off_y * scale)))
         x = np.asarray(canvas, dtype=np.float32)[None] / 127.5 - 1.0
         with self._lock:

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .bundle import LABEL_FAKE, LABEL_REAL, BundleMetadata, load_keras_model, read_metadata
+from .bundle import LABEL_FAKE, LABEL_REAL, BundleError, BundleMetadata, load_keras_model, read_metadata
+from .engines import ENGINES, KERAS, LITERT, KerasEngine, LiteRTEngine
 from .preprocessing import FaceFinder, PreparedImage, decode_image, prepare
 
 
@@ -48,23 +49,41 @@ def confidence_for(label: str, p: float) -> float:
 
 
 class Detector:
-    """A loaded bundle with its face finder; safe to share between threads."""
+    """A loaded bundle with its face finder; safe to share between threads.
 
-    def __init__(self, bundle_path: Path | str, num_threads: int | None = None):
-        import tensorflow as tf
+    ``engine`` picks how the classifier runs: ``"auto"`` takes the bundle's
+    exported LiteRT form where it has one (no TensorFlow needed to serve), else
+    the Keras model.  The Keras model itself is loaded on first use only (for the
+    heatmaps, or as the engine).
+    """
 
+    def __init__(self, bundle_path: Path | str, num_threads: int | None = None, engine: str = "auto"):
         self.path = Path(bundle_path)
         self.meta: BundleMetadata = read_metadata(self.path)
-        self.model = load_keras_model(self.path, self.meta)
-        size = self.meta.input_size
-        self._classify = tf.function(
-            lambda x: self.model(x, training=False),
-            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
-        )
+        if engine == "auto":
+            engine = LITERT if LITERT in self.meta.engines else KERAS
+        if engine not in ENGINES:
+            raise BundleError(f"unknown engine {engine!r}; choose one of auto, {', '.join(ENGINES)}")
+        if engine == LITERT and LITERT not in self.meta.engines:
+            raise BundleError(f"model bundle {self.path} has no exported {LITERT} engine (run export_detector)")
+        self._model = None
+        self._model_lock = threading.Lock()
+        if engine == LITERT:
+            self.engine = LiteRTEngine(self.path / self.meta.engines[LITERT]["file"], num_threads)
+        else:
+            self.engine = KerasEngine(self.model, self.meta.input_size)
         self._finder = FaceFinder(num_threads=num_threads)
         self._finder_lock = threading.Lock()  # the TFLite interpreters are not thread-safe
         self._explainer = None
         self._explainer_lock = threading.Lock()
+
+    @property
+    def model(self):
+        """The Keras model (the reference network), loaded on first use."""
+        with self._model_lock:
+            if self._model is None:
+                self._model = load_keras_model(self.path, self.meta)
+            return self._model
 
     @property
     def version(self) -> str:
@@ -77,7 +96,7 @@ class Detector:
 
     def face_logits(self, crops: np.ndarray) -> np.ndarray:
         """The network's raw fake logit for each crop, all in one call."""
-        return self._classify(crops.astype(np.float32)).numpy().ravel()
+        return self.engine.logits(crops)
 
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
         return np.array([self.meta.calibration.probability(float(z)) for z in logits])

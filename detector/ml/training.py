@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from .bundle import METADATA_FILE, BundleMetadata, Calibration, Thresholds, write_bundle
 from .dataset import Sample, read_manifest
+from .export import export_bundle
 from .model import FIRST_TRAINED_BLOCK, build_classifier, split_classifier
 from .preprocessing import DEFAULT_INPUT_SIZE, DEFAULT_MARGIN, PREPROCESSING_VERSION, FaceFinder, decode_image, prepare
 
@@ -427,6 +428,7 @@ def main(argv=None) -> None:
         lr_finetune=args.lr_finetune,
         init_from=args.init_from,
     )
+    engine = export_bundle(args.out, args.dataset)  # the fast serving form, checked against the new weights
     print(
         json.dumps(
             {
@@ -434,6 +436,7 @@ def main(argv=None) -> None:
                 "val_auc": meta.training["val_auc"],
                 "thresholds": vars(meta.thresholds),
                 "minutes": meta.training["minutes"],
+                "litert_max_probability_difference": engine["check"]["max_probability_difference"],
             },
             indent=2,
         )

@@ -35,7 +35,9 @@ def load_service(warm_up: bool = True):
 
         started = time.perf_counter()
         try:
-            detector = Detector(settings.DETECTOR_MODEL, num_threads=settings.DETECTOR_THREADS)
+            detector = Detector(
+                settings.DETECTOR_MODEL, num_threads=settings.DETECTOR_THREADS, engine=settings.DETECTOR_ENGINE
+            )
             if warm_up:
                 detector.warm_up()
         except BundleError as exc:

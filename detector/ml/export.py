@@ -1,0 +1,153 @@
+"""Export a bundle's Keras model to LiteRT (a TFLite flatbuffer) and prove it answers the same.
+
+``python -m detector.ml.export ml_models/<name>`` (or ``manage.py export_detector``)
+writes ``model.tflite`` beside ``model.keras``, runs both on the validation
+split's images (200, spread over every source) through the serving path (or, without a dataset, on
+generated images), and records the file, its sha256 and the largest difference
+of the calibrated fake probability in the bundle's metadata.  An export that
+differs by more than the tolerance is refused and nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from .bundle import METADATA_FILE, BundleError, load_keras_model, read_metadata, sha256_file
+from .dataset import read_manifest
+from .engines import LITERT, KerasEngine, LiteRTEngine
+
+EXPORT_FILE = "model.tflite"
+TOLERANCE = 0.01  # largest allowed difference of the calibrated fake probability
+CHECK_IMAGES = 200
+
+
+def generated_crops(n: int, size: int, seed: int = 0) -> np.ndarray:
+    """Face-sized test inputs without a dataset: smooth colour fields with noise and a bright oval."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    crops = np.empty((n, size, size, 3), np.uint8)
+    for i in range(n):
+        base = rng.uniform(0, 255, 3) * (1 - yy[..., None]) + rng.uniform(0, 255, 3) * yy[..., None]
+        oval = ((xx - 0.5) / 0.3) ** 2 + ((yy - 0.5) / 0.4) ** 2 < 1
+        base[oval] = base[oval] * 0.4 + rng.uniform(120, 230, 3) * 0.6
+        crops[i] = np.clip(base + rng.normal(0, rng.uniform(2, 25), base.shape), 0, 255)
+    return crops
+
+
+def validation_crops(dataset: Path, n: int, size: int, margin: float) -> np.ndarray:
+    """Face crops of ``n`` validation images spread evenly over the manifest (so every source is in)."""
+    from .preprocessing import FaceFinder, decode_image, prepare
+
+    samples = read_manifest(dataset, "val")
+    finder = FaceFinder()
+    crops = [
+        prepare(decode_image(str(s.path)), finder, size, margin).batch()
+        for s in samples[:: max(1, len(samples) // n)][:n]
+    ]
+    return np.concatenate(crops)
+
+
+def compare(reference, candidate, crops: np.ndarray, calibration, batch: int = 8) -> dict:
+    """Largest and mean differences between two engines' logits and calibrated probabilities."""
+    ref = np.concatenate([reference.logits(crops[i : i + batch]) for i in range(0, len(crops), batch)])
+    got = np.concatenate([candidate.logits(crops[i : i + batch]) for i in range(0, len(crops), batch)])
+    p_ref = np.array([calibration.probability(float(z)) for z in ref])
+    p_got = np.array([calibration.probability(float(z)) for z in got])
+    return {
+        "faces": len(crops),
+        "max_logit_difference": float(np.abs(ref - got).max()),
+        "max_probability_difference": float(np.abs(p_ref - p_got).max()),
+        "mean_probability_difference": float(np.abs(p_ref - p_got).mean()),
+    }
+
+
+def convert(model, input_size: int, target: Path) -> None:
+    """Write the model as a float32 LiteRT flatbuffer with a free batch dimension."""
+    import tensorflow as tf
+
+    model.export(
+        str(target),
+        format="litert",
+        input_signature=[tf.TensorSpec([None, input_size, input_size, 3], tf.float32)],
+        verbose=False,
+    )
+
+
+def export_bundle(path: Path, dataset: Path | None = None, images: int = CHECK_IMAGES) -> dict:
+    """Export, check against the Keras model, and record the engine in the metadata; returns the record."""
+    import keras
+    import tensorflow as tf
+
+    path = Path(path)
+    meta = read_metadata(path)
+    model = load_keras_model(path, meta)
+    with tempfile.TemporaryDirectory(dir=path) as tmp:
+        candidate_file = Path(tmp) / EXPORT_FILE
+        convert(model, meta.input_size, candidate_file)
+        if dataset is not None:
+            crops = validation_crops(dataset, images, meta.input_size, meta.face_margin)
+            source = f"faces of {images} val images of {Path(dataset).name}, spread over the manifest"
+        else:
+            crops = generated_crops(images, meta.input_size)
+            source = f"{images} generated images"
+        check = compare(KerasEngine(model, meta.input_size), LiteRTEngine(candidate_file), crops, meta.calibration)
+        check["inputs"] = source
+        check["tolerance"] = TOLERANCE
+        if not check["max_probability_difference"] <= TOLERANCE:
+            raise BundleError(
+                f"the exported model differs from the Keras model by {check['max_probability_difference']:.4f} "
+                f"in fake probability (tolerance {TOLERANCE}); nothing was written"
+            )
+        candidate_file.replace(path / EXPORT_FILE)
+    record = {
+        "file": EXPORT_FILE,
+        "sha256": sha256_file(path / EXPORT_FILE),
+        "format": "LiteRT (TFLite flatbuffer), float32, batch dimension free",
+        "exported_with": f"keras {keras.__version__}, tensorflow {tf.__version__}",
+        "exported": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}",
+        "check": check,
+    }
+    meta.engines[LITERT] = record
+    (path / METADATA_FILE).write_text(meta.to_json())
+    return record
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None, default_bundle: Path | None = None):
+    p = parser or argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "bundle",
+        type=Path,
+        nargs="?" if default_bundle else None,
+        default=default_bundle,
+        help="bundle folder with metadata.json and model.keras"
+        + (f" (default: {default_bundle})" if default_bundle else ""),
+    )
+    p.add_argument(
+        "--dataset",
+        type=Path,
+        default=None,
+        help="dataset root with manifest.csv: check on its val images (default: generated images)",
+    )
+    p.add_argument("--images", type=int, default=CHECK_IMAGES, help="how many images to check on")
+    return p
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        record = export_bundle(args.bundle, args.dataset, args.images)
+    except BundleError as exc:
+        raise SystemExit(f"export failed: {exc}") from exc
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()

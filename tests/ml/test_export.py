@@ -1,0 +1,145 @@
+"""The exported LiteRT engine: written by a command, recorded with its checksum, as good as the Keras model."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from PIL import Image
+
+from detector.ml import export
+from detector.ml.bundle import BundleError, read_metadata, write_bundle
+from detector.ml.engines import KerasEngine, LiteRTEngine
+from tests.conftest import SHARED_FACES, SHIPPED_BUNDLE, build_tiny_bundle, needs_shared
+
+
+@pytest.fixture(scope="module")
+def exported_bundle(tmp_path_factory):
+    """A tiny real bundle with its LiteRT form exported by the code under test."""
+    path = build_tiny_bundle(tmp_path_factory.mktemp("export") / "tiny", version="tiny-export")
+    export.export_bundle(path, images=24)
+    return path
+
+
+def test_export_records_the_engine_file_checksum_and_check(exported_bundle):
+    engine = read_metadata(exported_bundle).engines["litert"]
+    assert (exported_bundle / engine["file"]).is_file()
+    assert len(engine["sha256"]) == 64
+    assert engine["check"]["faces"] == 24
+    assert engine["check"]["max_probability_difference"] <= export.TOLERANCE
+
+
+def test_the_detector_serves_with_the_exported_engine_when_there_is_one(exported_bundle, tiny_bundle):
+    from detector.ml.predictor import Detector
+
+    assert Detector(exported_bundle).engine.name == "litert"
+    assert Detector(tiny_bundle).engine.name == "keras"
+
+
+def test_the_detector_does_not_load_keras_to_serve_with_litert(exported_bundle):
+    from detector.ml.predictor import Detector
+
+    detector = Detector(exported_bundle)
+    detector.analyse(Image.new("RGB", (64, 64), (200, 10, 10)))
+    assert detector._model is None
+
+
+def test_both_engines_give_the_same_verdicts(exported_bundle):
+    from detector.ml.predictor import Detector
+
+    fast, reference = Detector(exported_bundle, engine="litert"), Detector(exported_bundle, engine="keras")
+    for colour in [(250, 0, 0), (0, 0, 250), (120, 120, 120), (200, 90, 60)]:
+        a = fast.analyse(Image.new("RGB", (80, 60), colour))
+        b = reference.analyse(Image.new("RGB", (80, 60), colour))
+        assert a.label == b.label
+        assert a.fake_probability == pytest.approx(b.fake_probability, abs=1e-4)
+
+
+def test_asking_for_litert_without_an_export_is_a_clear_error(tiny_bundle):
+    from detector.ml.predictor import Detector
+
+    with pytest.raises(BundleError, match="no exported litert engine"):
+        Detector(tiny_bundle, engine="litert")
+
+
+def test_an_unknown_engine_is_refused(tiny_bundle):
+    from detector.ml.predictor import Detector
+
+    with pytest.raises(BundleError, match="unknown engine"):
+        Detector(tiny_bundle, engine="onnx")
+
+
+def test_a_damaged_export_is_refused_by_its_checksum(exported_bundle, tmp_path):
+    damaged = shutil.copytree(exported_bundle, tmp_path / "damaged")
+    with open(damaged / "model.tflite", "r+b") as f:
+        f.seek(2000)
+        f.write(b"\x00\x01\x02\x03")
+    with pytest.raises(BundleError, match="litert engine checksum mismatch"):
+        read_metadata(damaged)
+
+
+def test_a_missing_export_is_refused(exported_bundle, tmp_path):
+    copy = shutil.copytree(exported_bundle, tmp_path / "missing")
+    (copy / "model.tflite").unlink()
+    with pytest.raises(BundleError, match="lacks its litert engine file"):
+        read_metadata(copy)
+
+
+def test_an_export_beyond_the_tolerance_is_refused_and_nothing_is_written(tmp_path, monkeypatch):
+    path = build_tiny_bundle(tmp_path / "strict")
+    monkeypatch.setattr(export, "TOLERANCE", -1.0)
+    with pytest.raises(BundleError, match="differs from the Keras model"):
+        export.export_bundle(path, images=4)
+    assert not (path / "model.tflite").exists()
+    assert read_metadata(path).engines == {}
+
+
+def test_rewriting_the_weights_drops_the_stale_export(exported_bundle, tmp_path):
+    import keras
+
+    path = shutil.copytree(exported_bundle, tmp_path / "retrained")
+    meta = read_metadata(path)
+    write_bundle(path, keras.saving.load_model(path / "model.keras"), meta)
+    assert not (path / "model.tflite").exists()
+    assert read_metadata(path).engines == {}
+
+
+def test_the_export_command_writes_into_the_named_bundle(tmp_path, capsys):
+    path = build_tiny_bundle(tmp_path / "by-command")
+    call_command("export_detector", str(path), "--images", "4")
+    assert json.loads(capsys.readouterr().out)["file"] == "model.tflite"
+    assert "litert" in read_metadata(path).engines
+
+
+def test_the_export_command_reports_a_broken_bundle(tmp_path):
+    with pytest.raises(CommandError, match="not a folder"):
+        call_command("export_detector", str(tmp_path / "nowhere"))
+
+
+def test_the_shipped_bundle_carries_a_checked_litert_engine():
+    engine = read_metadata(SHIPPED_BUNDLE).engines["litert"]
+    assert engine["check"]["faces"] >= 200
+    assert engine["check"]["max_probability_difference"] <= export.TOLERANCE
+
+
+def test_the_shipped_litert_engine_matches_keras_on_generated_images(shipped_detector):
+    meta = shipped_detector.meta
+    crops = export.generated_crops(16, meta.input_size, seed=7)
+    check = export.compare(
+        KerasEngine(shipped_detector.model, meta.input_size),
+        LiteRTEngine(SHIPPED_BUNDLE / meta.engines["litert"]["file"]),
+        crops,
+        meta.calibration,
+    )
+    assert check["max_probability_difference"] <= export.TOLERANCE
+
+
+@needs_shared
+def test_the_shipped_litert_engine_matches_keras_on_validation_faces(shipped_detector):
+    meta = shipped_detector.meta
+    crops = export.validation_crops(SHARED_FACES, 40, meta.input_size, meta.face_margin)
+    fast = LiteRTEngine(SHIPPED_BUNDLE / meta.engines["litert"]["file"])
+    check = export.compare(KerasEngine(shipped_detector.model, meta.input_size), fast, crops, meta.calibration)
+    assert check["max_probability_difference"] <= export.TOLERANCE
+    assert np.isfinite(check["max_logit_difference"])
