@@ -37,6 +37,10 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "axes",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "detector",
 ]
 
@@ -177,3 +181,34 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 # Batches (the batch page and the API): the most files one request may carry.
 DETECTOR_BATCH_MAX_FILES = env.int("DETECTOR_BATCH_MAX_FILES", default=20)
+# Whether the API answers clients without a token or a login (they own their checks through a session cookie).
+DETECTOR_API_ANONYMOUS = env.bool("DETECTOR_API_ANONYMOUS", default=False)
+
+# The REST API (detector/api/): tokens for scripts, the session (with CSRF) for the browser, JSON only.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: its scheme is the one a 401 names in WWW-Authenticate.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["detector.api.permissions.ApiAccess"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "detector.api.errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Deepfake check API",
+    "DESCRIPTION": (
+        "Upload face images, get a verdict (Real, Deepfake or Uncertain) with the fake probability, "
+        "the calibrated confidence and the judged faces; list, read and delete your own checks. "
+        "Authenticate with `Authorization: Token <key>` (a key from an administrator or "
+        "`manage.py create_api_token USERNAME`), or with the site's login session and its CSRF token. "
+        'Every error is `{"error": {"code", "message", "field"}}`.'
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}

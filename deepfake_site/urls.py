@@ -9,5 +9,6 @@ urlpatterns = [
     path("accounts/", include("detector.account_urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
+    path("api/", include("detector.api.urls")),
     path("", include("detector.urls")),
 ]

@@ -29,5 +29,20 @@ def upload_file(name="photo.jpg", data=None, content_type="image/jpeg"):
     return SimpleUploadedFile(name, image_bytes("JPEG") if data is None else data, content_type=content_type)
 
 
+@pytest.fixture
+def token(user):
+    from rest_framework.authtoken.models import Token
+
+    return Token.objects.create(user=user).key
+
+
+@pytest.fixture
+def api(token):
+    """A script's client: no session, alice's API token on every request."""
+    from django.test import Client
+
+    return Client(headers={"Authorization": f"Token {token}"})
+
+
 def stored_files(media_root):
     return sorted(p for p in media_root.rglob("*") if p.is_file()) if media_root.exists() else []

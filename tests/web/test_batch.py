@@ -51,6 +51,21 @@ def test_a_batch_with_one_bad_file_stores_the_good_ones_and_reports_the_bad_one(
     assert_only_the_good_files_are_stored(media_root)
 
 
+def test_an_api_batch_with_one_bad_file_stores_the_good_ones_and_reports_the_bad_one(api, stub_detector, media_root):
+    response = api.post(reverse("api:detections"), {"image": good_and_bad()})
+    assert response.status_code == HTTPStatus.CREATED
+    results = response.json()["results"]
+    assert [r["file_name"] for r in results] == ["first.jpg", "notes.jpg", "third.png"]
+    assert results[0]["detection"]["label"] == "Deepfake" and results[2]["detection"]["label"] == "Deepfake"
+    assert results[1]["detection"] is None
+    assert results[1]["error"] == {
+        "code": "unsupported_media_type",
+        "message": "This is not a JPEG, PNG or WebP image.",
+        "field": "image",
+    }
+    assert_only_the_good_files_are_stored(media_root)
+
+
 def test_a_batch_of_only_bad_files_is_400_and_stores_nothing(client, stub_detector, media_root):
     response = client.post(BATCH, {"images": [upload_file("a.jpg", b"x"), upload_file("b.jpg", b"")]})
     assert response.status_code == HTTPStatus.BAD_REQUEST

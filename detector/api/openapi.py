@@ -1,0 +1,323 @@
+"""The OpenAPI description of each operation: what it answers, every error it can give, and examples."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+
+from .serializers import (
+    DetectionFilterSerializer,
+    DetectionSerializer,
+    ErrorSerializer,
+    ModelInfoSerializer,
+    UploadErrorSerializer,
+    UploadResponseSerializer,
+    UploadSerializer,
+)
+
+ID = "3f6c2a9e-8d1b-4c57-a0e2-5b7d9c1e4f80"
+HOST = "https://deepfake-check.example.org"
+
+
+def _error(code, message, field=None):
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def _example(name, status, value, summary=None):
+    return OpenApiExample(name, value=value, summary=summary or name, response_only=True, status_codes=[str(status)])
+
+
+def _errors(status, description, *examples):
+    """A documented error response: the one error shape, with an example for each way to get it."""
+    return OpenApiResponse(ErrorSerializer, description=description, examples=[_example(*e) for e in examples])
+
+
+DETECTION = {
+    "id": ID,
+    "url": f"{HOST}/api/v1/detections/{ID}/",
+    "page": f"{HOST}/detections/{ID}/",
+    "file_name": "portrait.jpg",
+    "created_at": "2026-11-25T09:30:12.345678Z",
+    "status": "done",
+    "label": "Deepfake",
+    "fake_probability": 0.982,
+    "confidence": 0.93,
+    "threshold": 0.96,
+    "model_version": "1.1.0",
+    "face_found": True,
+    "faces": [
+        {
+            "number": 1,
+            "box": {"x": 212, "y": 96, "width": 180, "height": 180},
+            "fake_probability": 0.982,
+            "crop_url": f"{HOST}/api/v1/detections/{ID}/faces/1/crop.png",
+            "heatmap_url": f"{HOST}/api/v1/detections/{ID}/faces/1/heatmap.png",
+        }
+    ],
+    "processing_ms": 61,
+    "error_message": "",
+    "image": {
+        "format": "JPEG",
+        "content_type": "image/jpeg",
+        "width": 640,
+        "height": 480,
+        "size_bytes": 48213,
+        "sha256": "9b74c9897bac770ffc029102a200c5de3f1b1f8f6c4bc2e1e6f3d7a7b0f1c2d3",
+    },
+}
+NOT_AUTHENTICATED = (
+    "Not authenticated",
+    401,
+    _error("not_authenticated", "Authentication credentials were not provided."),
+)
+BAD_TOKEN = ("Unknown token", 401, _error("authentication_failed", "Invalid token."))
+UNAUTHORIZED = _errors(
+    401,
+    "No valid token or session (anonymous use is off unless DETECTOR_API_ANONYMOUS is set); "
+    "the WWW-Authenticate header names the Token scheme.",
+    NOT_AUTHENTICATED,
+    BAD_TOKEN,
+)
+CSRF_FAILED = _errors(
+    403,
+    "A browser session sent no CSRF token (send X-CSRFToken), or the request is otherwise forbidden.",
+    ("CSRF token missing", 403, _error("permission_denied", "CSRF Failed: CSRF token missing.")),
+)
+NOT_FOUND = _errors(
+    404,
+    "No such detection among yours (someone else's is a 404 too).",
+    ("Not found", 404, _error("not_found", "No Detection matches the given query.")),
+)
+DETECTOR_DOWN = (
+    "Detector unavailable",
+    503,
+    _error(
+        "detector_unavailable", "The detector is not available right now; nothing was stored. Please try again later."
+    ),
+)
+DATABASE_DOWN = (
+    "Database unavailable",
+    503,
+    _error("database_unavailable", "The database is not available right now. Please try again later."),
+)
+
+LIST = extend_schema(
+    operation_id="list_detections",
+    tags=["detections"],
+    summary="List your detections",
+    description="Newest first, 20 a page (page_size up to 100), filtered by verdict, status, day and file name.",
+    parameters=[DetectionFilterSerializer],
+    responses={
+        200: DetectionSerializer(many=True),
+        400: _errors(
+            400,
+            "A filter is not valid.",
+            ("Unknown label", 400, _error("invalid_choice", '"Fake" is not a valid choice.', "label")),
+            (
+                "Bad date",
+                400,
+                _error(
+                    "invalid", "Date has wrong format. Use one of these formats instead: YYYY-MM-DD.", "created_from"
+                ),
+            ),
+        ),
+        401: UNAUTHORIZED,
+        404: _errors(404, "No such page.", ("Invalid page", 404, _error("not_found", "Invalid page."))),
+        503: _errors(503, "The database is down.", DATABASE_DOWN),
+    },
+    examples=[
+        OpenApiExample(
+            "A page of detections",
+            value=DETECTION,  # drf-spectacular wraps it in a page
+            response_only=True,
+            status_codes=["200"],
+        )
+    ],
+)
+
+REJECTED_FILE = {
+    "index": 1,
+    "file_name": "notes.jpg",
+    "detection": None,
+    "error": {"code": "unsupported_media_type", "message": "This is not a JPEG, PNG or WebP image.", "field": "image"},
+}
+
+
+def _refused(code, message):
+    """The body when no file of the upload was accepted: the first file's error, and each file's in results."""
+    error = {"code": code, "message": message, "field": "image"}
+    return {"error": error, "results": [{"index": 0, "file_name": "photo.jpg", "detection": None, "error": error}]}
+
+
+def _upload_errors(status, description, *examples):
+    return OpenApiResponse(UploadErrorSerializer, description=description, examples=[_example(*e) for e in examples])
+
+
+UPLOAD = extend_schema(
+    operation_id="upload_images",
+    tags=["detections"],
+    summary="Upload one or more images",
+    description=(
+        "Send `multipart/form-data` with one `image` field per file. Each file is checked, counted against the "
+        "upload rate limit, stored and analysed on its own: a refused file stops no other. The answer is 201 "
+        "where any file was accepted, with one entry per file in `results` (its detection, or its error). Where "
+        "no file was accepted, the answer has the first file's error and status (400, 413, 415, 429 or 503), "
+        "and `results` still lists every file. Verdicts are ready in the answer today; a client should still "
+        "poll `url` while `status` is `pending`."
+    ),
+    request={"multipart/form-data": UploadSerializer},
+    responses={
+        201: OpenApiResponse(
+            UploadResponseSerializer,
+            description="At least one file was accepted.",
+            examples=[
+                _example(
+                    "One accepted, one refused",
+                    201,
+                    {
+                        "results": [
+                            {"index": 0, "file_name": "portrait.jpg", "detection": DETECTION, "error": None},
+                            REJECTED_FILE,
+                        ]
+                    },
+                )
+            ],
+        ),
+        400: _upload_errors(
+            400,
+            "No file was sent, too many were, or no file was accepted and the first was damaged, empty, "
+            "too many pixels or had data after the image.",
+            ("No file", 400, _error("required", "Choose one or more images.", "image")),
+            ("Too many files", 400, _error("too_many_files", "Upload at most 20 images at a time.", "image")),
+            ("Damaged image", 400, _refused("damaged", "The image is truncated or damaged (image file is truncated).")),
+            (
+                "Hidden data",
+                400,
+                _refused("trailing_data", "The file has extra data after the image; upload the plain image."),
+            ),
+        ),
+        401: UNAUTHORIZED,
+        403: CSRF_FAILED,
+        413: _upload_errors(
+            413,
+            "The only file (or the first, where none was accepted) is over the size limit, or the whole "
+            "request is larger than the most files allowed could make it.",
+            ("File too large", 413, _refused("file_too_large", "The file is larger than 10 MB.")),
+            (
+                "Request too large",
+                413,
+                _error(
+                    "request_too_large",
+                    "The request is larger than 201 MB: send at most 20 images of up to 10 MB each.",
+                ),
+            ),
+        ),
+        415: _upload_errors(
+            415,
+            "The file is not a JPEG, PNG or WebP image (detected from its bytes), or the request is not multipart.",
+            ("Not an image", 415, _refused("unsupported_media_type", "This is not a JPEG, PNG or WebP image.")),
+            (
+                "Not multipart",
+                415,
+                _error("unsupported_media_type", 'Unsupported media type "application/json" in request.'),
+            ),
+        ),
+        429: _upload_errors(
+            429,
+            "Over the upload rate limit (DETECTOR_RATE_LIMIT, each image counts); Retry-After says when to retry.",
+            (
+                "Rate limited",
+                429,
+                _refused(
+                    "rate_limited",
+                    "Too many uploads. Please wait 1800 seconds before the next one; nothing was stored.",
+                ),
+            ),
+        ),
+        503: _upload_errors(
+            503,
+            "The detector, the file storage or the database is not available; nothing was stored.",
+            DETECTOR_DOWN,
+            DATABASE_DOWN,
+        ),
+    },
+)
+
+DETAIL = extend_schema(
+    operation_id="get_detection",
+    tags=["detections"],
+    summary="Read one detection",
+    description="The verdict, fake probability, confidence, threshold, model version, faces with their boxes, "
+    "scores and heatmap URLs, and the status (poll while it is `pending`).",
+    responses={200: DetectionSerializer, 401: UNAUTHORIZED, 404: NOT_FOUND},
+    examples=[OpenApiExample("A detection", value=DETECTION, response_only=True, status_codes=["200"])],
+)
+
+DELETE = extend_schema(
+    operation_id="delete_detection",
+    tags=["detections"],
+    summary="Delete one detection",
+    description="Deletes the detection, its image and every file made from it.",
+    responses={204: OpenApiResponse(description="Deleted."), 401: UNAUTHORIZED, 403: CSRF_FAILED, 404: NOT_FOUND},
+)
+
+FACE_IMAGE = extend_schema(
+    operation_id="get_face_image",
+    tags=["detections"],
+    summary="A judged face's crop or heatmap",
+    description="PNG of the face (`crop`) or of the face with its Grad-CAM heatmap of the fake score (`heatmap`), "
+    "made on first request. A 404 where there is no such face or the detection was judged by another model.",
+    parameters=[OpenApiParameter("kind", OpenApiTypes.STR, OpenApiParameter.PATH, enum=["crop", "heatmap"])],
+    responses={
+        (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The PNG image."),
+        401: UNAUTHORIZED,
+        404: _errors(
+            404,
+            "No such detection among yours, or no such face.",
+            ("No such face", 404, _error("not_found", "no such face")),
+        ),
+    },
+)
+
+MODEL = extend_schema(
+    operation_id="get_model",
+    tags=["model"],
+    summary="The active model",
+    description="Version, decision thresholds, a summary of its training and its measured test metrics, "
+    "from the model bundle this server serves.",
+    responses={
+        200: ModelInfoSerializer,
+        401: UNAUTHORIZED,
+        503: _errors(
+            503,
+            "The model bundle is missing or damaged.",
+            ("Model unavailable", 503, _error("model_unavailable", "The model bundle is not available.")),
+        ),
+    },
+    examples=[
+        OpenApiExample(
+            "The shipped model",
+            value={
+                "name": "faces-effnetlite0-v1",
+                "version": "1.1.0",
+                "loaded": True,
+                "input_size": 224,
+                "thresholds": {"deepfake_from": 0.96, "real_below": 0.5, "decision": 0.96},
+                "training": {
+                    "dataset": "shared/datasets/faces (train split; val for epoch, calibration and thresholds)",
+                    "train_images": 17806,
+                    "val_images": 2310,
+                    "train_by_source": {"celeba/real": 3169, "dfdc/fake": 4801, "dfdc/real": 4764},
+                    "chosen": "fine-tune epoch 3",
+                    "finished": "2026-11-25T01:37:25+00:00",
+                    "val_auc": 0.951,
+                    "threshold_rule": "at most 3.0% of validation reals are called Deepfake",
+                },
+                "test_metrics": {
+                    "overall": {"n": 2171, "auc": 0.947, "detection_rate": 0.456, "false_accusation_rate": 0.001},
+                    "by_source": {"dfdc": {"n": 1172, "auc": 0.877, "detection_rate": 0.081}},
+                },
+            },
+            response_only=True,
+            status_codes=["200"],
+        )
+    ],
+)

@@ -1,0 +1,205 @@
+"""What the API says about detections, uploads, the model and errors (all read-only: uploads are multipart files)."""
+
+from django.conf import settings
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..models import Detection, Label, Status
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="Stable and machine-readable, e.g. not_authenticated, not_found, file_too_large, "
+        "unsupported_media_type, damaged, too_many_files, rate_limited, detector_unavailable."
+    )
+    message = serializers.CharField(help_text="What went wrong, in words for people.")
+    field = serializers.CharField(allow_null=True, help_text="The request field it concerns (e.g. image), or null.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+def absolute(request, name: str, *args) -> str:
+    return request.build_absolute_uri(reverse(name, args=args))
+
+
+class BoxSerializer(serializers.Serializer):
+    x = serializers.IntegerField()
+    y = serializers.IntegerField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+
+
+class FaceSerializer(serializers.Serializer):
+    number = serializers.IntegerField(help_text="From 1, as on the result page.")
+    box = BoxSerializer(allow_null=True, help_text="In image pixels; null where no face was found.")
+    fake_probability = serializers.FloatField(help_text="Calibrated probability that this face is fake.")
+    crop_url = serializers.URLField()
+    heatmap_url = serializers.URLField(help_text="The face with its Grad-CAM heatmap of the fake score (PNG).")
+
+
+class ImageInfoSerializer(serializers.Serializer):
+    format = serializers.CharField(source="image_format", help_text="JPEG, PNG or WEBP, detected from the bytes.")
+    content_type = serializers.CharField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    size_bytes = serializers.IntegerField()
+    sha256 = serializers.CharField()
+
+
+class LabelField(serializers.ChoiceField):
+    """The verdict, or null while the detection is pending."""
+
+    def to_representation(self, value):
+        return value or None
+
+
+class DetectionSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="This detection in the API.")
+    page = serializers.SerializerMethodField(help_text="Its result page in the browser.")
+    file_name = serializers.CharField(source="original_name", help_text="The client's file name, for display.")
+    label = LabelField(choices=Label.choices, allow_null=True, help_text="The verdict; null while pending.")
+    faces = serializers.SerializerMethodField()
+    image = ImageInfoSerializer(source="*")
+
+    class Meta:
+        model = Detection
+        fields = [
+            "id",
+            "url",
+            "page",
+            "file_name",
+            "created_at",
+            "status",
+            "label",
+            "fake_probability",
+            "confidence",
+            "threshold",
+            "model_version",
+            "face_found",
+            "faces",
+            "processing_ms",
+            "error_message",
+            "image",
+        ]
+        read_only_fields = fields
+        extra_kwargs = {
+            "status": {"help_text": "pending until analysed, then done, or failed (see error_message)."},
+            "fake_probability": {
+                "help_text": "Calibrated probability that the image is fake (its most suspicious face)."
+            },
+            "confidence": {"help_text": "Calibrated confidence in the verdict."},
+            "threshold": {"help_text": "The fake probability from which the model says Deepfake."},
+            "face_found": {"help_text": "False where no face was found and the centre of the image was judged."},
+        }
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, detection):
+        return absolute(self.context["request"], "api:detection", detection.pk)
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_page(self, detection):
+        return absolute(self.context["request"], "detector:result", detection.pk)
+
+    @extend_schema_field(FaceSerializer(many=True))
+    def get_faces(self, detection):
+        request = self.context["request"]
+        faces = []
+        for number, face in enumerate(detection.faces or [], start=1):
+            box = face.get("box")
+            faces.append(
+                {
+                    "number": number,
+                    "box": dict(zip(("x", "y", "width", "height"), box, strict=True)) if box else None,
+                    "fake_probability": face["fake_probability"],
+                    "crop_url": absolute(request, "api:face_image", detection.pk, number, "crop"),
+                    "heatmap_url": absolute(request, "api:face_image", detection.pk, number, "heatmap"),
+                }
+            )
+        return FaceSerializer(faces, many=True).data
+
+
+class DetectionFilterSerializer(serializers.Serializer):
+    """The list's query parameters."""
+
+    label = serializers.ChoiceField(choices=Label.choices, required=False, help_text="Only this verdict.")
+    status = serializers.ChoiceField(choices=Status.choices, required=False, help_text="Only this status.")
+    created_from = serializers.DateField(required=False, help_text="Made on or after this day (UTC), YYYY-MM-DD.")
+    created_to = serializers.DateField(required=False, help_text="Made on or before this day (UTC), YYYY-MM-DD.")
+    q = serializers.CharField(required=False, max_length=120, help_text="Part of the file name.")
+
+
+class UploadSerializer(serializers.Serializer):
+    """The upload request, for the schema; each file is checked on its own once the request is read."""
+
+    def get_fields(self):
+        # Built per call so that the documented maximum follows the setting.
+        most = settings.DETECTOR_BATCH_MAX_FILES
+        return {
+            "image": serializers.ListField(
+                child=serializers.FileField(),
+                min_length=1,
+                max_length=most,
+                help_text=f"One to {most} JPEG, PNG or WebP images (repeat the field for each), "
+                f"each up to {settings.DETECTOR_MAX_UPLOAD_MB:g} MB.",
+            )
+        }
+
+
+class UploadResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The file's position in the request, from 0.")
+    file_name = serializers.CharField()
+    detection = DetectionSerializer(allow_null=True, help_text="Its detection; null where the file was refused.")
+    error = ErrorDetailSerializer(allow_null=True, help_text="Why the file was refused; null where it was accepted.")
+
+
+class UploadResponseSerializer(serializers.Serializer):
+    results = UploadResultSerializer(many=True, help_text="One entry per file, in the order they were sent.")
+
+
+class UploadErrorSerializer(ErrorSerializer):
+    results = UploadResultSerializer(
+        many=True, required=False, help_text="Where files were read: each one's reason, in the order they were sent."
+    )
+
+
+@extend_schema_field({"type": "number", "nullable": True})
+class NumberField(serializers.ReadOnlyField):
+    pass
+
+
+class ThresholdsSerializer(serializers.Serializer):
+    deepfake_from = serializers.FloatField(help_text="Deepfake at or above this fake probability.")
+    real_below = serializers.FloatField(help_text="Real below this; Uncertain in between.")
+    decision = serializers.FloatField(help_text="The threshold chosen on the validation split.")
+
+
+class TrainingSummarySerializer(serializers.Serializer):
+    dataset = serializers.CharField(allow_null=True)
+    train_images = serializers.IntegerField(allow_null=True)
+    val_images = serializers.IntegerField(allow_null=True)
+    train_by_source = serializers.DictField(child=serializers.IntegerField(), allow_null=True)
+    chosen = serializers.CharField(allow_null=True, help_text="The epoch that was kept.")
+    finished = serializers.CharField(allow_null=True, help_text="When training finished.")
+    val_auc = serializers.FloatField(allow_null=True)
+    threshold_rule = serializers.CharField(source="calibration.threshold_rule", allow_null=True)
+
+
+class TestMetricsSerializer(serializers.Serializer):
+    overall = serializers.DictField(child=NumberField(), help_text="n, auc, detection_rate, false_accusation_rate…")
+    by_source = serializers.DictField(child=serializers.DictField(child=NumberField()))
+
+
+class ModelInfoSerializer(serializers.Serializer):
+    name = serializers.CharField(source="meta.name")
+    version = serializers.CharField(source="meta.version", help_text="The version new verdicts carry.")
+    loaded = serializers.BooleanField(help_text="Whether this server process has the model loaded.")
+    input_size = serializers.IntegerField(source="meta.input_size", help_text="Side of the face crop, in pixels.")
+    thresholds = ThresholdsSerializer(source="meta.thresholds")
+    training = TrainingSummarySerializer(source="meta.training", help_text="From the model card's training record.")
+    test_metrics = TestMetricsSerializer(
+        source="metrics", allow_null=True, help_text="Measured on the held-out test split; null where not shipped."
+    )

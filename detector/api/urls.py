@@ -1,0 +1,16 @@
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView
+
+from . import errors, views
+
+app_name = "api"
+
+urlpatterns = [
+    path("v1/detections/", views.DetectionsView.as_view(), name="detections"),
+    path("v1/detections/<uuid:pk>/", views.DetectionView.as_view(), name="detection"),
+    path("v1/detections/<uuid:pk>/faces/<int:number>/<str:kind>.png", views.FaceImageView.as_view(), name="face_image"),
+    path("v1/model/", views.ModelView.as_view(), name="model"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", views.DocsView.as_view(url_name="api:schema"), name="docs"),
+    re_path(r"", errors.not_found),
+]
