@@ -46,11 +46,24 @@ class LiteRTEngine:
 
         self._interpreter = tflite_interpreter(str(path), num_threads=num_threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
+        outputs = {len(d["shape"]): d["index"] for d in self._interpreter.get_output_details()}
+        self._output = outputs[2]  # (n, 1): the fake logit
+        self._cam = outputs.get(3)  # (n, h, w): the class activation map, where the export carries it
         self._batch = None
         self._lock = threading.Lock()  # an interpreter is not safe to share between threads
 
+    @property
+    def has_maps(self) -> bool:
+        return self._cam is not None
+
     def logits(self, crops: np.ndarray) -> np.ndarray:
+        return self._run(crops)[0]
+
+    def activation_maps(self, crops: np.ndarray) -> np.ndarray:
+        """The raw (n, h, w) class activation maps (see :mod:`.explain`)."""
+        return self._run(crops)[1]
+
+    def _run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         x = np.ascontiguousarray(crops, dtype=np.float32)
         with self._lock:
             if self._batch != len(x):  # re-planning costs little, but only when the batch size changes
@@ -59,4 +72,6 @@ class LiteRTEngine:
                 self._batch = len(x)
             self._interpreter.set_tensor(self._input, x)
             self._interpreter.invoke()
-            return self._interpreter.get_tensor(self._output).ravel().copy()
+            logits = self._interpreter.get_tensor(self._output).ravel().copy()
+            maps = None if self._cam is None else self._interpreter.get_tensor(self._cam).copy()
+            return logits, maps

@@ -6,6 +6,12 @@ weighted channels and keeps the positive part: the regions whose activation
 raises the fake score.  The feature map is the input of the layer named
 ``pool`` (the classifier's global average pooling), so any bundle built by
 :func:`detector.ml.model.build_classifier` can be explained.
+
+Behind global average pooling, dropout and one dense unit the gradient is the
+same at every position, ``w_c / (H * W)``, so Grad-CAM equals the class
+activation map ``relu(sum_c w_c A_c / (H * W))``.  That map needs no gradients:
+:func:`class_activation_map` builds it into the network, the LiteRT export
+carries it as a second output, and serving draws heatmaps without TensorFlow.
 """
 
 from __future__ import annotations
@@ -16,6 +22,33 @@ import numpy as np
 from PIL import Image
 
 POOL_LAYER = "pool"
+HEADS = (["dropout", "fake_logit"], ["fake_logit"])  # what may follow the pooling: linear in the features
+
+
+def class_activation_map(model):
+    """The symbolic (N, H, W) map of the model's fake evidence per position; ValueError for another head."""
+    import keras
+
+    pool = model.get_layer(POOL_LAYER)
+    after_pool = [layer.name for layer in model.layers[model.layers.index(pool) + 1 :]]
+    if not isinstance(pool, keras.layers.GlobalAveragePooling2D) or after_pool not in HEADS:
+        raise ValueError(f"class activation maps need a pool -> (dropout) -> fake_logit head, not {after_pool}")
+    features = pool.input
+    kernel = model.get_layer("fake_logit").get_weights()[0][:, 0]
+    height, width = features.shape[1], features.shape[2]
+    weights = keras.ops.convert_to_tensor(kernel / (height * width))
+    return keras.ops.relu(keras.ops.einsum("nhwc,c->nhw", features, weights))
+
+
+def upsample(cams: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Raw maps -> (N, H, W) heatmaps in [0, 1] at the crops' size; all zero where nothing raises the score."""
+    out = np.zeros((len(cams), *size), np.float32)
+    for i, cam in enumerate(cams):
+        peak = cam.max()
+        if peak > 0:
+            img = Image.fromarray((cam / peak * 255).astype(np.uint8)).resize(size[::-1], Image.BILINEAR)
+            out[i] = np.asarray(img, np.float32) / 255.0
+    return out
 
 
 class GradCam:
@@ -39,14 +72,7 @@ class GradCam:
         grads = tape.gradient(target, features)
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
         cams = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1)).numpy()
-        size = crops.shape[1:3]
-        out = np.zeros((len(cams), *size), np.float32)
-        for i, cam in enumerate(cams):
-            peak = cam.max()
-            if peak > 0:
-                img = Image.fromarray((cam / peak * 255).astype(np.uint8)).resize(size[::-1], Image.BILINEAR)
-                out[i] = np.asarray(img, np.float32) / 255.0
-        return out
+        return upsample(cams, crops.shape[1:3])
 
 
 def overlay_png(crop: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> bytes:

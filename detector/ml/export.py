@@ -68,10 +68,27 @@ def compare(reference, candidate, crops: np.ndarray, calibration, batch: int = 8
     }
 
 
+def heatmap_difference(model, candidate, crops: np.ndarray, batch: int = 8) -> float:
+    """Largest difference between Grad-CAM on the Keras model and the export's activation maps (both in [0, 1])."""
+    from .explain import GradCam, upsample
+
+    gradcam = GradCam(model)
+    worst = 0.0
+    for i in range(0, len(crops), batch):
+        x = crops[i : i + batch]
+        expected = gradcam.heatmaps(x)
+        worst = max(worst, float(np.abs(upsample(candidate.activation_maps(x), x.shape[1:3]) - expected).max()))
+    return worst
+
+
 def convert(model, input_size: int, target: Path) -> None:
-    """Write the model as a float32 LiteRT flatbuffer with a free batch dimension."""
+    """Write the model, with its class activation map as a second output, as a float32 LiteRT flatbuffer."""
+    import keras
     import tensorflow as tf
 
+    from .explain import class_activation_map
+
+    model = keras.Model(model.inputs, [model.output, class_activation_map(model)])
     model.export(
         str(target),
         format="litert",
@@ -98,6 +115,7 @@ def export_bundle(path: Path, dataset: Path | None = None, images: int = CHECK_I
             crops = generated_crops(images, meta.input_size)
             source = f"{images} generated images"
         check = compare(KerasEngine(model, meta.input_size), LiteRTEngine(candidate_file), crops, meta.calibration)
+        check["max_heatmap_difference"] = heatmap_difference(model, LiteRTEngine(candidate_file), crops)
         check["inputs"] = source
         check["tolerance"] = TOLERANCE
         if not check["max_probability_difference"] <= TOLERANCE:
@@ -110,6 +128,7 @@ def export_bundle(path: Path, dataset: Path | None = None, images: int = CHECK_I
         "file": EXPORT_FILE,
         "sha256": sha256_file(path / EXPORT_FILE),
         "format": "LiteRT (TFLite flatbuffer), float32, batch dimension free",
+        "outputs": ["fake logit (n, 1)", "class activation map (n, h, w), for the heatmaps"],
         "exported_with": f"keras {keras.__version__}, tensorflow {tf.__version__}",
         "exported": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}",

@@ -12,6 +12,7 @@ from PIL import Image
 
 from .bundle import LABEL_FAKE, LABEL_REAL, BundleError, BundleMetadata, load_keras_model, read_metadata
 from .engines import ENGINES, KERAS, LITERT, KerasEngine, LiteRTEngine
+from .explain import GradCam, upsample
 from .preprocessing import FaceFinder, PreparedImage, decode_image, prepare
 
 
@@ -140,11 +141,15 @@ class Detector:
         return verdict
 
     def heatmaps(self, prepared: PreparedImage) -> np.ndarray:
-        """Grad-CAM maps of the fake score for each face crop, in [0, 1] (see :mod:`.explain`)."""
+        """Grad-CAM maps of the fake score for each face crop, in [0, 1] (see :mod:`.explain`).
+
+        From the exported engine's second output where it has one, else by Grad-CAM on the Keras model.
+        """
+        if getattr(self.engine, "has_maps", False):  # the export carries the maps: no TensorFlow needed
+            crops = prepared.batch()
+            return upsample(self.engine.activation_maps(crops), crops.shape[1:3])
         with self._explainer_lock:
             if self._explainer is None:
-                from .explain import GradCam
-
                 self._explainer = GradCam(self.model)
             return self._explainer.heatmaps(prepared.batch())
 

@@ -37,12 +37,25 @@ def test_the_detector_serves_with_the_exported_engine_when_there_is_one(exported
     assert Detector(tiny_bundle).engine.name == "keras"
 
 
-def test_the_detector_does_not_load_keras_to_serve_with_litert(exported_bundle):
+def test_the_detector_does_not_load_keras_to_serve_or_explain_with_litert(exported_bundle):
     from detector.ml.predictor import Detector
 
     detector = Detector(exported_bundle)
+    detector.heatmaps(detector.prepare(Image.new("RGB", (64, 64), (200, 10, 10))))
     detector.analyse(Image.new("RGB", (64, 64), (200, 10, 10)))
     assert detector._model is None
+
+
+def test_the_exported_heatmaps_equal_grad_cam_on_the_keras_model(exported_bundle):
+    from detector.ml.predictor import Detector
+
+    fast, reference = Detector(exported_bundle, engine="litert"), Detector(exported_bundle, engine="keras")
+    image = Image.new("RGB", (64, 64), (40, 40, 40))
+    image.paste((250, 20, 20), (10, 10, 30, 40))
+    prepared = fast.prepare(image)
+    maps = fast.heatmaps(prepared)
+    assert maps.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(maps, reference.heatmaps(prepared), atol=2 / 255)
 
 
 def test_both_engines_give_the_same_verdicts(exported_bundle):
@@ -121,6 +134,7 @@ def test_the_shipped_bundle_carries_a_checked_litert_engine():
     engine = read_metadata(SHIPPED_BUNDLE).engines["litert"]
     assert engine["check"]["faces"] >= 200
     assert engine["check"]["max_probability_difference"] <= export.TOLERANCE
+    assert engine["check"]["max_heatmap_difference"] < 0.02
 
 
 def test_the_shipped_litert_engine_matches_keras_on_generated_images(shipped_detector):
@@ -133,6 +147,9 @@ def test_the_shipped_litert_engine_matches_keras_on_generated_images(shipped_det
         meta.calibration,
     )
     assert check["max_probability_difference"] <= export.TOLERANCE
+    assert (
+        export.heatmap_difference(shipped_detector.model, LiteRTEngine(SHIPPED_BUNDLE / "model.tflite"), crops) < 0.02
+    )
 
 
 @needs_shared
