@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test test-sqlite test-postgres check lint screenshots soak
+.PHONY: install run test test-sqlite test-postgres check lint screenshots soak bench
 
 install: $(STAMP) .env
 
@@ -50,3 +50,7 @@ screenshots: install
 
 soak: install
 	$(PY) benchmarks/soak.py --requests 1000 --clients 8
+
+# Not part of `make test`: writes benchmarks/results/latest.{md,json} (a few minutes).
+bench: install
+	$(PY) benchmarks/bench.py
