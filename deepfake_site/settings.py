@@ -212,3 +212,32 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# Analysis jobs (Celery).  No broker: each upload is analysed at once in the web process (eager),
+# as on a laptop.  With CELERY_BROKER_URL=redis://... the upload returns at once and workers analyse.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_IGNORE_RESULT = True  # the verdict lives in the Detection row; no result backend needed
+CELERY_TASK_ACKS_LATE = True  # a job is acknowledged once done, so a dead worker's job is delivered again
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # analyses are long and CPU-bound: take one at a time
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("DETECTOR_TASK_TIME_LIMIT", default=60)
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 15
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # A job taken by a worker that died is handed out again after this many seconds (Redis).
+    "visibility_timeout": env.int("DETECTOR_TASK_REDELIVER_AFTER", default=300),
+    "unacked_restore_interval": env.int("DETECTOR_TASK_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": 1,
+}
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {
+        "task": "detector.tasks.sweep",
+        "schedule": env.int("DETECTOR_STUCK_SWEEP_SECONDS", default=300),
+    },
+}
+# The sweep queues again detections unfinished this long after upload (at most DETECTOR_TASK_MAX_ATTEMPTS
+# analyses each) and removes orphan files older than this.
+DETECTOR_STUCK_AFTER_MINUTES = env.int("DETECTOR_STUCK_AFTER_MINUTES", default=10)
+DETECTOR_TASK_MAX_ATTEMPTS = env.int("DETECTOR_TASK_MAX_ATTEMPTS", default=3)

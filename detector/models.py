@@ -6,9 +6,14 @@ from django.urls import reverse
 
 
 class Status(models.TextChoices):
-    PENDING = "pending", "Pending"
+    PENDING = "pending", "Queued"  # stored, waiting for an analysis worker
+    ANALYSING = "analysing", "Analysing"  # a worker has taken it
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
+
+    @classmethod
+    def unfinished(cls) -> tuple[str, str]:
+        return (cls.PENDING, cls.ANALYSING)
 
 
 class Label(models.TextChoices):
@@ -82,6 +87,8 @@ class Detection(models.Model):
     height = models.PositiveIntegerField()
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    # Analyses started: a job redelivered after a worker died counts again; past the limit it fails, not loops.
+    attempts = models.PositiveSmallIntegerField(default=0)
     label = models.CharField(max_length=12, choices=Label.choices, blank=True, db_index=True)
     fake_probability = models.FloatField(null=True, blank=True)
     confidence = models.FloatField(null=True, blank=True)

@@ -12,6 +12,7 @@ urlpatterns = [
     path("overview/", views.OverviewView.as_view(), name="overview"),
     path("overview/<str:chart>.svg", views.OverviewChartView.as_view(), name="overview_chart"),
     path("detections/<uuid:pk>/", views.DetectionDetailView.as_view(), name="result"),
+    path("detections/<uuid:pk>/status/", views.DetectionStatusView.as_view(), name="status"),
     path("detections/<uuid:pk>/image/", views.DetectionFileView.as_view(variant="image"), name="image"),
     path("detections/<uuid:pk>/preview.jpg", views.DetectionFileView.as_view(variant="preview"), name="preview"),
     path("detections/<uuid:pk>/thumbnail.jpg", views.DetectionFileView.as_view(variant="thumbnail"), name="thumbnail"),

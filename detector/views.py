@@ -65,17 +65,7 @@ class UploadView(FormView):
             return self.form_invalid(form, status=HTTPStatus.SERVICE_UNAVAILABLE)
         url = detection.get_absolute_url()
         if wants_json(self.request):
-            return JsonResponse(
-                {
-                    "id": str(detection.id),
-                    "status": detection.status,
-                    "url": url,
-                    "label": detection.label,
-                    "fake_percent": detection.fake_percent,
-                    "thumbnail": reverse("detector:thumbnail", args=[detection.id]),
-                },
-                status=HTTPStatus.CREATED,
-            )
+            return JsonResponse(status_summary(detection), status=HTTPStatus.CREATED)
         return redirect(url)
 
     def form_invalid(self, form, status=HTTPStatus.BAD_REQUEST):
@@ -106,6 +96,29 @@ class BatchUploadView(FormView):
 
     def form_invalid(self, form, status=HTTPStatus.BAD_REQUEST):
         return self.render_to_response(self.get_context_data(form=form), status=status)
+
+
+def status_summary(detection: Detection) -> dict:
+    """What a page polling a detection needs: where it stands and, once done, the verdict."""
+    return {
+        "id": str(detection.id),
+        "status": detection.status,
+        "status_display": detection.get_status_display(),
+        "url": detection.get_absolute_url(),
+        "status_url": reverse("detector:status", args=[detection.id]),
+        "label": detection.label,
+        "fake_percent": detection.fake_percent,
+        "thumbnail": reverse("detector:thumbnail", args=[detection.id]),
+    }
+
+
+class DetectionStatusView(OwnedDetectionMixin, View):
+    """A small JSON answer for pages that wait for a queued analysis."""
+
+    def get(self, request, pk):
+        response = JsonResponse(status_summary(get_object_or_404(self.get_queryset(), pk=pk)))
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 class DetectionDetailView(OwnedDetectionMixin, DetailView):

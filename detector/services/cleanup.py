@@ -1,4 +1,4 @@
-"""Repairs after crashes: orphan files, rows without their file, detections stuck in pending."""
+"""Repairs after crashes: orphan files, rows without their file, detections stuck unfinished."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from datetime import timedelta
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from ..models import Detection, Label, Status
-from .detections import analyse, delete_files, stored_names
+from ..models import Detection, Status
+from .detections import delete_files, enqueue, fail, stored_names
 
 log = logging.getLogger(__name__)
 FOLDERS = ("uploads", "previews", "thumbnails", "faces")
@@ -21,6 +21,7 @@ class CleanupReport:
     orphan_files: list[str] = field(default_factory=list)
     rows_without_file: list[str] = field(default_factory=list)
     reanalysed: list[str] = field(default_factory=list)
+    queued: list[str] = field(default_factory=list)  # handed to the workers again
     marked_failed: list[str] = field(default_factory=list)
 
 
@@ -58,18 +59,19 @@ def cleanup(grace: timedelta = timedelta(minutes=15), dry_run: bool = False, rea
                 delete_files(detection)
                 detection.delete()
 
-    for detection in Detection.objects.filter(status=Status.PENDING, created_at__lt=cutoff):
+    for detection in Detection.objects.filter(status__in=Status.unfinished(), created_at__lt=cutoff):
         if dry_run:
             report.reanalysed.append(str(detection.pk))
             continue
         if reanalyse:
-            analyse(detection)
+            enqueue(detection)  # here and now without a broker, else by a worker
+            if detection.status in Status.unfinished():
+                report.queued.append(str(detection.pk))
+                continue
             if detection.status == Status.DONE:
                 report.reanalysed.append(str(detection.pk))
                 continue
         else:
-            detection.status, detection.label = Status.FAILED, Label.NO_VERDICT
-            detection.error_message = "The analysis was interrupted; please upload the image again."
-            detection.save(update_fields=["status", "label", "error_message"])
+            fail(detection, "The analysis was interrupted; please upload the image again.")
         report.marked_failed.append(str(detection.pk))
     return report

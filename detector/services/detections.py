@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 
@@ -66,16 +67,20 @@ def store_upload(checked: CheckedImage, original_name: str, request) -> Detectio
 
 
 def analyse(detection: Detection, image=None) -> Detection:
-    """Run the detector and record the verdict, or the failure and its reason."""
+    """Run the detector and record the verdict, or the failure and its reason.
+
+    A missing model (DetectorUnavailable) or unreadable storage (OSError) is
+    raised, not recorded: for a worker they are transient, and the job is retried.
+    """
+    detector = get_detector()
+    data = None
+    if image is None:
+        with detection.image.open("rb") as f:
+            data = f.read()
     started = time.perf_counter()
     try:
-        detector = get_detector()
-        if image is None:
-            with detection.image.open("rb") as f:
-                verdict = detector.analyse_file(f.read())
-        else:
-            verdict = detector.analyse(image)
-    except Exception as exc:  # any failure of analysis is recorded, never a 500
+        verdict = detector.analyse(image) if image is not None else detector.analyse_file(data)
+    except Exception as exc:  # anything wrong with this image (or a time limit) is recorded, never a 500
         log.exception("analysis of %s failed", detection.id)
         detection.status = Status.FAILED
         detection.label = Label.NO_VERDICT
@@ -95,9 +100,47 @@ def analyse(detection: Detection, image=None) -> Detection:
     return detection
 
 
+def enqueue(detection: Detection, image=None) -> Detection:
+    """Have the detection analysed: here and now without a broker, else by a worker once the row is committed."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        detection.attempts += 1
+        return analyse(detection, image)
+    from ..tasks import analyse_detection
+
+    pk = str(detection.pk)
+    transaction.on_commit(lambda: analyse_detection.delay(pk))
+    return detection
+
+
 def submit(checked: CheckedImage, original_name: str, request) -> Detection:
-    """The upload flow every caller goes through (form, batch, API): store, then analyse the decoded image."""
-    return analyse(store_upload(checked, original_name, request), checked.image)
+    """The upload flow every caller goes through (form, batch, API): store, then analyse or queue."""
+    return enqueue(store_upload(checked, original_name, request), checked.image)
+
+
+def claim(detection_id: str, new_attempt: bool = True) -> Detection | None:
+    """Take an unfinished detection for analysis; None when it is gone, finished, or has failed too often.
+
+    Each delivery of a job counts as an attempt, so a job that kills its worker
+    every time ends as failed after ``DETECTOR_TASK_MAX_ATTEMPTS`` instead of looping.
+    """
+    with transaction.atomic():
+        detection = Detection.objects.select_for_update().filter(pk=detection_id).first()
+        if detection is None or detection.status not in Status.unfinished():
+            return None
+        if new_attempt:
+            detection.attempts += 1
+        if detection.attempts > settings.DETECTOR_TASK_MAX_ATTEMPTS:
+            fail(detection, f"The analysis stopped {detection.attempts - 1} times; please upload the image again.")
+            return None
+        detection.status = Status.ANALYSING
+        detection.save(update_fields=["status", "attempts"])
+    return detection
+
+
+def fail(detection: Detection, message: str) -> None:
+    """Record that no verdict will come, and why."""
+    detection.status, detection.label, detection.error_message = Status.FAILED, Label.NO_VERDICT, message[:1000]
+    detection.save(update_fields=["status", "label", "error_message", "attempts"])
 
 
 def stored_names(detection: Detection) -> list[str]:

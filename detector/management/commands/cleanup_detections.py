@@ -6,7 +6,7 @@ from detector.services.cleanup import cleanup
 
 
 class Command(BaseCommand):
-    help = "Remove orphan files and rows without files; finish or fail detections stuck in pending. Safe any time."
+    help = "Remove orphan files and rows without files; analyse again or fail stuck detections. Safe any time."
 
     def add_arguments(self, parser):
         parser.add_argument("--grace-minutes", type=int, default=15, help="leave younger files and rows alone")
@@ -22,5 +22,6 @@ class Command(BaseCommand):
             f"{prefix}remove {len(report.orphan_files)} orphan file(s); "
             f"{prefix}remove {len(report.rows_without_file)} row(s) without their file; "
             f"{prefix}re-analyse {len(report.reanalysed)} stuck detection(s); "
+            f"{len(report.queued)} queued for the workers again; "
             f"{len(report.marked_failed)} marked failed"
         )
