@@ -227,6 +227,19 @@ class Client:
             self.last_url = r.json()["url"]
         return ok
 
+    def upload_queued(self, data: bytes) -> bool:
+        """Upload with workers behind the app: a success is a stored, queued detection."""
+        r = self.session.post(
+            self.base,
+            data={"csrfmiddlewaretoken": self.token},
+            files={"image": ("photo.jpg", data, "image/jpeg")},
+            headers={"Accept": "application/json", "Referer": self.base},
+            timeout=120,
+        )
+        if r.status_code != 201:
+            raise SystemExit(f"upload refused: {r.status_code} {r.text[:200]}")
+        return True
+
     def heatmap(self) -> bool:
         """The first face's heatmap of the last upload (drawn on first view)."""
         return self.session.get(self.base.rstrip("/") + self.last_url + "faces/1/heatmap.png", timeout=60).ok
@@ -354,6 +367,121 @@ def http(runs: int) -> dict:
     return out
 
 
+# -- queue: web process + Celery workers on Redis ------------------------------------------------------------
+
+
+QUEUE_REDIS = "redis://127.0.0.1:6379/13"
+PG_URL = "postgres://postgres@127.0.0.1:5432/test"
+
+
+def queue_database(tmp: Path) -> tuple[str, object]:
+    """A fresh database for web and workers (PostgreSQL where it answers, else SQLite) and a status counter."""
+    try:
+        import psycopg
+
+        name = f"bench_{os.getpid()}"
+        with psycopg.connect(PG_URL, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
+
+        def counts():
+            with psycopg.connect(url) as conn:
+                return dict(conn.execute("SELECT status, count(*) FROM detector_detection GROUP BY status").fetchall())
+
+        return url, counts
+    except Exception:
+        import sqlite3
+
+        path = tmp / "queue.sqlite3"
+
+        def counts():
+            with sqlite3.connect(path) as conn:
+                return dict(conn.execute("SELECT status, count(*) FROM detector_detection GROUP BY status").fetchall())
+
+        return f"sqlite:///{path}", counts
+
+
+def queue(runs: int, uploads: int = 48, clients: int = 4) -> dict:
+    """Verdicts per second with 1 web process and 1 or 2 Celery worker processes on Redis."""
+    import redis
+
+    try:
+        broker = redis.Redis.from_url(QUEUE_REDIS, socket_connect_timeout=2)
+        broker.ping()
+    except redis.RedisError:
+        print(f"queue benchmark skipped: no Redis at {QUEUE_REDIS}", flush=True)
+        return {"skipped": f"no Redis at {QUEUE_REDIS}"}
+    tmp = Path(tempfile.mkdtemp(prefix="bench-queue-"))
+    database_url, counts = queue_database(tmp)
+    env = app_env(
+        tmp, DETECTOR_RATE_LIMIT="", CELERY_BROKER_URL=QUEUE_REDIS, DATABASE_URL=database_url, BENCH_TMP=str(tmp)
+    )
+    prepare(env)
+    data = upload_jpeg()
+    port = 8873
+    base = f"http://127.0.0.1:{port}/"
+    web = subprocess.Popen(
+        gunicorn_command(port, 1, 120, "--log-level", "warning"),
+        cwd=ROOT,
+        env=env,
+        stdout=open(tmp / "web.log", "w"),
+        stderr=subprocess.STDOUT,
+    )
+    out: dict = {"uploads": uploads, "clients": clients, "database": database_url.split(":")[0], "workers": {}}
+    try:
+        for workers in (1, 2):
+            broker.flushdb()
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "deepfake_site", "worker", "-c", str(workers), "-l", "WARNING"],
+                cwd=ROOT,
+                env=env,
+                stdout=open(tmp / f"worker-{workers}.log", "w"),
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                wait_until(lambda: Client(base).upload_queued(data), 120, "the web process")
+                wait_until(lambda: counts().get("pending", 0) + counts().get("analysing", 0) == 0, 120, "warm-up")
+                rates = []
+                for _ in range(runs):
+                    done_before = counts().get("done", 0)
+                    started = time.perf_counter()
+                    sessions = [Client(base) for _ in range(clients)]
+                    threads = [
+                        threading.Thread(target=lambda c=c: [c.upload_queued(data) for _ in range(uploads // clients)])
+                        for c in sessions
+                    ]
+                    for t in threads:
+                        t.start()
+                    for t in threads:
+                        t.join()
+                    wait_until(lambda b=done_before: counts().get("done", 0) - b >= uploads, 300, "the verdicts")
+                    rates.append(uploads / (time.perf_counter() - started))
+                out["workers"][str(workers)] = {"verdicts_per_s": round(statistics.median(rates), 1)}
+                print(f"queue, {workers} worker process(es): {out['workers'][str(workers)]}", flush=True)
+            finally:
+                worker.terminate()
+                worker.wait(timeout=60)
+        one, two = (out["workers"][k]["verdicts_per_s"] for k in ("1", "2"))
+        out["scaling_1_to_2"] = round(two / one, 2)
+        return out
+    finally:
+        web.terminate()
+        web.wait(timeout=60)
+
+
+def wait_until(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except (requests.RequestException, AttributeError):
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"timed out after {seconds} s waiting for {what}")
+
+
 # -- report ----------------------------------------------------------------------------------------------------
 
 
@@ -425,6 +553,19 @@ def markdown(r: dict) -> str:
         for name in ("ours", "seed"):
             rss = ", ".join(f"{x} MB" for x in h[name]["peak_rss_mb_per_worker"])
             lines.append(f"| {name} | {rss} | {h[name]['cold_start_s']} s |")
+    if r.get("queue", {}).get("workers"):
+        q = r["queue"]
+        lines += [
+            "",
+            f"## Queue: 1 web process (gunicorn) + Celery worker processes on Redis, {q['database']}",
+            "",
+            f"{q['clients']} clients upload {q['uploads']} of the same JPEG; time until every verdict is stored.",
+            "",
+            "| worker processes | verdicts/s |",
+            "|---|---|",
+        ]
+        lines += [f"| {k} | {v['verdicts_per_s']} |" for k, v in q["workers"].items()]
+        lines += ["", f"Scaling from 1 to 2 worker processes: {q['scaling_1_to_2']}x (2 cores: 2x is the ceiling)."]
     return "\n".join(lines) + "\n"
 
 
@@ -440,7 +581,7 @@ def cpu_model() -> str:
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=3, help="runs per figure (the median is reported)")
-    p.add_argument("--only", choices=("micro", "http"), help="one section only")
+    p.add_argument("--only", choices=("micro", "http", "queue"), help="one section only")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for latest.json and latest.md")
     args = p.parse_args()
     meta = json.loads((BUNDLE / "metadata.json").read_text())
@@ -456,6 +597,8 @@ def main():
         result["micro"] = micro(args.runs)
     if args.only in (None, "http"):
         result["http"] = http(args.runs)
+    if args.only in (None, "queue"):
+        result["queue"] = queue(args.runs)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "latest.md").write_text(markdown(result))
