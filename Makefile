@@ -32,8 +32,8 @@ test-sqlite:
 
 test-postgres:
 	@if $(PY) -c "import psycopg; psycopg.connect('$(PG_URL)', connect_timeout=3).close()" 2>/dev/null; then \
-		echo "== database tests on PostgreSQL ($(PG_URL))"; \
-		DATABASE_URL=$(PG_URL) $(PY) -m pytest tests/web; \
+		echo "== the whole suite again on PostgreSQL ($(PG_URL))"; \
+		DATABASE_URL=$(PG_URL) $(PY) -m pytest; \
 	else \
 		echo "== SKIPPED the PostgreSQL run: no server answers at $(PG_URL)"; \
 	fi
