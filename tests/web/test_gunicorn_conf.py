@@ -1,0 +1,68 @@
+"""gunicorn.conf.py as gunicorn reads it: values from the environment, the command line over the file."""
+
+import os
+import sys
+
+import pytest
+from gunicorn.app.wsgiapp import WSGIApplication
+
+from tests.conftest import ROOT
+
+VARIABLES = ("DETECTOR_BIND", "PORT", "WEB_CONCURRENCY", "WEB_THREADS", "DJANGO_BEHIND_PROXY", "FORWARDED_ALLOW_IPS")
+
+
+@pytest.fixture
+def gunicorn_config(monkeypatch):
+    """Gunicorn's configuration for ``gunicorn deepfake_site.wsgi -c gunicorn.conf.py ARGS`` under ``env``."""
+    for name in VARIABLES + ("GUNICORN_CMD_ARGS",):
+        monkeypatch.delenv(name, raising=False)
+
+    def load(*args, **env):
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        argv = ["gunicorn", "deepfake_site.wsgi", "-c", str(ROOT / "gunicorn.conf.py"), *args]
+        monkeypatch.setattr(sys, "argv", argv)
+        return WSGIApplication("%(prog)s").cfg  # reads the configuration; loads no application
+
+    return load
+
+
+def test_defaults_are_loopback_one_sync_worker_per_core_and_no_preload(gunicorn_config):
+    cfg = gunicorn_config()
+    assert cfg.bind == ["127.0.0.1:8000"]
+    assert cfg.workers == len(os.sched_getaffinity(0))
+    assert (cfg.threads, cfg.worker_class_str) == (1, "sync")
+    assert cfg.preload_app is False
+    assert (cfg.timeout, cfg.graceful_timeout) == (60, 30)
+    assert cfg.max_requests > 0 and cfg.max_requests_jitter > 0
+    assert cfg.accesslog == "-"
+
+
+def test_workers_come_from_web_concurrency(gunicorn_config):
+    assert gunicorn_config(WEB_CONCURRENCY="3").workers == 3
+
+
+def test_threads_switch_to_the_gthread_worker(gunicorn_config):
+    cfg = gunicorn_config(WEB_THREADS="4")
+    assert (cfg.threads, cfg.worker_class_str) == (4, "gthread")
+
+
+def test_a_platform_port_binds_every_interface(gunicorn_config):
+    assert gunicorn_config(PORT="5000").bind == ["0.0.0.0:5000"]
+
+
+def test_detector_bind_wins_over_port(gunicorn_config):
+    assert gunicorn_config(PORT="5000", DETECTOR_BIND="unix:/run/detector.sock").bind == ["unix:/run/detector.sock"]
+
+
+def test_behind_a_proxy_gunicorn_trusts_its_forwarded_headers(gunicorn_config):
+    assert gunicorn_config().forwarded_allow_ips == ["127.0.0.1", "::1"]
+    assert gunicorn_config(DJANGO_BEHIND_PROXY="true").forwarded_allow_ips == ["*"]
+    assert gunicorn_config(DJANGO_BEHIND_PROXY="true", FORWARDED_ALLOW_IPS="10.0.0.5").forwarded_allow_ips == [
+        "10.0.0.5"
+    ]
+
+
+def test_the_command_line_wins_over_the_file(gunicorn_config):
+    cfg = gunicorn_config("-b", "127.0.0.1:8799", "-w", "2", "--timeout", "120", WEB_CONCURRENCY="8")
+    assert (cfg.bind, cfg.workers, cfg.timeout) == (["127.0.0.1:8799"], 2, 120)
