@@ -20,6 +20,7 @@ def app_env(tmp: Path, **overrides: str) -> dict[str, str]:
         "DJANGO_SECURE_SSL_REDIRECT": "false",
         "DJANGO_SECURE_COOKIES": "false",
         "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "DETECTOR_MEDIA_STORAGE": "local",  # the soak checks the files in this folder
         "DJANGO_MEDIA_ROOT": str(tmp / "media"),
         "DJANGO_STATIC_ROOT": str(tmp / "static"),
         "TF_CPP_MIN_LOG_LEVEL": "2",

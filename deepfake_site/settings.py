@@ -5,12 +5,15 @@ Local use needs nothing: ``make install`` writes a ``.env`` with
 ``DJANGO_SECRET_KEY`` stops the process at start.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+
+from .storage_settings import media_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -102,7 +105,8 @@ STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
 MEDIA_URL = "media/"  # media are never served directly: views check ownership first
 MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=BASE_DIR / "media")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # DETECTOR_MEDIA_STORAGE: "local" (MEDIA_ROOT) or "s3" (DETECTOR_S3_BUCKET, ...); see storage_settings.py
+    "default": media_storage(os.environ),
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
