@@ -118,7 +118,9 @@ def test_the_upload_view_tells_the_batch_script_each_verdict(client, stub_detect
     assert response.json() == {
         "id": str(detection.pk),
         "status": "done",
+        "status_display": "Done",
         "url": detection.get_absolute_url(),
+        "status_url": reverse("detector:status", args=[detection.pk]),
         "label": "Deepfake",
         "fake_percent": 90,
         "thumbnail": reverse("detector:thumbnail", args=[detection.pk]),
