@@ -1,5 +1,6 @@
 // Batch page: each chosen or dropped file is posted on its own to the upload view (answering JSON), one after
 // another, with its own progress bar and then its verdict or its error; a refused file stops no other.
+// Where workers analyse (the upload answers "pending"), the next file goes up while the last is being judged.
 // Without JavaScript the form posts all the files at once and the page lists what became of each.
 (function () {
   "use strict";
@@ -69,7 +70,21 @@
     item.state.textContent = message;
   }
 
-  function send(file, item) {
+  // With analysis workers the upload answers "pending" at once: follow the status until the verdict is there.
+  function settle(item, data, resolve, delay) {
+    if (data.status === "done") { succeed(item, data); resolve(true); return; }
+    if (data.status === "failed") { fail(item, "No verdict: the image could not be analysed."); resolve(false); return; }
+    item.state.textContent = data.status === "analysing" ? "Analysing faces…" : "Queued…";
+    delay = Math.min((delay || 300) * 1.5, 5000);
+    window.setTimeout(function () {
+      fetch(data.status_url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : data; })
+        .catch(function () { return data; })
+        .then(function (next) { settle(item, next, resolve, delay); });
+    }, delay);
+  }
+
+  function send(file, item, verdicts) {
     return new Promise(function (resolve) {
       var problem = problemWith(file);
       if (problem) { fail(item, problem); resolve(false); return; }
@@ -90,7 +105,11 @@
         var body = {};
         try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
         item.bar.hidden = true;
-        if (xhr.status === 201 && body.url) { succeed(item, body); resolve(true); return; }
+        if (xhr.status === 201 && body.url) {
+          verdicts.push(new Promise(function (done) { settle(item, body, done); }));
+          resolve(true);
+          return;
+        }
         var messages = [];
         Object.keys(body.errors || {}).forEach(function (k) { messages = messages.concat(body.errors[k]); });
         fail(item, messages.join(" ") || "The upload failed (" + xhr.status + ").");
@@ -126,15 +145,16 @@
     if (!files.length) { errors.textContent = "Choose one or more images."; input.focus(); return; }
     if (files.length > maxFiles) { errors.textContent = "Choose at most " + maxFiles + " images at a time."; return; }
     var items = listChosen();
-    var checked = 0;
+    var verdicts = [];
     submit.disabled = true;
-    // One file at a time: the verdicts arrive in order and the server is not flooded.
+    // One upload at a time, so the server is not flooded; verdicts may still be on their way afterwards.
     files.reduce(function (previous, file, i) {
-      return previous.then(function () {
-        return send(file, items[i]).then(function (ok) { if (ok) checked += 1; });
-      });
+      return previous.then(function () { return send(file, items[i], verdicts); });
     }, Promise.resolve()).then(function () {
-      summary.textContent = checked + " checked, " + (files.length - checked) + " not accepted.";
+      return Promise.all(verdicts);
+    }).then(function (judged) {
+      var checked = judged.filter(Boolean).length;
+      summary.textContent = checked + " checked, " + (files.length - checked) + " not accepted or not judged.";
       submit.disabled = false;
       input.value = "";
     });
