@@ -114,3 +114,20 @@ def test_a_reviewer_marks_a_detection_reviewed_in_the_admin(
     page.goto(live_server.url + f"/admin/detector/detection/{detection.pk}/change/")
     page.locator(".face-heatmap").first.wait_for()
     shot(page, "8-admin-detail", readme=True)
+
+
+def test_a_queued_upload_shows_its_verdict_by_itself_once_a_worker_has_judged_it(
+    page, live_server, shipped, portrait, settings, monkeypatch, shot
+):
+    from detector import tasks
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # as with a broker: the upload only stores and queues
+    queued = []
+    monkeypatch.setattr(tasks.analyse_detection, "delay", queued.append)
+    upload(page, live_server, portrait)
+    assert page.locator(".verdict .label").inner_text() == "Queued…"
+    shot(page, "6-result-queued")
+
+    tasks.analyse_detection.apply(args=queued)  # what a worker does
+    page.wait_for_function("() => !document.querySelector('[data-status-url]')", timeout=15_000)
+    assert page.locator(".verdict .label").inner_text() == Detection.objects.get().label
