@@ -160,8 +160,9 @@ UPLOAD = extend_schema(
         "upload rate limit, stored and analysed on its own: a refused file stops no other. The answer is 201 "
         "where any file was accepted, with one entry per file in `results` (its detection, or its error). Where "
         "no file was accepted, the answer has the first file's error and status (400, 413, 415, 429 or 503), "
-        "and `results` still lists every file. Verdicts are ready in the answer today; a client should still "
-        "poll `url` while `status` is `pending`."
+        "and `results` still lists every file. Without analysis workers the verdict is in the answer; with "
+        "them (CELERY_BROKER_URL) a detection answers `pending` or `analysing`: poll its `url` until it is "
+        "`done` or `failed`."
     ),
     request={"multipart/form-data": UploadSerializer},
     responses={
@@ -246,7 +247,7 @@ DETAIL = extend_schema(
     tags=["detections"],
     summary="Read one detection",
     description="The verdict, fake probability, confidence, threshold, model version, faces with their boxes, "
-    "scores and heatmap URLs, and the status (poll while it is `pending`).",
+    "scores and heatmap URLs, and the status (poll while it is `pending` or `analysing`).",
     responses={200: DetectionSerializer, 401: UNAUTHORIZED, 404: NOT_FOUND},
     examples=[OpenApiExample("A detection", value=DETECTION, response_only=True, status_codes=["200"])],
 )
@@ -265,7 +266,10 @@ FACE_IMAGE = extend_schema(
     summary="A judged face's crop or heatmap",
     description="PNG of the face (`crop`) or of the face with its Grad-CAM heatmap of the fake score (`heatmap`), "
     "made on first request. A 404 where there is no such face or the detection was judged by another model.",
-    parameters=[OpenApiParameter("kind", OpenApiTypes.STR, OpenApiParameter.PATH, enum=["crop", "heatmap"])],
+    parameters=[
+        OpenApiParameter("number", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH, description="From 1."),
+        OpenApiParameter("kind", OpenApiTypes.STR, OpenApiParameter.PATH, enum=["crop", "heatmap"]),
+    ],
     responses={
         (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The PNG image."),
         401: UNAUTHORIZED,

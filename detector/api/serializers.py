@@ -51,7 +51,7 @@ class ImageInfoSerializer(serializers.Serializer):
 
 
 class LabelField(serializers.ChoiceField):
-    """The verdict, or null while the detection is pending."""
+    """The verdict, or null until the analysis is finished."""
 
     def to_representation(self, value):
         return value or None
@@ -61,7 +61,7 @@ class DetectionSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField(help_text="This detection in the API.")
     page = serializers.SerializerMethodField(help_text="Its result page in the browser.")
     file_name = serializers.CharField(source="original_name", help_text="The client's file name, for display.")
-    label = LabelField(choices=Label.choices, allow_null=True, help_text="The verdict; null while pending.")
+    label = LabelField(choices=Label.choices, allow_null=True, help_text="The verdict; null until analysed.")
     faces = serializers.SerializerMethodField()
     image = ImageInfoSerializer(source="*")
 
@@ -87,7 +87,7 @@ class DetectionSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
         extra_kwargs = {
-            "status": {"help_text": "pending until analysed, then done, or failed (see error_message)."},
+            "status": {"help_text": "pending (queued), analysing, then done, or failed (see error_message)."},
             "fake_probability": {
                 "help_text": "Calibrated probability that the image is fake (its most suspicious face)."
             },
@@ -122,6 +122,11 @@ class DetectionSerializer(serializers.ModelSerializer):
         return FaceSerializer(faces, many=True).data
 
 
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": 120, "pattern": "^[^\\x00]*$"})
+class NameSearchField(serializers.CharField):
+    """Text as written (no trimming); a NUL character is refused, as DRF refuses it in any text."""
+
+
 class DetectionFilterSerializer(serializers.Serializer):
     """The list's query parameters."""
 
@@ -129,7 +134,7 @@ class DetectionFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Status.choices, required=False, help_text="Only this status.")
     created_from = serializers.DateField(required=False, help_text="Made on or after this day (UTC), YYYY-MM-DD.")
     created_to = serializers.DateField(required=False, help_text="Made on or before this day (UTC), YYYY-MM-DD.")
-    q = serializers.CharField(required=False, max_length=120, help_text="Part of the file name.")
+    q = NameSearchField(required=False, max_length=120, trim_whitespace=False, help_text="Part of the file name.")
 
 
 class UploadSerializer(serializers.Serializer):

@@ -141,6 +141,23 @@ def test_uploading_many_images_makes_one_detection_each(api, stub_detector):
     assert Detection.objects.count() == 3 and stub_detector.calls == 3
 
 
+def test_with_analysis_workers_each_file_is_queued_and_answers_pending(
+    api, stub_detector, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from detector import tasks
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    sent = []
+    monkeypatch.setattr(tasks.analyse_detection, "delay", sent.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_images(api, upload_file("a.jpg"), upload_file("b.jpg"))
+    assert response.status_code == HTTPStatus.CREATED
+    detections = [r["detection"] for r in response.json()["results"]]
+    assert [(d["status"], d["label"]) for d in detections] == [("pending", None), ("pending", None)]
+    assert sorted(sent) == sorted(d["id"] for d in detections)
+    assert stub_detector.calls == 0
+
+
 def test_no_file_is_400(api, stub_detector):
     response = api.post(DETECTIONS, {"note": "no image here"})
     assert response.status_code == HTTPStatus.BAD_REQUEST
@@ -322,9 +339,18 @@ def test_the_list_filters_by_label_status_date_and_name(api, user):
 
 
 @pytest.mark.parametrize(
-    "params, field", [({"label": "Fake"}, "label"), ({"created_from": "yesterday"}, "created_from")]
+    "params, field",
+    [
+        ({"label": "Fake"}, "label"),
+        ({"status": ""}, "status"),  # an empty value is no "any": the schema says a listed value
+        ({"created_from": "yesterday"}, "created_from"),
+        ({"q": "a\x00b"}, "q"),
+        ({"page": "two"}, "page"),
+        ({"page_size": "0"}, "page_size"),
+        ({"page_size": "101"}, "page_size"),
+    ],
 )
-def test_an_invalid_filter_is_400_naming_its_parameter(api, params, field):
+def test_an_invalid_parameter_is_400_naming_it(api, params, field):
     response = api.get(DETECTIONS, params)
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert error_of(response)["field"] == field
