@@ -9,21 +9,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .models import Detection, ReviewVerdict
+from .models import VERDICT_FIELDS, Detection, ReviewVerdict
 from .views import serve_detection_file, serve_face_image
 
-VERDICT_FIELDS = (
-    "status",
-    "label",
-    "fake_probability",
-    "confidence",
-    "threshold",
-    "model_version",
-    "face_found",
-    "faces",
-    "processing_ms",
-    "error_message",
-)
 UPLOAD_FIELDS = (
     "id",
     "original_name",

@@ -31,6 +31,21 @@ class ReviewVerdict(models.TextChoices):
 ANONYMOUS_OWNER_KEY = "detector_owner"
 
 
+# What an analysis records on a Detection: the admin shows these together, the API returns them.
+VERDICT_FIELDS = (
+    "status",
+    "label",
+    "fake_probability",
+    "confidence",
+    "threshold",
+    "model_version",
+    "face_found",
+    "faces",
+    "processing_ms",
+    "error_message",
+)
+
+
 class DetectionQuerySet(models.QuerySet):
     def owned_by(self, request):
         """The detections of the request's user, or of its anonymous session."""

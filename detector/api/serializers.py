@@ -6,7 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import Detection, Label, Status
+from ..models import VERDICT_FIELDS, Detection, Label, Status
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -67,24 +67,7 @@ class DetectionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Detection
-        fields = [
-            "id",
-            "url",
-            "page",
-            "file_name",
-            "created_at",
-            "status",
-            "label",
-            "fake_probability",
-            "confidence",
-            "threshold",
-            "model_version",
-            "face_found",
-            "faces",
-            "processing_ms",
-            "error_message",
-            "image",
-        ]
+        fields = ["id", "url", "page", "file_name", "created_at", *VERDICT_FIELDS, "image"]
         read_only_fields = fields
         extra_kwargs = {
             "status": {"help_text": "pending (queued), analysing, then done, or failed (see error_message)."},
