@@ -14,15 +14,7 @@
   var summary = document.getElementById("batch-summary");
   var submit = document.getElementById("submit");
   var token = form.querySelector("input[name=csrfmiddlewaretoken]").value;
-  var maxBytes = parseInt(form.dataset.maxBytes, 10);
   var maxFiles = parseInt(form.dataset.maxFiles, 10);
-  var allowed = ["image/jpeg", "image/png", "image/webp"];
-
-  function problemWith(file) {
-    if (file.size > maxBytes) return "The file is larger than " + form.dataset.maxMb + " MB.";
-    if (file.type && allowed.indexOf(file.type) < 0) return "This is not a JPEG, PNG or WebP image.";
-    return "";
-  }
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -86,7 +78,7 @@
 
   function send(file, item, verdicts) {
     return new Promise(function (resolve) {
-      var problem = problemWith(file);
+      var problem = window.detectorUploads.problemWith(file, form);
       if (problem) { fail(item, problem); resolve(false); return; }
       var data = new FormData();
       data.append("csrfmiddlewaretoken", token);
@@ -127,15 +119,8 @@
   }
 
   input.addEventListener("change", listChosen);
-  ["dragenter", "dragover"].forEach(function (type) {
-    zone.addEventListener(type, function (e) { e.preventDefault(); zone.classList.add("dragover"); });
-  });
-  ["dragleave", "drop"].forEach(function (type) {
-    zone.addEventListener(type, function (e) { e.preventDefault(); zone.classList.remove("dragover"); });
-  });
-  zone.addEventListener("drop", function (e) {
-    if (!e.dataTransfer.files.length) return;
-    input.files = e.dataTransfer.files;
+  window.detectorUploads.dropzone(zone, function (files) {
+    input.files = files;
     listChosen();
   });
 

@@ -13,14 +13,9 @@
   var bar = document.getElementById("progress-bar");
   var text = document.getElementById("progress-text");
   var submit = document.getElementById("submit");
-  var maxBytes = parseInt(form.dataset.maxBytes, 10);
-  var allowed = ["image/jpeg", "image/png", "image/webp"];
 
   function check(file) {
-    if (!file) return "Choose an image first.";
-    if (file.size > maxBytes) return "The file is larger than " + form.dataset.maxMb + " MB.";
-    if (file.type && allowed.indexOf(file.type) < 0) return "This is not a JPEG, PNG or WebP image.";
-    return "";
+    return file ? window.detectorUploads.problemWith(file, form) : "Choose an image first.";
   }
 
   function show(file) {
@@ -36,16 +31,9 @@
   }
 
   input.addEventListener("change", function () { show(input.files[0]); });
-  ["dragenter", "dragover"].forEach(function (type) {
-    zone.addEventListener(type, function (e) { e.preventDefault(); zone.classList.add("dragover"); });
-  });
-  ["dragleave", "drop"].forEach(function (type) {
-    zone.addEventListener(type, function (e) { e.preventDefault(); zone.classList.remove("dragover"); });
-  });
-  zone.addEventListener("drop", function (e) {
-    if (!e.dataTransfer.files.length) return;
-    if (e.dataTransfer.files.length > 1) { errors.textContent = "Upload one image at a time."; return; }
-    input.files = e.dataTransfer.files;
+  window.detectorUploads.dropzone(zone, function (files) {
+    if (files.length > 1) { errors.textContent = "Upload one image at a time; to check several, use Check many."; return; }
+    input.files = files;
     show(input.files[0]);
   });
 
