@@ -102,7 +102,8 @@ def no_rate_limit(settings):
 @pytest.fixture
 def keep_connection():
     """Keep the test's database connection (and its transaction) open between requests, as Django's test
-    client does: the WSGI handler would otherwise close it when each request finishes."""
+    client does: the WSGI handler would otherwise close it when each request finishes. Ask for it after the
+    fixtures that use the test client, which connects the handlers again after each of its requests."""
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     yield
@@ -156,7 +157,7 @@ def owned_detection(api):
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_the_api_answers_as_its_schema_says(
-    case, keep_connection, token, tiny_detector, no_rate_limit, owned_detection
+    case, token, tiny_detector, no_rate_limit, owned_detection, keep_connection
 ):
     upload = case.operation.label == UPLOAD_OPERATION
     if upload and isinstance(case.body, dict) and isinstance(case.body.get("image"), list):
