@@ -214,14 +214,17 @@ class Client:
         page = self.session.get(base, timeout=30).text
         self.token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
 
-    def upload(self, data: bytes) -> bool:
-        r = self.session.post(
+    def post(self, data: bytes) -> requests.Response:
+        return self.session.post(
             self.base,
             data={"csrfmiddlewaretoken": self.token},
             files={"image": ("photo.jpg", data, "image/jpeg")},
             headers={"Accept": "application/json", "Referer": self.base},
             timeout=120,
         )
+
+    def upload(self, data: bytes) -> bool:
+        r = self.post(data)
         ok = r.status_code == 201 and r.json().get("status") == "done"
         if ok:
             self.last_url = r.json()["url"]
@@ -229,13 +232,7 @@ class Client:
 
     def upload_queued(self, data: bytes) -> bool:
         """Upload with workers behind the app: a success is a stored, queued detection."""
-        r = self.session.post(
-            self.base,
-            data={"csrfmiddlewaretoken": self.token},
-            files={"image": ("photo.jpg", data, "image/jpeg")},
-            headers={"Accept": "application/json", "Referer": self.base},
-            timeout=120,
-        )
+        r = self.post(data)
         if r.status_code != 201:
             raise SystemExit(f"upload refused: {r.status_code} {r.text[:200]}")
         return True
