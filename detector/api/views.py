@@ -9,66 +9,26 @@ from django.shortcuts import get_object_or_404
 from django.utils.decorators import method_decorator
 from drf_spectacular.utils import extend_schema_view
 from drf_spectacular.views import SpectacularSwaggerSplitView
-from rest_framework import generics, serializers
-from rest_framework.pagination import PageNumberPagination
+from rest_framework import generics
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..models import Detection
 from ..services.batch import submit_each
 from ..services.detections import delete_detection
 from ..services.inference import is_loaded, model_facts
 from ..uploads import check_batch, max_upload_bytes
-from ..views import serve_face_image
+from ..views import OwnedDetectionMixin, serve_face_image
 from . import openapi
 from .errors import ApiError, upload_error, upload_status
+from .pagination import Pagination
 from .serializers import DetectionFilterSerializer, DetectionSerializer, ModelInfoSerializer, UploadResultSerializer
 
 MULTIPART_OVERHEAD = 1024 * 1024  # room for the boundaries and part headers around the files
 
 
-class Pagination(PageNumberPagination):
-    page_size = 20
-    page_size_query_param = "page_size"
-    max_page_size = 100
-
-    def get_page_size(self, request):
-        """The asked size; one that is not a whole number from 1 to the maximum is a 400, not silently ignored."""
-        value = request.query_params.get(self.page_size_query_param)
-        if value is None:
-            return self.page_size
-        if not value.isdecimal() or not 1 <= int(value) <= self.max_page_size:
-            message = f"A whole number from 1 to {self.max_page_size}."
-            raise serializers.ValidationError({self.page_size_query_param: [message]})
-        return int(value)
-
-    def get_page_number(self, request, paginator):
-        """A page number that is not a whole number is a 400; one past the end stays DRF's 404."""
-        value = request.query_params.get(self.page_query_param, "1")
-        if not value.isdecimal():
-            raise serializers.ValidationError({self.page_query_param: ["A whole number from 1."]})
-        return value
-
-    def get_schema_operation_parameters(self, view):
-        parameters = super().get_schema_operation_parameters(view)
-        for parameter in parameters:
-            if parameter["name"] == self.page_query_param:
-                parameter["schema"].update(minimum=1)
-            if parameter["name"] == self.page_size_query_param:
-                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
-        return parameters
-
-
-class OwnDetectionsMixin:
-    """The requester's own detections only: someone else's id is a 404."""
-
-    def get_queryset(self):
-        return Detection.objects.owned_by(self.request)
-
-
 @extend_schema_view(get=openapi.LIST, post=openapi.UPLOAD)
-class DetectionsView(generics.ListAPIView):
+class DetectionsView(OwnedDetectionMixin, generics.ListAPIView):
     serializer_class = DetectionSerializer
     pagination_class = Pagination
     parser_classes = [MultiPartParser]
@@ -79,7 +39,8 @@ class DetectionsView(generics.ListAPIView):
         filters.is_valid(raise_exception=True)
         f = filters.validated_data
         return (
-            Detection.objects.owned_by(self.request)
+            super()
+            .get_queryset()
             .recent()
             .with_label(f.get("label"))
             .with_status(f.get("status"))
@@ -132,7 +93,7 @@ def upload_response(outcomes, context) -> Response:
 
 
 @extend_schema_view(get=openapi.DETAIL, delete=openapi.DELETE)
-class DetectionView(OwnDetectionsMixin, generics.RetrieveDestroyAPIView):
+class DetectionView(OwnedDetectionMixin, generics.RetrieveDestroyAPIView):
     serializer_class = DetectionSerializer
 
     def perform_destroy(self, detection):
@@ -140,7 +101,7 @@ class DetectionView(OwnDetectionsMixin, generics.RetrieveDestroyAPIView):
 
 
 @extend_schema_view(get=openapi.FACE_IMAGE)
-class FaceImageView(OwnDetectionsMixin, APIView):
+class FaceImageView(OwnedDetectionMixin, APIView):
     def get(self, request, pk, number, kind):
         detection = get_object_or_404(self.get_queryset(), pk=pk)
         return serve_face_image(detection, number, kind)
