@@ -41,6 +41,20 @@ def metrics_table(report: dict) -> str:
     return "\n".join([head, rule, *body])
 
 
+def engine_lines(engines: dict) -> list[str]:
+    """How each exported serving form was checked against the Keras weights."""
+    lines = []
+    for name, e in engines.items():
+        c = e["check"]
+        lines.append(
+            f"- Served with the exported {name} form `{e['file']}` ({e['format']}; sha256 `{e['sha256']}`). "
+            f"Checked against the Keras model on {c['inputs']} ({c['faces']} faces): largest difference of the "
+            f"fake probability {c['max_probability_difference']:.2g} (tolerance {c['tolerance']}), of the heatmaps "
+            f"{c.get('max_heatmap_difference', float('nan')):.2g}."
+        )
+    return lines
+
+
 def render(bundle: Path) -> str:
     meta = read_metadata(bundle)
     load = lambda name: json.loads((bundle / name).read_text()) if (bundle / name).is_file() else None  # noqa: E731
@@ -60,6 +74,7 @@ def render(bundle: Path) -> str:
         "Uncertain between.",
         f"- Threshold rule: the lowest threshold at which {t.get('calibration', {}).get('threshold_rule', '')}.",
         f"- Weights sha256: `{meta.weights_sha256}`.",
+        *engine_lines(meta.engines),
         "",
     ]
     if "previous_stage" in t:
