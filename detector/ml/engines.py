@@ -23,6 +23,7 @@ class KerasEngine:
     """The Keras model behind a ``tf.function`` with a fixed input signature (traced once)."""
 
     name = KERAS
+    has_maps = False  # heatmaps come from Grad-CAM on the model itself
 
     def __init__(self, model, input_size: int):
         import tensorflow as tf

@@ -145,7 +145,7 @@ class Detector:
 
         From the exported engine's second output where it has one, else by Grad-CAM on the Keras model.
         """
-        if getattr(self.engine, "has_maps", False):  # the export carries the maps: no TensorFlow needed
+        if self.engine.has_maps:  # the export carries the maps: no TensorFlow needed
             crops = prepared.batch()
             return upsample(self.engine.activation_maps(crops), crops.shape[1:3])
         with self._explainer_lock:
