@@ -77,14 +77,16 @@ def render(bundle: Path) -> str:
         *engine_lines(meta.engines),
         "",
     ]
-    if "previous_stage" in t:
-        prev = t["previous_stage"]
-        stage = (
-            f"- Continued from version {prev['version']}, trained with {json.dumps(prev['recipe'])} in "
-            f"{prev['minutes']} minutes (val AUC {prev['val_auc']:.4f}); {t['minutes_total']} minutes in all."
+    stages = []
+    prev = t.get("previous_stage")
+    while prev:  # newest first; each stage started from the weights of the one below it
+        stages.append(
+            f"- Started from the weights of version {prev['version']}, itself trained with "
+            f"{json.dumps(prev['recipe'])} in {prev['minutes']} minutes (val AUC {prev['val_auc']:.4f})."
         )
-    else:
-        stage = ""
+        prev = prev.get("previous_stage")
+    if stages:
+        stages.append(f"- {t['minutes_total']} minutes of training in all stages.")
     out += [
         "## Training run",
         "",
@@ -97,7 +99,7 @@ def render(bundle: Path) -> str:
             f"{h['stage']} {h['epoch']}: loss {h['train_loss']:.4f}, val AUC {h['val_auc']:.4f}" for h in t["history"]
         )
         + ".",
-        *([stage] if stage else []),
+        *stages,
         "",
     ]
     if test:

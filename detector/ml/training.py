@@ -2,15 +2,16 @@
 
 Recipe (sized for 2 CPU cores): crop every image's main face with the serving
 preprocessing; make augmented copies of the training crops (flip, down-and-up
-scaling, blur, JPEG re-compression, applied to both classes alike); cache the
-frozen lower backbone's features; train the head, then fine-tune the top blocks
-on the cache; pick the epoch, the calibration and the thresholds on ``val``.
+scaling, blur, JPEG re-compression, applied to both classes alike); optionally
+add self-blended pseudo-fakes made from the real crops (``augment.self_blend``);
+cache the frozen lower backbone's features; train the head, then fine-tune the
+top blocks on the cache; pick the epoch, the calibration and the thresholds on
+``val``.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import math
@@ -18,14 +19,15 @@ import os
 import platform
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
 from tqdm import tqdm
 
+from .augment import degrade, self_blend
 from .bundle import METADATA_FILE, BundleMetadata, Calibration, Thresholds, write_bundle
 from .dataset import Sample, read_manifest
 from .export import export_bundle
@@ -33,6 +35,9 @@ from .model import FIRST_TRAINED_BLOCK, build_classifier, split_classifier
 from .preprocessing import DEFAULT_INPUT_SIZE, DEFAULT_MARGIN, PREPROCESSING_VERSION, FaceFinder, decode_image, prepare
 
 log = logging.getLogger(__name__)
+
+SELF_BLEND_SOURCE = "self-blended"
+SELF_BLEND_STREAM = 7  # keeps the pseudo-fakes' random numbers apart from the plain copies'
 
 _finder = None
 
@@ -71,24 +76,6 @@ def cached_crops(samples, size, margin, workers, cache_dir: Path | None, name: s
     cache_dir.mkdir(parents=True, exist_ok=True)
     np.savez(path, crops=crops, found=found)
     return crops, found
-
-
-def augment(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One random degradation of a crop; used for both classes alike."""
-    size = pixels.shape[0]
-    im = Image.fromarray(pixels)
-    if rng.random() < 0.5:
-        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    if rng.random() < 0.5:
-        small = int(size * rng.uniform(0.3, 0.9))
-        im = im.resize((small, small), Image.BICUBIC).resize((size, size), Image.BICUBIC)
-    if rng.random() < 0.3:
-        im = im.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.3)))
-    if rng.random() < 0.7:
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=int(rng.integers(40, 96)))
-        im = Image.open(buf).convert("RGB")
-    return np.asarray(im, np.uint8)
 
 
 def extract_features(bottom, crops: np.ndarray, batch: int = 64, desc: str = "features", transform=None):
@@ -163,6 +150,7 @@ def train(
     first_trained_block: int = FIRST_TRAINED_BLOCK,
     lr_finetune: float = 3e-4,
     init_from: Path | None = None,
+    self_blend_copies: int = 0,
 ) -> BundleMetadata:
     """Train on ``train``, choose on ``val``, write the bundle to ``out``."""
     import keras
@@ -188,7 +176,9 @@ def train(
     if init_from is not None:  # continue from a trained bundle's weights, e.g. to unfreeze more blocks
         from .bundle import load_keras_model, read_metadata
 
-        model = load_keras_model(init_from, read_metadata(init_from))
+        init_meta = read_metadata(init_from)
+        init_version = init_meta.version
+        model = load_keras_model(init_from, init_meta)
     else:
         model = build_classifier(input_size)
     bottom, top, top_backbone = split_classifier(model, first_trained_block)
@@ -198,22 +188,43 @@ def train(
 
     def augmented(copy):
         def transform(i, pixels):
-            return augment(pixels, np.random.default_rng([seed, copy, i]))
+            return degrade(pixels, np.random.default_rng([seed, copy, i]))
 
         return transform
 
-    feats = np.concatenate(
-        [
-            extract_features(
-                bottom, train_crops, desc=f"features train copy {c + 1}/{augment_copies}", transform=augmented(c)
-            )
-            for c in range(augment_copies)
-        ]
-    )
-    del train_crops
+    def self_blended(copy):
+        def transform(i, pixels):
+            rng = np.random.default_rng([seed, SELF_BLEND_STREAM, copy, i])
+            return degrade(self_blend(pixels, rng, margin), rng)
+
+        return transform
+
+    parts = [
+        extract_features(
+            bottom, train_crops, desc=f"features train copy {c + 1}/{augment_copies}", transform=augmented(c)
+        )
+        for c in range(augment_copies)
+    ]
+    real_idx = np.flatnonzero(y_train == 0)
+    parts += [
+        extract_features(
+            bottom,
+            train_crops[real_idx],
+            desc=f"features self-blended copy {c + 1}/{self_blend_copies}",
+            transform=self_blended(c),
+        )
+        for c in range(self_blend_copies)
+    ]
+    feats = np.concatenate(parts)
+    del train_crops, parts
     val_feats = extract_features(bottom, val_crops, desc="features val")
-    y = np.tile(y_train, augment_copies)
-    w = np.tile(balanced_weights(train_samples), augment_copies)
+    # Pseudo-fakes are a fake source of their own, weighed like the others.
+    blended = [replace(train_samples[i], label=1, source=SELF_BLEND_SOURCE, kind="self-blend") for i in real_idx]
+    one_pass = train_samples + blended * self_blend_copies
+    weights = balanced_weights(one_pass)
+    n = len(train_samples)
+    y = np.concatenate([np.tile(y_train, augment_copies), np.ones(len(blended) * self_blend_copies, np.float32)])
+    w = np.concatenate([np.tile(weights[:n], augment_copies), weights[n:]])
 
     loss = keras.losses.BinaryCrossentropy(from_logits=True)
     predict = tf.function(lambda x: top(x, training=False), reduce_retracing=True)
@@ -280,6 +291,7 @@ def train(
                 f"{k[1]}/{'fake' if k[0] else 'real'}": v
                 for k, v in sorted(Counter((s.label, s.source) for s in train_samples).items())
             },
+            "self_blended_pseudo_fakes": len(blended) * self_blend_copies,
             "train_face_found_rate": float(train_found.mean()),
             "val_face_found_rate": float(val_found.mean()),
             "val_auc": best["auc"],
@@ -292,7 +304,8 @@ def train(
                 "batch": batch,
                 "seed": seed,
                 "first_trained_block": first_trained_block,
-                "init_from": None if init_from is None else f"{init_from.name} (its weights)",
+                "init_from": None if init_from is None else f"{init_from.name} {init_version} (its weights)",
+                "self_blend_copies": self_blend_copies,
                 "lr_finetune": lr_finetune,
                 "input_size": input_size,
             },
@@ -301,8 +314,24 @@ def train(
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
+    if init_from is not None:
+        meta.training.update(stage_lineage(init_from, meta.training["minutes"]))
     write_bundle(out, model, meta)
     return calibrate_bundle(out, dataset, max_far, uncertain_band, val_samples)
+
+
+def stage_lineage(init_from: Path, minutes: float) -> dict:
+    """What a continued run started from: the earlier stage's summary (nested for each stage) and the total time."""
+    from .bundle import read_metadata
+
+    earlier = read_metadata(init_from)
+    t = earlier.training
+    keep = ("chosen", "history", "minutes", "recipe", "val_auc", "previous_stage")
+    previous = {"version": earlier.version, **{k: t[k] for k in keep if k in t}}
+    return {
+        "previous_stage": previous,
+        "minutes_total": round(minutes + t.get("minutes_total", t.get("minutes", 0.0)), 1),
+    }
 
 
 def calibrate_bundle(
@@ -380,6 +409,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="MBConv blocks before this one (0-15) stay frozen and their output is cached",
     )
     p.add_argument("--lr-finetune", type=float, default=3e-4)
+    p.add_argument(
+        "--self-blend-copies",
+        type=int,
+        default=0,
+        help="add this many self-blended pseudo-fakes of every real training crop (0: none)",
+    )
     p.add_argument("--init-from", type=Path, default=None, help="start from this bundle's weights instead of ImageNet")
     p.add_argument(
         "--calibrate-only",
@@ -427,6 +462,7 @@ def main(argv=None) -> None:
         first_trained_block=args.first_trained_block,
         lr_finetune=args.lr_finetune,
         init_from=args.init_from,
+        self_blend_copies=args.self_blend_copies,
     )
     engine = export_bundle(args.out, args.dataset)  # the fast serving form, checked against the new weights
     print(

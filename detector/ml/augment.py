@@ -1,0 +1,117 @@
+"""Training-time augmentation of face crops.
+
+``degrade`` is the random damage every training crop may get, real and fake
+alike, so that compression and resolution carry no label.
+
+``self_blend`` makes a pseudo-fake from a real crop, after Shiohara and
+Yamasaki, "Detecting Deepfakes with Self-Blended Images" (CVPR 2022): a
+slightly recoloured, resharpened or softened and shifted copy of the face is
+blended back onto the same photo through a soft, irregular face-shaped mask.
+The result has no generator's fingerprint and no second identity, only the
+traces every face swap leaves (a blending boundary, a colour and sharpness
+mismatch between the inner face and its surroundings), so a classifier that
+learns to see it has to learn those traces rather than one dataset's style.
+
+Crops are square uint8 arrays made by the serving preprocessing, so the face
+box sits near the middle with a margin of ``margin`` (0.2) of its side around
+it; the mask is drawn in those coordinates.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
+
+# Blend ratios of the original paper: a third of the pseudo-fakes partly transparent.
+BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+
+
+def degrade(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One random degradation of a crop; used for both classes alike."""
+    size = pixels.shape[0]
+    im = Image.fromarray(pixels)
+    if rng.random() < 0.5:
+        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if rng.random() < 0.5:
+        small = int(size * rng.uniform(0.3, 0.9))
+        im = im.resize((small, small), Image.BICUBIC).resize((size, size), Image.BICUBIC)
+    if rng.random() < 0.3:
+        im = im.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.3)))
+    if rng.random() < 0.7:
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=int(rng.integers(40, 96)))
+        im = Image.open(buf).convert("RGB")
+    return np.asarray(im, np.uint8)
+
+
+def blend_mask(size: int, rng: np.random.Generator, margin: float = 0.2) -> np.ndarray:
+    """A soft face-shaped mask in [0, 1], (size, size) float32.
+
+    An ellipse over the inner face (the detector's box covers brows to chin),
+    its outline jittered into an irregular polygon, then eroded or dilated and
+    feathered by a random amount so the boundary's width and shape vary.
+    """
+    box_side = size / (1 + 2 * margin)
+    cx = size / 2 + rng.uniform(-0.03, 0.03) * box_side
+    cy = size / 2 + rng.uniform(0.0, 0.08) * box_side
+    rx = box_side * rng.uniform(0.34, 0.46)
+    ry = box_side * rng.uniform(0.42, 0.56)
+    angle = rng.uniform(-0.15, 0.15)
+    t = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    wobble = 1 + rng.uniform(-0.08, 0.08, t.size)
+    x, y = rx * np.cos(t) * wobble, ry * np.sin(t) * wobble
+    xs = cx + x * np.cos(angle) - y * np.sin(angle)
+    ys = cy + x * np.sin(angle) + y * np.cos(angle)
+    im = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(im).polygon(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=255)
+    k = 2 * int(rng.integers(1, 6)) + 1
+    im = im.filter(ImageFilter.MinFilter(k) if rng.random() < 0.5 else ImageFilter.MaxFilter(k))
+    im = im.filter(ImageFilter.GaussianBlur(rng.uniform(1.0, 0.04 * size)))
+    mask = np.asarray(im, np.float32) / 255.0
+    return mask / max(float(mask.max()), 1e-6)
+
+
+def _recolour(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Shift colour, brightness, contrast and saturation a little (the source's colour mismatch)."""
+    a = np.asarray(im, np.float32) + rng.uniform(-12, 12, 3)
+    im = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+    im = ImageEnhance.Brightness(im).enhance(rng.uniform(0.9, 1.1))
+    im = ImageEnhance.Contrast(im).enhance(rng.uniform(0.9, 1.1))
+    return ImageEnhance.Color(im).enhance(rng.uniform(0.8, 1.2))
+
+
+def _resharpen(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Soften (down-and-up scaling) or sharpen the source (the swap's resolution mismatch)."""
+    size = im.width
+    if rng.random() < 0.5:
+        small = max(8, int(size * rng.uniform(0.25, 0.6)))
+        return im.resize((small, small), Image.BILINEAR).resize((size, size), Image.BILINEAR)
+    return im.filter(ImageFilter.UnsharpMask(radius=rng.uniform(1, 3), percent=int(rng.integers(60, 180))))
+
+
+def _shift(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Scale by 0.95-1.05 about the centre and move by up to 3 % (the swap's misalignment)."""
+    size = im.width
+    s = rng.uniform(0.95, 1.05)
+    dx, dy = rng.uniform(-0.03, 0.03, 2) * size
+    # PIL's affine maps output to input coordinates.
+    c = size / 2
+    coeffs = (1 / s, 0, c - (c + dx) / s, 0, 1 / s, c - (c + dy) / s)
+    return im.transform((size, size), Image.AFFINE, coeffs, Image.BILINEAR)
+
+
+def self_blend(pixels: np.ndarray, rng: np.random.Generator, margin: float = 0.2) -> np.ndarray:
+    """A pseudo-fake made from a real crop: a transformed copy of its face blended onto it."""
+    target = Image.fromarray(pixels)
+    source = target
+    if rng.random() < 0.8:
+        source = _recolour(source, rng)
+    if rng.random() < 0.8:
+        source = _resharpen(source, rng)
+    source = _shift(source, rng)
+    mask = blend_mask(pixels.shape[0], rng, margin) * float(rng.choice(BLEND_RATIOS))
+    mask = mask[..., None]
+    out = np.asarray(source, np.float32) * mask + pixels.astype(np.float32) * (1 - mask)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

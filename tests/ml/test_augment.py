@@ -1,0 +1,76 @@
+"""Training augmentation: the degradations both classes get, and the self-blended pseudo-fakes."""
+
+import numpy as np
+import pytest
+
+from detector.ml.augment import blend_mask, degrade, self_blend
+from detector.ml.bundle import METADATA_FILE, read_metadata
+from detector.ml.training import stage_lineage
+from tests.conftest import build_tiny_bundle
+
+
+def face_like(size=64, seed=0):
+    """A smooth random image: enough texture that any change to it shows."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(40, 215, (8, 8, 3)).astype(np.float32)
+    blocks = np.kron(base, np.ones((size // 8, size // 8, 1)))
+    return np.clip(blocks + rng.normal(0, 6, (size, size, 3)), 0, 255).astype(np.uint8)
+
+
+def test_degrade_keeps_shape_and_is_reproducible():
+    pixels = face_like()
+    a = degrade(pixels, np.random.default_rng(3))
+    b = degrade(pixels, np.random.default_rng(3))
+    assert a.shape == pixels.shape and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+
+
+def test_blend_mask_covers_the_inner_face_and_leaves_the_corners():
+    for seed in range(20):
+        mask = blend_mask(224, np.random.default_rng(seed))
+        assert mask.shape == (224, 224) and mask.dtype == np.float32
+        assert mask.min() >= 0.0 and mask.max() == pytest.approx(1.0)
+        assert mask[112, 112] > 0.9  # the face's centre comes from the source
+        corners = [mask[:16, :16], mask[:16, -16:], mask[-16:, :16], mask[-16:, -16:]]
+        assert max(float(c.max()) for c in corners) == 0.0  # the background stays the photo's own
+        assert 0.15 < float((mask > 0.5).mean()) < 0.6
+
+
+def test_self_blend_changes_the_face_but_not_the_background():
+    pixels = face_like(224)
+    for seed in range(10):
+        out = self_blend(pixels, np.random.default_rng(seed))
+        assert out.shape == pixels.shape and out.dtype == np.uint8
+        np.testing.assert_array_equal(out[:12, :12], pixels[:12, :12])
+        np.testing.assert_array_equal(out[-12:, -12:], pixels[-12:, -12:])
+        centre = (slice(80, 144), slice(80, 144))
+        assert np.abs(out[centre].astype(int) - pixels[centre].astype(int)).mean() > 1.0
+
+
+def test_self_blend_is_reproducible_from_its_seed():
+    pixels = face_like(96)
+    np.testing.assert_array_equal(
+        self_blend(pixels, np.random.default_rng([1, 2])), self_blend(pixels, np.random.default_rng([1, 2]))
+    )
+    assert not np.array_equal(
+        self_blend(pixels, np.random.default_rng([1, 2])), self_blend(pixels, np.random.default_rng([1, 3]))
+    )
+
+
+def test_a_continued_run_records_every_earlier_stage(tmp_path):
+    first = build_tiny_bundle(tmp_path / "first", version="1.0.0")
+    meta = read_metadata(first)
+    meta.training.update(recipe={"epochs": 1}, minutes=10.0, val_auc=0.9, chosen="epoch 1", history=[])
+    (first / METADATA_FILE).write_text(meta.to_json())
+    lineage = stage_lineage(first, 5.0)
+    assert lineage["minutes_total"] == 15.0
+    assert lineage["previous_stage"]["version"] == "1.0.0"
+
+    second = build_tiny_bundle(tmp_path / "second", version="1.1.0")
+    meta = read_metadata(second)
+    meta.training.update(recipe={"epochs": 2}, minutes=5.0, val_auc=0.95, chosen="epoch 2", history=[], **lineage)
+    (second / METADATA_FILE).write_text(meta.to_json())
+    lineage = stage_lineage(second, 7.5)
+    assert lineage["minutes_total"] == 22.5
+    assert lineage["previous_stage"]["version"] == "1.1.0"
+    assert lineage["previous_stage"]["previous_stage"]["version"] == "1.0.0"
