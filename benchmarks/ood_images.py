@@ -1,10 +1,11 @@
 """Build a small folder of face images from outside ../shared, for evaluate_detector.
 
-Real: photos shipped inside registry packages (scikit-image's astronaut; the
-group photo and portrait in the insightface wheel, fetched from PyPI, not
-installed).  Fake: face swaps made here by pasting one real face onto another
+Real: photos shipped inside registry packages (scikit-image's astronaut,
+matplotlib's Grace Hopper; the group photo and portrait in the insightface
+wheel, fetched from PyPI, not installed).  Fake: face swaps made here by pasting one real face onto another
 with a feathered elliptical mask, a manipulation the training data does not
-contain.  Tiny and crude: it checks false accusations on unseen real photos
+contain, once as pasted and once with the face's colours matched to the
+target's first (as face-swap tools do).  Tiny and crude: it checks false accusations on unseen real photos
 and whether the model notices an unseen, simple manipulation; it is no
 benchmark.  The images stay under .cache/ and are never committed.
 
@@ -21,6 +22,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -45,13 +47,27 @@ def insightface_photos(cache: Path) -> dict[str, Image.Image]:
         }
 
 
-def swap(target: Image.Image, tbox, source: Image.Image, sbox) -> Image.Image:
-    """Paste the source face over the target face, resized to its box, with a feathered ellipse."""
+def match_colours(face: Image.Image, target: Image.Image, mask: Image.Image) -> Image.Image:
+    """Give the pasted face the target face's colour mean and spread under the mask (as swap tools do)."""
+    src, dst = np.asarray(face, np.float32), np.asarray(target, np.float32)
+    inside = np.asarray(mask) > 128
+    mu_s, sd_s = src[inside].mean(0), src[inside].std(0) + 1e-3
+    mu_d, sd_d = dst[inside].mean(0), dst[inside].std(0)
+    return Image.fromarray(np.clip((src - mu_s) / sd_s * sd_d + mu_d, 0, 255).astype(np.uint8))
+
+
+def swap(target: Image.Image, tbox, source: Image.Image, sbox, matched: bool = False) -> Image.Image:
+    """Paste the source face over the target face, resized to its box, with a feathered ellipse.
+
+    ``matched``: first match the face's colours to the target's, the way face-swap tools do.
+    """
     x, y, w, h = [int(v) for v in tbox]
     sx, sy, sw, sh = [int(v) for v in sbox]
     face = source.crop((sx, sy, sx + sw, sy + sh)).resize((w, h), Image.LANCZOS)
     mask = Image.new("L", (w, h), 0)
     ImageDraw.Draw(mask).ellipse((w * 0.08, h * 0.05, w * 0.92, h * 0.98), fill=255)
+    if matched:
+        face = match_colours(face, target.crop((x, y, x + w, y + h)), mask)
     mask = mask.filter(ImageFilter.GaussianBlur(max(2, w // 14)))
     out = target.copy()
     out.paste(face, (x, y), mask)
@@ -62,9 +78,16 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path)
     args = p.parse_args()
+    import matplotlib.cbook
     import skimage.data
 
-    reals = {"astronaut.png": Image.fromarray(skimage.data.astronaut()), **insightface_photos(args.out / "_wheel")}
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        hopper = Image.open(f).convert("RGB")
+    reals = {
+        "astronaut.png": Image.fromarray(skimage.data.astronaut()),
+        "grace_hopper.png": hopper,
+        **insightface_photos(args.out / "_wheel"),
+    }
     finder = FaceFinder()
     faces = {name: finder(im) for name, im in reals.items()}
     for name, im in reals.items():
@@ -77,16 +100,22 @@ def main():
             for j, (donor_im, donor) in enumerate(donors):
                 if donor_im is im:
                     continue
-                fake = swap(
-                    im, (target.x, target.y, target.w, target.h), donor_im, (donor.x, donor.y, donor.w, donor.h)
-                )
-                (args.out / "pasted_swaps" / "fake").mkdir(parents=True, exist_ok=True)
-                fake.save(args.out / "pasted_swaps" / "fake" / f"{Path(name).stem}-face{i}-donor{j}.png")
+                for folder, matched in (("pasted_swaps", False), ("colour_matched_swaps", True)):
+                    fake = swap(
+                        im,
+                        (target.x, target.y, target.w, target.h),
+                        donor_im,
+                        (donor.x, donor.y, donor.w, donor.h),
+                        matched,
+                    )
+                    (args.out / folder / "fake").mkdir(parents=True, exist_ok=True)
+                    fake.save(args.out / folder / "fake" / f"{Path(name).stem}-face{i}-donor{j}.png")
                 swaps += 1
                 if swaps % 3 == 0:
                     break
     print(
-        f"{len(reals)} real photos with {sum(len(f) for f in faces.values())} faces, {swaps} pasted swaps in {args.out}"
+        f"{len(reals)} real photos with {sum(len(f) for f in faces.values())} faces, {swaps} pasted swaps "
+        f"(each also colour-matched) in {args.out}"
     )
 
 
