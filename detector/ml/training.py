@@ -19,7 +19,6 @@ import os
 import platform
 import time
 from collections import Counter
-from dataclasses import replace
 from datetime import UTC, datetime
 from multiprocessing import Pool
 from pathlib import Path
@@ -36,7 +35,6 @@ from .preprocessing import DEFAULT_INPUT_SIZE, DEFAULT_MARGIN, PREPROCESSING_VER
 
 log = logging.getLogger(__name__)
 
-SELF_BLEND_SOURCE = "self-blended"
 SELF_BLEND_STREAM = 7  # keeps the pseudo-fakes' random numbers apart from the plain copies'
 
 _finder = None
@@ -104,6 +102,21 @@ def balanced_weights(samples: list[Sample]) -> np.ndarray:
     return w.astype(np.float32)
 
 
+def add_pseudo_fakes(y: np.ndarray, w: np.ndarray, count: int, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Append ``count`` pseudo-fake rows that carry ``share`` of the fake class's weight.
+
+    The fake class keeps its total weight (so both classes still weigh the
+    same); the real fakes give up ``share`` of it, each source in proportion.
+    """
+    if not 0 < share < 1:
+        raise ValueError("the pseudo-fakes' share of the fake class must be between 0 and 1")
+    fake_total = float(w[y == 1].sum())
+    w = w.copy()
+    w[y == 1] *= 1 - share
+    added = np.full(count, share * fake_total / count, np.float32)
+    return np.concatenate([y, np.ones(count, np.float32)]), np.concatenate([w, added]).astype(np.float32)
+
+
 def fit_platt(logits: np.ndarray, labels: np.ndarray) -> Calibration:
     from sklearn.linear_model import LogisticRegression
 
@@ -151,6 +164,7 @@ def train(
     lr_finetune: float = 3e-4,
     init_from: Path | None = None,
     self_blend_copies: int = 0,
+    self_blend_share: float = 0.2,
 ) -> BundleMetadata:
     """Train on ``train``, choose on ``val``, write the bundle to ``out``."""
     import keras
@@ -218,13 +232,10 @@ def train(
     feats = np.concatenate(parts)
     del train_crops, parts
     val_feats = extract_features(bottom, val_crops, desc="features val")
-    # Pseudo-fakes are a fake source of their own, weighed like the others.
-    blended = [replace(train_samples[i], label=1, source=SELF_BLEND_SOURCE, kind="self-blend") for i in real_idx]
-    one_pass = train_samples + blended * self_blend_copies
-    weights = balanced_weights(one_pass)
-    n = len(train_samples)
-    y = np.concatenate([np.tile(y_train, augment_copies), np.ones(len(blended) * self_blend_copies, np.float32)])
-    w = np.concatenate([np.tile(weights[:n], augment_copies), weights[n:]])
+    y = np.tile(y_train, augment_copies)
+    w = np.tile(balanced_weights(train_samples), augment_copies)
+    if self_blend_copies:
+        y, w = add_pseudo_fakes(y, w, len(real_idx) * self_blend_copies, self_blend_share)
 
     loss = keras.losses.BinaryCrossentropy(from_logits=True)
     predict = tf.function(lambda x: top(x, training=False), reduce_retracing=True)
@@ -291,7 +302,7 @@ def train(
                 f"{k[1]}/{'fake' if k[0] else 'real'}": v
                 for k, v in sorted(Counter((s.label, s.source) for s in train_samples).items())
             },
-            "self_blended_pseudo_fakes": len(blended) * self_blend_copies,
+            "self_blended_pseudo_fakes": int(len(real_idx) * self_blend_copies),
             "train_face_found_rate": float(train_found.mean()),
             "val_face_found_rate": float(val_found.mean()),
             "val_auc": best["auc"],
@@ -306,6 +317,7 @@ def train(
                 "first_trained_block": first_trained_block,
                 "init_from": None if init_from is None else f"{init_from.name} {init_version} (its weights)",
                 "self_blend_copies": self_blend_copies,
+                **({"self_blend_share": self_blend_share} if self_blend_copies else {}),
                 "lr_finetune": lr_finetune,
                 "input_size": input_size,
             },
@@ -415,6 +427,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         default=0,
         help="add this many self-blended pseudo-fakes of every real training crop (0: none)",
     )
+    p.add_argument(
+        "--self-blend-share",
+        type=float,
+        default=0.2,
+        help="share of the fake class's training weight carried by the self-blended pseudo-fakes",
+    )
     p.add_argument("--init-from", type=Path, default=None, help="start from this bundle's weights instead of ImageNet")
     p.add_argument(
         "--calibrate-only",
@@ -463,6 +481,7 @@ def main(argv=None) -> None:
         lr_finetune=args.lr_finetune,
         init_from=args.init_from,
         self_blend_copies=args.self_blend_copies,
+        self_blend_share=args.self_blend_share,
     )
     engine = export_bundle(args.out, args.dataset)  # the fast serving form, checked against the new weights
     print(

@@ -5,7 +5,7 @@ import pytest
 
 from detector.ml.augment import blend_mask, degrade, self_blend
 from detector.ml.bundle import METADATA_FILE, read_metadata
-from detector.ml.training import stage_lineage
+from detector.ml.training import add_pseudo_fakes, stage_lineage
 from tests.conftest import build_tiny_bundle
 
 
@@ -74,3 +74,16 @@ def test_a_continued_run_records_every_earlier_stage(tmp_path):
     assert lineage["minutes_total"] == 22.5
     assert lineage["previous_stage"]["version"] == "1.1.0"
     assert lineage["previous_stage"]["previous_stage"]["version"] == "1.0.0"
+
+
+def test_pseudo_fakes_carry_their_share_of_the_fake_class_and_the_classes_stay_even():
+    y = np.array([0, 0, 0, 1, 1], np.float32)
+    w = np.array([1.0, 1.0, 1.0, 2.0, 1.0], np.float32)
+    y2, w2 = add_pseudo_fakes(y, w, 6, 0.25)
+    assert y2.tolist() == [0, 0, 0, 1, 1] + [1] * 6
+    assert w2[:3].tolist() == [1.0, 1.0, 1.0]  # reals untouched
+    assert w2[y2 == 1].sum() == pytest.approx(3.0)  # the fake class keeps its weight
+    assert w2[5:].sum() == pytest.approx(0.75)  # a quarter of it on the pseudo-fakes
+    assert w2[3] / w2[4] == pytest.approx(2.0)  # the real fakes keep their proportions
+    with pytest.raises(ValueError):
+        add_pseudo_fakes(y, w, 6, 1.0)
