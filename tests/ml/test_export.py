@@ -62,11 +62,16 @@ def test_both_engines_give_the_same_verdicts(exported_bundle):
     from detector.ml.predictor import Detector
 
     fast, reference = Detector(exported_bundle, engine="litert"), Detector(exported_bundle, engine="keras")
-    for colour in [(250, 0, 0), (0, 0, 250), (120, 120, 120), (200, 90, 60)]:
+    # Deepfake, Real and Uncertain (logit -0.2), each well away from a threshold: plain grey would give a
+    # probability of exactly 0.5, on the threshold, where a rounding difference of 1e-8 flips the label.
+    labels = set()
+    for colour in [(250, 0, 0), (0, 0, 250), (118, 120, 122), (200, 90, 60)]:
         a = fast.analyse(Image.new("RGB", (80, 60), colour))
         b = reference.analyse(Image.new("RGB", (80, 60), colour))
         assert a.label == b.label
         assert a.fake_probability == pytest.approx(b.fake_probability, abs=1e-4)
+        labels.add(a.label)
+    assert labels == {"Deepfake", "Real", "Uncertain"}
 
 
 def test_asking_for_litert_without_an_export_is_a_clear_error(tiny_bundle):
