@@ -78,13 +78,13 @@ def render(bundle: Path) -> str:
         "",
     ]
     stages = []
-    prev = t.get("previous_stage")
+    prev, started = t.get("previous_stage"), "It started"
     while prev:  # newest first; each stage started from the weights of the one below it
         stages.append(
-            f"- Started from the weights of version {prev['version']}, itself trained with "
+            f"- {started} from the weights of version {prev['version']}, trained with "
             f"{json.dumps(prev['recipe'])} in {prev['minutes']} minutes (val AUC {prev['val_auc']:.4f})."
         )
-        prev = prev.get("previous_stage")
+        prev, started = prev.get("previous_stage"), f"Version {prev['version']} had started"
     if stages:
         stages.append(f"- {t['minutes_total']} minutes of training in all stages.")
     out += [
