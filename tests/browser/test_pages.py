@@ -21,7 +21,7 @@ def test_upload_with_the_file_picker_shows_progress_then_the_verdict(page, live_
     page.goto(live_server.url + "/")
     shot(page, "1-upload-form", readme=True)
     page.set_input_files("input[type=file]", str(portrait))
-    assert page.locator("#preview").is_visible()
+    page.locator("#preview").wait_for(state="visible")  # visible once the chosen image has loaded
 
     def slow(route):  # hold the upload back a moment so the progress state can be seen
         page.wait_for_timeout(1200)
@@ -63,7 +63,7 @@ def test_upload_by_drag_and_drop(page, live_server, shipped, portrait):
         }""",
         data,
     )
-    assert page.locator("#preview").is_visible()
+    page.locator("#preview").wait_for(state="visible")  # visible once the chosen image has loaded
     page.click("#submit")
     page.wait_for_url(re.compile(r".*/detections/[0-9a-f-]+/$"))
     assert Detection.objects.get().original_name == "dropped.jpg"
