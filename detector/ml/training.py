@@ -191,7 +191,6 @@ def train(
         from .bundle import load_keras_model, read_metadata
 
         init_meta = read_metadata(init_from)
-        init_version = init_meta.version
         model = load_keras_model(init_from, init_meta)
     else:
         model = build_classifier(input_size)
@@ -315,7 +314,7 @@ def train(
                 "batch": batch,
                 "seed": seed,
                 "first_trained_block": first_trained_block,
-                "init_from": None if init_from is None else f"{init_from.name} {init_version} (its weights)",
+                "init_from": None if init_from is None else f"{init_from.name} {init_meta.version} (its weights)",
                 "self_blend_copies": self_blend_copies,
                 **({"self_blend_share": self_blend_share} if self_blend_copies else {}),
                 "lr_finetune": lr_finetune,
@@ -327,16 +326,13 @@ def train(
         },
     )
     if init_from is not None:
-        meta.training.update(stage_lineage(init_from, meta.training["minutes"]))
+        meta.training.update(stage_lineage(init_meta, meta.training["minutes"]))
     write_bundle(out, model, meta)
     return calibrate_bundle(out, dataset, max_far, uncertain_band, val_samples)
 
 
-def stage_lineage(init_from: Path, minutes: float) -> dict:
+def stage_lineage(earlier: BundleMetadata, minutes: float) -> dict:
     """What a continued run started from: the earlier stage's summary (nested for each stage) and the total time."""
-    from .bundle import read_metadata
-
-    earlier = read_metadata(init_from)
     t = earlier.training
     keep = ("chosen", "history", "minutes", "recipe", "val_auc", "previous_stage")
     previous = {"version": earlier.version, **{k: t[k] for k in keep if k in t}}

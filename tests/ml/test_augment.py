@@ -62,7 +62,7 @@ def test_a_continued_run_records_every_earlier_stage(tmp_path):
     meta = read_metadata(first)
     meta.training.update(recipe={"epochs": 1}, minutes=10.0, val_auc=0.9, chosen="epoch 1", history=[])
     (first / METADATA_FILE).write_text(meta.to_json())
-    lineage = stage_lineage(first, 5.0)
+    lineage = stage_lineage(read_metadata(first), 5.0)
     assert lineage["minutes_total"] == 15.0
     assert lineage["previous_stage"]["version"] == "1.0.0"
 
@@ -70,7 +70,7 @@ def test_a_continued_run_records_every_earlier_stage(tmp_path):
     meta = read_metadata(second)
     meta.training.update(recipe={"epochs": 2}, minutes=5.0, val_auc=0.95, chosen="epoch 2", history=[], **lineage)
     (second / METADATA_FILE).write_text(meta.to_json())
-    lineage = stage_lineage(second, 7.5)
+    lineage = stage_lineage(read_metadata(second), 7.5)
     assert lineage["minutes_total"] == 22.5
     assert lineage["previous_stage"]["version"] == "1.1.0"
     assert lineage["previous_stage"]["previous_stage"]["version"] == "1.0.0"
