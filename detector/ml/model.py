@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from .backbone import build_efficientnet_lite0, load_imagenet_weights
+from .backbone import build_efficientnet_lite0, fold_batch_norm, load_imagenet_weights
 
 # Fine-tuning trains the blocks from this one on; the blocks before it are frozen
 # and their outputs cached, which keeps training within the CPU budget.
-FIRST_TRAINED_BLOCK = 12
+FIRST_TRAINED_BLOCK = 5
 
 
 def custom_objects() -> dict:
     return {}
 
 
-def build_classifier(input_size: int = 224, imagenet: bool = True, dropout: float = 0.3):
+def build_classifier(input_size: int = 224, imagenet: bool = True, dropout: float = 0.3, fold_bn: bool = False):
     """Raw RGB pixels in [0, 255] -> one logit, the evidence that the face is fake."""
     import keras
     from keras import layers
 
-    backbone = build_efficientnet_lite0(input_size)
-    if imagenet:
+    backbone = build_efficientnet_lite0(input_size, fold_bn=fold_bn)
+    if imagenet and not fold_bn:
         load_imagenet_weights(backbone)
     inputs = keras.Input((input_size, input_size, 3), name="pixels")
     x = layers.Rescaling(1 / 128.0, offset=-127 / 128.0, name="scale")(inputs)
@@ -30,11 +30,21 @@ def build_classifier(input_size: int = 224, imagenet: bool = True, dropout: floa
     return keras.Model(inputs, outputs, name="deepfake_classifier")
 
 
+def folded_copy(model):
+    """An inference twin of ``model`` with its batch norms folded into the convolutions (same outputs, faster)."""
+    folded = build_classifier(model.input_shape[1], imagenet=False, fold_bn=True)
+    fold_batch_norm(model.get_layer("efficientnet_lite0"), folded.get_layer("efficientnet_lite0"))
+    folded.get_layer("fake_logit").set_weights(model.get_layer("fake_logit").get_weights())
+    return folded
+
+
 def block_output(backbone, index: int):
     """The output tensor of MBConv block ``index`` (after its residual addition, if any)."""
     names = {layer.name for layer in backbone.layers}
-    name = f"block{index}_add" if f"block{index}_add" in names else f"block{index}_project_bn"
-    return backbone.get_layer(name).output
+    for name in (f"block{index}_add", f"block{index}_project_bn", f"block{index}_project"):
+        if name in names:
+            return backbone.get_layer(name).output
+    raise ValueError(f"the backbone has no block {index}")
 
 
 def split_classifier(model, first_trained_block: int = FIRST_TRAINED_BLOCK):

@@ -55,3 +55,27 @@ def test_a_file_that_is_not_a_legacy_checkpoint_is_refused(tmp_path):
     bad.write_bytes(pickle.dumps(LEGACY_MAGIC + 1))
     with pytest.raises(ValueError, match="magic"):
         load_state_dict(bad)
+
+
+def test_the_folded_network_computes_the_same_function():
+    """Batch norm folded into the convolutions: same logits, same cached features, nothing left to normalise."""
+    import keras
+
+    from detector.ml.model import build_classifier, folded_copy, split_classifier
+
+    model = build_classifier(64, imagenet=False)
+    rng = np.random.default_rng(0)
+    for layer in model.get_layer("efficientnet_lite0").layers:  # statistics far from the identity
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights(
+                [rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n), rng.normal(0, 0.2, n), rng.uniform(0.5, 2.0, n)]
+            )
+    folded = folded_copy(model)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers[2].layers)
+    x = rng.uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(folded(x).numpy(), model(x).numpy(), atol=1e-3, rtol=1e-3)
+    bottom, folded_bottom = split_classifier(model, 5)[0], split_classifier(folded, 5)[0]
+    features = bottom(x).numpy()
+    assert features.std() > 0.1  # a comparison of real numbers, not of zeros
+    np.testing.assert_allclose(folded_bottom(x).numpy(), features, atol=1e-3, rtol=1e-3)
