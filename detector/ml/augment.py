@@ -1,7 +1,8 @@
 """Training-time augmentation of face crops.
 
 ``degrade`` is the random damage every training crop may get, real and fake
-alike, so that compression and resolution carry no label.
+alike, so that compression and resolution carry no label; ``training_view``
+adds a random mirror image, applied to the crop's manipulation mask too.
 
 ``self_blend`` makes a pseudo-fake from a real crop, after Shiohara and
 Yamasaki, "Detecting Deepfakes with Self-Blended Images" (CVPR 2022): a
@@ -28,22 +29,38 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
 
 
-def degrade(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One random degradation of a crop; used for both classes alike."""
+def degrade(pixels: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+    """One random degradation of a crop; used for both classes alike.
+
+    Down-and-up scaling, blur and JPEG re-compression, each at random; at
+    ``strength`` 1 they happen to half, a third and 70 % of the crops, and
+    ``strength`` scales those chances.
+    """
     size = pixels.shape[0]
     im = Image.fromarray(pixels)
-    if rng.random() < 0.5:
-        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    if rng.random() < 0.5:
+    if rng.random() < 0.5 * strength:
         small = int(size * rng.uniform(0.3, 0.9))
         im = im.resize((small, small), Image.BICUBIC).resize((size, size), Image.BICUBIC)
-    if rng.random() < 0.3:
+    if rng.random() < 0.3 * strength:
         im = im.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.3)))
-    if rng.random() < 0.7:
+    if rng.random() < 0.7 * strength:
         buf = io.BytesIO()
         im.save(buf, "JPEG", quality=int(rng.integers(40, 96)))
         im = Image.open(buf).convert("RGB")
     return np.asarray(im, np.uint8)
+
+
+def training_view(pixels: np.ndarray, mask: np.ndarray, rng: np.random.Generator, strength: float = 1.0):
+    """A random mirror image (of the crop and its mask alike), then :func:`degrade`."""
+    if rng.random() < 0.5:
+        pixels, mask = pixels[:, ::-1], mask[:, ::-1]
+    return degrade(np.ascontiguousarray(pixels), rng, strength), np.ascontiguousarray(mask)
+
+
+def mask_target(mask: np.ndarray, grid: int) -> np.ndarray:
+    """A crop's manipulation mask averaged over a ``grid`` x ``grid`` map: the mask head's target."""
+    im = Image.fromarray(np.asarray(mask, np.float32))  # mode "F": 32-bit float
+    return np.asarray(im.resize((grid, grid), Image.BOX), np.float32)
 
 
 def blend_mask(size: int, rng: np.random.Generator, margin: float = 0.2) -> np.ndarray:
@@ -102,8 +119,8 @@ def _shift(im: Image.Image, rng: np.random.Generator) -> Image.Image:
     return im.transform((size, size), Image.AFFINE, coeffs, Image.BILINEAR)
 
 
-def self_blend(pixels: np.ndarray, rng: np.random.Generator, margin: float = 0.2) -> np.ndarray:
-    """A pseudo-fake made from a real crop: a transformed copy of its face blended onto it."""
+def self_blend(pixels: np.ndarray, rng: np.random.Generator, margin: float = 0.2):
+    """A pseudo-fake made from a real crop, a transformed copy of its face blended onto it: (pixels, mask)."""
     target = Image.fromarray(pixels)
     source = target
     if rng.random() < 0.8:
@@ -112,6 +129,6 @@ def self_blend(pixels: np.ndarray, rng: np.random.Generator, margin: float = 0.2
         source = _resharpen(source, rng)
     source = _shift(source, rng)
     mask = blend_mask(pixels.shape[0], rng, margin) * float(rng.choice(BLEND_RATIOS))
-    mask = mask[..., None]
-    out = np.asarray(source, np.float32) * mask + pixels.astype(np.float32) * (1 - mask)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    alpha = mask[..., None]
+    out = np.asarray(source, np.float32) * alpha + pixels.astype(np.float32) * (1 - alpha)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8), mask

@@ -17,6 +17,7 @@ class Sample:
     source: str
     split: str = ""
     kind: str = ""
+    group: str = ""  # images of one group (a source video and its swaps) share a split
 
 
 def read_manifest(root: Path, split: str | None = None) -> list[Sample]:
@@ -25,7 +26,7 @@ def read_manifest(root: Path, split: str | None = None) -> list[Sample]:
     with open(root / "manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return [
-        Sample(root / r["path"], LABELS[r["label"]], r["source"], r["split"], r["kind"])
+        Sample(root / r["path"], LABELS[r["label"]], r["source"], r["split"], r["kind"], r.get("group", ""))
         for r in rows
         if split is None or r["split"] == split
     ]

@@ -1,12 +1,16 @@
 """Train the deepfake classifier on the face dataset and write a model bundle.
 
-Recipe (sized for 2 CPU cores): crop every image's main face with the serving
-preprocessing; make augmented copies of the training crops (flip, down-and-up
-scaling, blur, JPEG re-compression, applied to both classes alike); optionally
-add self-blended pseudo-fakes made from the real crops (``augment.self_blend``);
-cache the frozen lower backbone's features; train the head, then fine-tune the
-top blocks on the cache; pick the epoch, the calibration and the thresholds on
-``val``.
+Recipe (sized for 2 CPU cores, one run from the ImageNet weights): crop every
+image's main face with the serving preprocessing; find the DFDC swaps whose
+real frame is in the dataset too and where the swap changed it
+(:mod:`.pairs`); make augmented copies of the training crops (mirror,
+down-and-up scaling, blur, JPEG re-compression, for both classes alike), plus
+self-blended pseudo-fakes of the real crops, each with the mask of what was
+changed; run them once through the frozen lower blocks
+(batch norm folded, so twice as fast) and cache the result; fine-tune the
+upper blocks and the head on the cache, with a mask head beside the
+classifier that learns where a face was changed; keep the epoch with the best
+validation AUC; fit the calibration and the thresholds on ``val``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import platform
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing import Pool
 from pathlib import Path
@@ -26,16 +31,21 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .augment import degrade, self_blend
+from .augment import mask_target, self_blend, training_view
 from .bundle import METADATA_FILE, BundleMetadata, Calibration, Thresholds, write_bundle
 from .dataset import Sample, read_manifest
 from .export import export_bundle
-from .model import FIRST_TRAINED_BLOCK, build_classifier, split_classifier
+from .model import FIRST_TRAINED_BLOCK, build_classifier, folded_copy, split_classifier
+from .pairs import FramePair, frame_pairs
 from .preprocessing import DEFAULT_INPUT_SIZE, DEFAULT_MARGIN, PREPROCESSING_VERSION, FaceFinder, decode_image, prepare
 
 log = logging.getLogger(__name__)
 
-SELF_BLEND_STREAM = 7  # keeps the pseudo-fakes' random numbers apart from the plain copies'
+# Random streams of the two kinds of copies, kept apart so that adding one kind changes no other.
+STREAMS = {"plain": 0, "self_blend": 7}
+# Fakes made whole by a generator: every pixel of the crop is synthetic.
+GENERATED_KINDS = ("gan", "diffusion")
+FEATURE_STRIDE = 32  # the backbone's output map is input_size / 32 on a side
 
 _finder = None
 
@@ -76,20 +86,102 @@ def cached_crops(samples, size, margin, workers, cache_dir: Path | None, name: s
     return crops, found
 
 
-def extract_features(bottom, crops: np.ndarray, batch: int = 64, desc: str = "features", transform=None):
+@dataclass
+class CopyMaker:
+    """Makes the augmented training copies of the crops, each with its mask target.
+
+    A copy is ``(kind, index, copy)``: ``plain`` is crop ``index`` itself,
+    ``self_blend`` a pseudo-fake made from real crop ``index``. The target says which share of
+    each cell of the ``grid`` x ``grid`` output map was changed; its weight is 0
+    where that is unknown (a swap without its real frame).
+    """
+
+    crops: np.ndarray
+    labels: np.ndarray
+    kinds: np.ndarray
+    pairs: dict[int, FramePair]
+    seed: int
+    margin: float
+    strength: float
+    grid: int
+
+    def plain_mask(self, i: int) -> tuple[np.ndarray, float]:
+        size = self.crops.shape[1]
+        if self.labels[i] == 0:
+            return np.zeros((size, size), np.float32), 1.0
+        if i in self.pairs:
+            return self.pairs[i].changed, 1.0
+        if self.kinds[i] in GENERATED_KINDS:
+            return np.ones((size, size), np.float32), 1.0
+        return np.zeros((size, size), np.float32), 0.0
+
+    def __call__(self, job: tuple[str, int, int]):
+        kind, i, copy = job
+        rng = np.random.default_rng([self.seed, STREAMS[kind], copy, i])
+        if kind == "plain":
+            pixels = self.crops[i]
+            mask, weight = self.plain_mask(i)
+        else:
+            (pixels, mask), weight = self_blend(self.crops[i], rng, self.margin), 1.0
+        pixels, mask = training_view(pixels, mask, rng, self.strength)
+        return pixels, mask_target(mask, self.grid).astype(np.float16), np.float32(weight)
+
+
+_maker: CopyMaker | None = None
+
+
+def _set_maker(maker: CopyMaker) -> None:
+    global _maker
+    _maker = maker
+
+
+def _make_copy(job):
+    return _maker(job)
+
+
+def cached_features(bottom, jobs: list, maker: CopyMaker, workers: int, batch: int = 128):
+    """Every copy run once through the frozen lower blocks: (features float16, mask targets, mask weights).
+
+    The copies are made in worker processes while this one runs the network.
+    """
     import tensorflow as tf
 
     run = tf.function(lambda x: bottom(x, training=False), reduce_retracing=True)
-    out = None
-    for start in tqdm(range(0, len(crops), batch), desc=desc, unit="batch"):
-        chunk = crops[start : start + batch]
-        if transform is not None:
-            chunk = np.stack([transform(start + i, c) for i, c in enumerate(chunk)])
-        f = run(tf.constant(chunk, tf.float32)).numpy().astype(np.float16)
-        if out is None:
-            out = np.empty((len(crops), *f.shape[1:]), np.float16)
-        out[start : start + len(f)] = f
-    return out
+    feats = None
+    targets = np.empty((len(jobs), maker.grid, maker.grid), np.float16)
+    weights = np.empty(len(jobs), np.float32)
+    pending = []
+
+    def flush(end):
+        nonlocal feats
+        f = run(tf.constant(np.stack(pending), tf.float32)).numpy().astype(np.float16)
+        if feats is None:
+            feats = np.empty((len(jobs), *f.shape[1:]), np.float16)
+        feats[end - len(pending) : end] = f
+        pending.clear()
+
+    with Pool(max(1, workers - 1), initializer=_set_maker, initargs=(maker,)) as pool:
+        made = pool.imap(_make_copy, jobs, chunksize=32)
+        for k, (pixels, target, weight) in enumerate(tqdm(made, total=len(jobs), desc="copies", unit="img")):
+            pending.append(pixels)
+            targets[k], weights[k] = target, weight
+            if len(pending) == batch:
+                flush(k + 1)
+        if pending:
+            flush(len(jobs))
+    return feats, targets, weights
+
+
+def extract_features(bottom, crops: np.ndarray, batch: int = 128) -> np.ndarray:
+    import tensorflow as tf
+
+    run = tf.function(lambda x: bottom(x, training=False), reduce_retracing=True)
+    return np.concatenate(
+        [
+            run(tf.constant(crops[i : i + batch], tf.float32)).numpy().astype(np.float16)
+            for i in range(0, len(crops), batch)
+        ]
+    )
 
 
 def balanced_weights(samples: list[Sample]) -> np.ndarray:
@@ -143,16 +235,142 @@ def choose_threshold(probs, labels, sources, max_far: float, min_source_n: int =
     return threshold
 
 
+def copy_jobs(labels: np.ndarray, augment_copies: int, self_blend_copies: int):
+    """The training copies to make: every crop ``augment_copies`` times, then the self-blended fakes."""
+    reals = np.flatnonzero(labels == 0)
+    jobs = [("plain", i, c) for c in range(augment_copies) for i in range(len(labels))]
+    jobs += [("self_blend", int(i), c) for c in range(self_blend_copies) for i in reals]
+    return jobs
+
+
+def copy_labels_and_weights(samples, jobs, self_blend_share: float):
+    """Labels and sample weights of the copies, in :func:`copy_jobs`' order.
+
+    Plain copies weigh as :func:`balanced_weights` says; the self-blended fakes
+    carry ``self_blend_share`` of the fake class's weight.
+    """
+    kinds = [kind for kind, _, _ in jobs]
+    plain = kinds.count("plain")
+    if kinds != ["plain"] * plain + ["self_blend"] * (len(kinds) - plain):
+        raise ValueError("copies must come plain first, then self-blended")
+    y = np.array([samples[i].label for _, i, _ in jobs[:plain]], np.float32)
+    w = balanced_weights(samples)[[i for _, i, _ in jobs[:plain]]]
+    if len(kinds) > plain:
+        y, w = add_pseudo_fakes(y, w, len(kinds) - plain, self_blend_share)
+    return y, w
+
+
+class MaskedTrainer:
+    """Fine-tunes the upper blocks and the head on cached features, with a mask head beside the classifier.
+
+    Loss: the weighted binary cross-entropy of the fake logit, plus
+    ``mask_weight`` times the per-cell cross-entropy of the mask head against
+    the share of each cell that was changed. The mask head exists only here:
+    the bundle keeps the classifier alone, so serving is unchanged.
+    """
+
+    def __init__(self, top, top_backbone, *, lr: float, steps: int, mask_weight: float, bf16: bool):
+        import keras
+        from keras import layers
+
+        self.top, self.top_backbone, self.mask_weight, self.bf16 = top, top_backbone, mask_weight, bf16
+        for layer in top_backbone.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.trainable = False  # small data: keep ImageNet statistics
+        features = keras.Input(top.input_shape[1:], name="features")
+        fmap = top_backbone(features)
+        logit = top.get_layer("fake_logit")(top.get_layer("dropout")(top.get_layer("pool")(fmap)))
+        mask = layers.Conv2D(1, 1, name="mask_logit", dtype="float32")(layers.Dropout(0.1, name="mask_dropout")(fmap))
+        self.model = keras.Model(features, [logit, mask])
+        warmup = min(200, steps // 10)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, max(1, steps - warmup), alpha=0.02, warmup_target=lr, warmup_steps=warmup
+        )
+        self.optimizer = keras.optimizers.AdamW(schedule, weight_decay=0.01)
+
+    def _set_precision(self, policy: str) -> None:
+        """1x1 convolutions in bfloat16 run on the CPU's matrix units (AMX); the rest stays float32."""
+        import keras
+
+        for layer in self.top_backbone.layers:
+            if type(layer) is keras.layers.Conv2D:
+                layer.dtype_policy = policy
+
+    def fit(self, feats, y, w, targets, mask_weights, *, epochs: int, batch: int, seed: int, validate):
+        """Train for ``epochs``; after each, ``validate()`` gives the val AUC; the best epoch's weights stay."""
+        import tensorflow as tf
+
+        bce = tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction="none")
+        model, optimizer, mask_weight = self.model, self.optimizer, self.mask_weight
+        cells = float(targets.shape[1] * targets.shape[2])
+
+        @tf.function(reduce_retracing=True)
+        def step(x, yb, wb, tb, mwb):
+            with tf.GradientTape() as tape:
+                logit, mask = model(x, training=True)
+                logit, mask = tf.cast(logit, tf.float32), tf.cast(mask, tf.float32)[..., 0]
+                cls = tf.reduce_sum(wb * bce(yb[:, None], logit)) / tf.reduce_sum(wb)
+                per_cell = tf.nn.sigmoid_cross_entropy_with_logits(tb, mask)
+                seg = tf.reduce_sum(mwb[:, None, None] * per_cell) / (tf.reduce_sum(mwb) * cells + 1e-6)
+                loss = cls + mask_weight * seg
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            return cls, seg
+
+        history, best = [], {"auc": -1.0}
+        if self.bf16:
+            self._set_precision("mixed_bfloat16")
+        try:
+            for epoch in range(epochs):
+                order = np.random.default_rng([seed, 5, epoch]).permutation(len(feats))
+                sums = np.zeros(2)
+                bar = tqdm(range(0, len(order), batch), desc=f"fine-tune epoch {epoch + 1}/{epochs}", unit="batch")
+                for n, start in enumerate(bar, 1):
+                    ids = np.sort(order[start : start + batch])
+                    cls, seg = step(
+                        tf.constant(feats[ids], tf.float32),
+                        tf.constant(y[ids]),
+                        tf.constant(w[ids]),
+                        tf.constant(targets[ids], tf.float32),
+                        tf.constant(mask_weights[ids]),
+                    )
+                    sums += (float(cls), float(seg))
+                    if n % 20 == 0:
+                        bar.set_postfix(loss=f"{sums[0] / n:.4f}", mask=f"{sums[1] / n:.4f}")
+                auc = validate()
+                loss, mask_loss = sums / max(1, len(bar))
+                history.append(
+                    {
+                        "stage": "fine-tune",
+                        "epoch": epoch + 1,
+                        "train_loss": loss,
+                        "mask_loss": mask_loss,
+                        "val_auc": auc,
+                    }
+                )
+                log.info("epoch %d: loss %.4f, mask loss %.4f, val AUC %.4f", epoch + 1, loss, mask_loss, auc)
+                if auc > best["auc"]:
+                    best.update(auc=auc, weights=self.top.get_weights(), where=f"fine-tune epoch {epoch + 1}")
+        finally:
+            self._set_precision("float32")
+        self.top.set_weights(best["weights"])
+        return history, best
+
+
 def train(
     dataset: Path,
     out: Path,
     *,
     version: str,
-    epochs_head: int = 1,
-    epochs_finetune: int = 3,
-    augment_copies: int = 3,
+    epochs: int = 4,
+    augment_copies: int = 4,
+    augment_strength: float = 1.0,
+    self_blend_copies: int = 1,
+    self_blend_share: float = 0.2,
+    mask_weight: float = 1.0,
     batch: int = 64,
-    seed: int = 1337,
+    lr: float = 3e-4,
+    seed: int = 2026,
     max_far: float = 0.03,
     uncertain_band: float = 1.0,
     input_size: int = DEFAULT_INPUT_SIZE,
@@ -161,10 +379,8 @@ def train(
     workers: int | None = None,
     limit: int | None = None,
     first_trained_block: int = FIRST_TRAINED_BLOCK,
-    lr_finetune: float = 3e-4,
     init_from: Path | None = None,
-    self_blend_copies: int = 0,
-    self_blend_share: float = 0.2,
+    bf16: bool = False,
 ) -> BundleMetadata:
     """Train on ``train``, choose on ``val``, write the bundle to ``out``."""
     import keras
@@ -181,111 +397,56 @@ def train(
         val_samples = [
             val_samples[i] for i in sorted(rng.choice(len(val_samples), min(limit, len(val_samples)), replace=False))
         ]
-    y_train = np.array([s.label for s in train_samples], np.float32)
     y_val = np.array([s.label for s in val_samples], np.float32)
 
     train_crops, train_found = cached_crops(train_samples, input_size, margin, workers, cache_dir, "train")
     val_crops, val_found = cached_crops(val_samples, input_size, margin, workers, cache_dir, "val")
+    pairs = frame_pairs(train_samples, input_size, margin, workers) if mask_weight else {}
 
-    if init_from is not None:  # continue from a trained bundle's weights, e.g. to unfreeze more blocks
+    if init_from is not None:  # continue from a trained bundle's weights
         from .bundle import load_keras_model, read_metadata
 
         init_meta = read_metadata(init_from)
         model = load_keras_model(init_from, init_meta)
     else:
         model = build_classifier(input_size)
-    bottom, top, top_backbone = split_classifier(model, first_trained_block)
-    for layer in top_backbone.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False  # small data: keep ImageNet statistics
+    bottom = split_classifier(folded_copy(model), first_trained_block)[0]
+    _, top, top_backbone = split_classifier(model, first_trained_block)
 
-    def augmented(copy):
-        def transform(i, pixels):
-            return degrade(pixels, np.random.default_rng([seed, copy, i]))
-
-        return transform
-
-    def self_blended(copy):
-        def transform(i, pixels):
-            rng = np.random.default_rng([seed, SELF_BLEND_STREAM, copy, i])
-            return degrade(self_blend(pixels, rng, margin), rng)
-
-        return transform
-
-    parts = [
-        extract_features(
-            bottom, train_crops, desc=f"features train copy {c + 1}/{augment_copies}", transform=augmented(c)
-        )
-        for c in range(augment_copies)
-    ]
-    real_idx = np.flatnonzero(y_train == 0)
-    parts += [
-        extract_features(
-            bottom,
-            train_crops[real_idx],
-            desc=f"features self-blended copy {c + 1}/{self_blend_copies}",
-            transform=self_blended(c),
-        )
-        for c in range(self_blend_copies)
-    ]
-    feats = np.concatenate(parts)
-    del train_crops, parts
-    val_feats = extract_features(bottom, val_crops, desc="features val")
-    y = np.tile(y_train, augment_copies)
-    w = np.tile(balanced_weights(train_samples), augment_copies)
-    if self_blend_copies:
-        y, w = add_pseudo_fakes(y, w, len(real_idx) * self_blend_copies, self_blend_share)
-
-    loss = keras.losses.BinaryCrossentropy(from_logits=True)
+    maker = CopyMaker(
+        crops=train_crops,
+        labels=np.array([s.label for s in train_samples]),
+        kinds=np.array([s.kind for s in train_samples]),
+        pairs=pairs,
+        seed=seed,
+        margin=margin,
+        strength=augment_strength,
+        grid=input_size // FEATURE_STRIDE,
+    )
+    jobs = copy_jobs(maker.labels, augment_copies, self_blend_copies)
+    feats, targets, mask_weights = cached_features(bottom, jobs, maker, workers)
+    y, w = copy_labels_and_weights(train_samples, jobs, self_blend_share)
+    del train_crops, maker
+    val_feats = extract_features(bottom, val_crops)
     predict = tf.function(lambda x: top(x, training=False), reduce_retracing=True)
 
-    def val_logits():
-        return np.concatenate(
+    def val_auc() -> float:
+        logits = np.concatenate(
             [
                 predict(tf.constant(val_feats[i : i + 256], tf.float32)).numpy().ravel()
                 for i in range(0, len(val_feats), 256)
             ]
         )
+        return float(roc_auc_score(y_val, logits))
 
-    history = []
-    best = {"auc": -1.0}
-
-    def run_stage(name, epochs, lr):
-        steps = epochs * math.ceil(len(feats) / batch)
-        schedule = keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.05)
-        top.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
-        for epoch in range(epochs):
-            order = np.random.default_rng([seed, len(history)]).permutation(len(feats))
-            tqdm_cb = progress_callback(f"{name} epoch {epoch + 1}/{epochs}", math.ceil(len(order) / batch))
-            h = top.fit(
-                feats[order],
-                y[order],
-                sample_weight=w[order],
-                batch_size=batch,
-                epochs=1,
-                verbose=0,
-                shuffle=False,
-                callbacks=[tqdm_cb],
-            )
-            logits = val_logits()
-            auc = float(roc_auc_score(y_val, logits))
-            history.append(
-                {"stage": name, "epoch": epoch + 1, "train_loss": float(h.history["loss"][-1]), "val_auc": auc}
-            )
-            log.info("%s epoch %d: loss %.4f, val AUC %.4f", name, epoch + 1, h.history["loss"][-1], auc)
-            if auc > best["auc"]:
-                best.update(auc=auc, weights=top.get_weights(), where=f"{name} epoch {epoch + 1}")
-
-    top_backbone.trainable = False
-    if epochs_head:
-        run_stage("head", epochs_head, 1e-3)
-    top_backbone.trainable = True
-    for layer in top_backbone.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
-    run_stage("fine-tune", epochs_finetune, lr_finetune)
-    top.set_weights(best["weights"])
+    trainer = MaskedTrainer(
+        top, top_backbone, lr=lr, steps=epochs * math.ceil(len(feats) / batch), mask_weight=mask_weight, bf16=bf16
+    )
+    history, best = trainer.fit(
+        feats, y, w, targets, mask_weights, epochs=epochs, batch=batch, seed=seed, validate=val_auc
+    )
     minutes = (time.time() - started) / 60
+    counts = Counter(kind for kind, _, _ in jobs)
     meta = BundleMetadata(
         name=out.name,
         version=version,
@@ -301,23 +462,26 @@ def train(
                 f"{k[1]}/{'fake' if k[0] else 'real'}": v
                 for k, v in sorted(Counter((s.label, s.source) for s in train_samples).items())
             },
-            "self_blended_pseudo_fakes": int(len(real_idx) * self_blend_copies),
+            "self_blended_pseudo_fakes": counts["self_blend"],
+            "frame_pairs": len(pairs),
             "train_face_found_rate": float(train_found.mean()),
             "val_face_found_rate": float(val_found.mean()),
             "val_auc": best["auc"],
             "chosen": best["where"],
             "history": history,
             "recipe": {
+                "epochs": epochs,
                 "augment_copies": augment_copies,
-                "epochs_head": epochs_head,
-                "epochs_finetune": epochs_finetune,
+                "augment_strength": augment_strength,
+                "self_blend_copies": self_blend_copies,
+                "self_blend_share": self_blend_share,
+                "mask_weight": mask_weight,
                 "batch": batch,
+                "lr": lr,
                 "seed": seed,
                 "first_trained_block": first_trained_block,
                 "init_from": None if init_from is None else f"{init_from.name} {init_meta.version} (its weights)",
-                "self_blend_copies": self_blend_copies,
-                **({"self_blend_share": self_blend_share} if self_blend_copies else {}),
-                "lr_finetune": lr_finetune,
+                "bf16": bf16,
                 "input_size": input_size,
             },
             "minutes": round(minutes, 1),
@@ -376,25 +540,6 @@ def calibrate_bundle(
     return meta
 
 
-def progress_callback(desc: str, total: int):
-    """A Keras callback that shows a progress bar for one epoch."""
-    import keras
-
-    class ProgressBar(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.bar = tqdm(total=total, desc=desc, unit="batch")
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.bar.update(1)
-            if logs and "loss" in logs:
-                self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}")
-
-        def on_train_end(self, logs=None):
-            self.bar.close()
-
-    return ProgressBar()
-
-
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p = parser or argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -405,23 +550,19 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     p.add_argument("--model-version", help="version string stored in the bundle (required when training)")
-    p.add_argument("--epochs-head", type=int, default=1)
-    p.add_argument("--epochs-finetune", type=int, default=3)
-    p.add_argument("--augment-copies", type=int, default=3)
-    p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--input-size", type=int, default=DEFAULT_INPUT_SIZE, help="face crop size in pixels")
+    p.add_argument("--epochs", type=int, default=4, help="passes over the cached copies")
+    p.add_argument("--augment-copies", type=int, default=4, help="augmented copies of every training crop")
     p.add_argument(
-        "--first-trained-block",
-        type=int,
-        default=FIRST_TRAINED_BLOCK,
-        help="MBConv blocks before this one (0-15) stay frozen and their output is cached",
+        "--augment-strength",
+        type=float,
+        default=1.0,
+        help="scales the chances of down-and-up scaling, blur and JPEG re-compression (1: 50 %%, 30 %%, 70 %%)",
     )
-    p.add_argument("--lr-finetune", type=float, default=3e-4)
     p.add_argument(
         "--self-blend-copies",
         type=int,
-        default=0,
-        help="add this many self-blended pseudo-fakes of every real training crop (0: none)",
+        default=1,
+        help="self-blended pseudo-fakes made from every real training crop (0: none)",
     )
     p.add_argument(
         "--self-blend-share",
@@ -429,6 +570,28 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         default=0.2,
         help="share of the fake class's training weight carried by the self-blended pseudo-fakes",
     )
+    p.add_argument(
+        "--mask-weight",
+        type=float,
+        default=1.0,
+        help="weight of the mask head's loss (where the face was changed) beside the classifier's (0: none)",
+    )
+    p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (AdamW, warm-up, cosine decay)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--input-size", type=int, default=DEFAULT_INPUT_SIZE, help="face crop size in pixels")
+    p.add_argument(
+        "--first-trained-block",
+        type=int,
+        default=FIRST_TRAINED_BLOCK,
+        help="MBConv blocks before this one (0-15) stay frozen and their output is cached",
+    )
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="run the trained 1x1 convolutions in bfloat16 (fast on CPUs with AMX; weights stay float32)",
+    )
+    p.add_argument("--workers", type=int, default=None, help="processes for face crops and copies (default: all cores)")
     p.add_argument("--init-from", type=Path, default=None, help="start from this bundle's weights instead of ImageNet")
     p.add_argument(
         "--calibrate-only",
@@ -465,19 +628,23 @@ def main(argv=None) -> None:
         args.dataset,
         args.out,
         version=args.model_version,
-        epochs_head=args.epochs_head,
-        epochs_finetune=args.epochs_finetune,
+        epochs=args.epochs,
         augment_copies=args.augment_copies,
-        seed=args.seed,
-        max_far=args.max_false_accusation,
-        cache_dir=args.cache_dir,
-        limit=args.limit,
-        input_size=args.input_size,
-        first_trained_block=args.first_trained_block,
-        lr_finetune=args.lr_finetune,
-        init_from=args.init_from,
+        augment_strength=args.augment_strength,
         self_blend_copies=args.self_blend_copies,
         self_blend_share=args.self_blend_share,
+        mask_weight=args.mask_weight,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        max_far=args.max_false_accusation,
+        input_size=args.input_size,
+        cache_dir=args.cache_dir,
+        workers=args.workers,
+        limit=args.limit,
+        first_trained_block=args.first_trained_block,
+        init_from=args.init_from,
+        bf16=args.bf16,
     )
     engine = export_bundle(args.out, args.dataset)  # the fast serving form, checked against the new weights
     print(

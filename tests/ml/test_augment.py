@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from detector.ml.augment import blend_mask, degrade, self_blend
+from detector.ml.augment import blend_mask, degrade, mask_target, self_blend, training_view
 from detector.ml.bundle import METADATA_FILE, read_metadata
 from detector.ml.training import add_pseudo_fakes, stage_lineage
 from tests.conftest import build_tiny_bundle
@@ -39,22 +39,51 @@ def test_blend_mask_covers_the_inner_face_and_leaves_the_corners():
 def test_self_blend_changes_the_face_but_not_the_background():
     pixels = face_like(224)
     for seed in range(10):
-        out = self_blend(pixels, np.random.default_rng(seed))
+        out, mask = self_blend(pixels, np.random.default_rng(seed))
         assert out.shape == pixels.shape and out.dtype == np.uint8
         np.testing.assert_array_equal(out[:12, :12], pixels[:12, :12])
         np.testing.assert_array_equal(out[-12:, -12:], pixels[-12:, -12:])
         centre = (slice(80, 144), slice(80, 144))
         assert np.abs(out[centre].astype(int) - pixels[centre].astype(int)).mean() > 1.0
+        # The mask says where the copy went: inside the face, not in the corners.
+        assert mask.shape == (224, 224) and mask[112, 112] > 0.2 and mask[:12, :12].max() == 0.0
 
 
 def test_self_blend_is_reproducible_from_its_seed():
     pixels = face_like(96)
-    np.testing.assert_array_equal(
-        self_blend(pixels, np.random.default_rng([1, 2])), self_blend(pixels, np.random.default_rng([1, 2]))
-    )
-    assert not np.array_equal(
-        self_blend(pixels, np.random.default_rng([1, 2])), self_blend(pixels, np.random.default_rng([1, 3]))
-    )
+    a, mask_a = self_blend(pixels, np.random.default_rng([1, 2]))
+    b, mask_b = self_blend(pixels, np.random.default_rng([1, 2]))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(mask_a, mask_b)
+    assert not np.array_equal(a, self_blend(pixels, np.random.default_rng([1, 3]))[0])
+
+
+def test_a_training_view_mirrors_the_crop_and_its_mask_together():
+    pixels = np.zeros((64, 64, 3), np.uint8)
+    pixels[:, :16] = 255  # a bright left edge
+    mask = np.zeros((64, 64), np.float32)
+    mask[:, :16] = 1.0  # marked where the bright edge is
+    flips = 0
+    for seed in range(20):
+        out, out_mask = training_view(pixels, mask, np.random.default_rng(seed), strength=0.0)
+        np.testing.assert_array_equal(out.mean(-1) > 127, out_mask > 0.5)
+        flips += bool(out_mask[:, -1].all())
+    assert 0 < flips < 20  # sometimes mirrored, sometimes not
+
+
+def test_strength_zero_leaves_the_crop_alone():
+    pixels = face_like()
+    np.testing.assert_array_equal(degrade(pixels, np.random.default_rng(0), strength=0.0), pixels)
+
+
+def test_the_mask_target_is_the_changed_share_of_each_cell():
+    mask = np.zeros((224, 224), np.float32)
+    mask[:32, :32] = 1.0  # one whole cell of 7 x 7
+    mask[32:48, 32:64] = 1.0  # half of the next one down the diagonal
+    target = mask_target(mask, 7)
+    assert target.shape == (7, 7)
+    assert target[0, 0] == pytest.approx(1.0) and target[1, 1] == pytest.approx(0.5)
+    assert target.sum() == pytest.approx(1.5)
 
 
 def test_a_continued_run_records_every_earlier_stage(tmp_path):

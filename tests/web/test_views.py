@@ -160,19 +160,23 @@ def test_the_about_page_states_training_data_thresholds_and_weaknesses(client, s
     assert "Where it is weak" in page
 
 
-def test_the_about_page_says_when_the_model_learnt_from_self_blended_faces(client, settings, tmp_path, tiny_bundle):
+def test_the_about_page_says_when_the_model_learnt_from_self_blends_and_masks(client, settings, tmp_path, tiny_bundle):
     from detector.ml.bundle import METADATA_FILE, read_metadata
     from tests.conftest import build_tiny_bundle
 
     settings.DETECTOR_MODEL = tiny_bundle
-    assert "self-blended" not in client.get(reverse("detector:about_model")).content.decode()
+    plain = client.get(reverse("detector:about_model")).content.decode()
+    assert "self-blended" not in plain and "<strong>where</strong>" not in plain
     bundle = build_tiny_bundle(tmp_path / "blended")
     meta = read_metadata(bundle)
     meta.training["self_blended_pseudo_fakes"] = 4321
+    meta.training["frame_pairs"] = 1600
+    meta.training["recipe"] = {"mask_weight": 1.0}
     (bundle / METADATA_FILE).write_text(meta.to_json())
     settings.DETECTOR_MODEL = bundle
     page = client.get(reverse("detector:about_model")).content.decode()
     assert "4321 <strong>self-blended</strong> faces" in page
+    assert "for 1600\n  DFDC swaps the dataset also holds the real frame" in page
 
 
 def test_the_about_page_shows_the_shipped_models_test_metrics(client):

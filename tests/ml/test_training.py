@@ -1,0 +1,137 @@
+"""Training: the copies and their mask targets, their weights, and a whole run on a generated dataset."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector.ml.pairs import FramePair
+from detector.ml.training import STREAMS, CopyMaker, copy_jobs, copy_labels_and_weights
+from tests.ml.test_augment import face_like
+
+
+def maker(pairs=None, **kw):
+    crops = np.stack([face_like(64, seed=i) for i in range(5)])
+    # real, paired swap, unpaired swap, GAN face, real
+    labels = np.array([0, 1, 1, 1, 0])
+    kinds = np.array(["photo", "faceswap", "faceswap", "gan", "photo"])
+    changed = np.zeros((64, 64), np.float32)
+    changed[16:48, 16:48] = 1.0
+    pairs = pairs if pairs is not None else {1: FramePair(1, crops[0], changed)}
+    args = dict(crops=crops, labels=labels, kinds=kinds, pairs=pairs, seed=3, margin=0.2, strength=1.0, grid=2)
+    return CopyMaker(**{**args, **kw})
+
+
+def test_each_kind_of_crop_gets_its_mask_target():
+    m = maker()
+    real, paired, unpaired, gan = (m(("plain", i, 0)) for i in range(4))
+    assert real[1].tolist() == [[0, 0], [0, 0]] and real[2] == 1.0  # nothing changed, and that is known
+    assert paired[1].astype(float).tolist() == [[0.25, 0.25], [0.25, 0.25]] and paired[2] == 1.0
+    assert unpaired[2] == 0.0  # a swap without its frame: where it changed is unknown, so no mask loss
+    assert gan[1].tolist() == [[1, 1], [1, 1]] and gan[2] == 1.0  # a generated face is synthetic throughout
+    for pixels, target, _ in (real, paired, unpaired, gan):
+        assert pixels.shape == (64, 64, 3) and pixels.dtype == np.uint8 and target.dtype == np.float16
+
+
+def test_self_blended_copies_are_marked_where_they_were_blended():
+    frame = face_like(224)
+    m = CopyMaker(
+        crops=frame[None],
+        labels=np.array([0]),
+        kinds=np.array(["photo"]),
+        pairs={},
+        seed=0,
+        margin=0.2,
+        strength=0.0,
+        grid=7,
+    )
+    for copy in range(3):
+        pixels, target, weight = m(("self_blend", 0, copy))
+        assert weight == 1.0 and target.shape == (7, 7)
+        assert float(target[3, 3]) > 0.2 and float(target[0, 0]) == 0.0  # the face's centre, not the corner
+        assert not np.array_equal(pixels, frame)
+
+
+def test_copies_are_reproducible_and_each_copy_differs():
+    m = maker()
+    a, b, c = m(("plain", 0, 0)), m(("plain", 0, 0)), m(("plain", 0, 1))
+    np.testing.assert_array_equal(a[0], b[0])
+    assert any(not np.array_equal(m(("plain", 0, 0))[0], m(("plain", 0, k))[0]) for k in range(1, 6))
+    assert c[0].shape == a[0].shape
+
+
+def test_copy_labels_and_weights_follow_the_jobs():
+    from detector.ml.dataset import Sample
+
+    kinds = [(0, "a"), (0, "a"), (1, "b"), (1, "c")]
+    samples = [Sample(f"{i}.jpg", label, source) for i, (label, source) in enumerate(kinds)]
+    labels = np.array([s.label for s in samples])
+    jobs = copy_jobs(labels, augment_copies=2, self_blend_copies=1)
+    assert [k for k, _, _ in jobs] == ["plain"] * 8 + ["self_blend"] * 2
+    assert [(i, c) for k, i, c in jobs if k == "plain"][3:5] == [(3, 0), (0, 1)]
+    assert [i for k, i, _ in jobs if k == "self_blend"] == [0, 1]  # made from the reals
+    y, w = copy_labels_and_weights(samples, jobs, self_blend_share=0.2)
+    assert y.tolist() == [0, 0, 1, 1] * 2 + [1, 1]
+    assert w[y == 1].sum() == pytest.approx(w[y == 0].sum())  # both classes weigh the same
+    assert w[-2:].sum() / w[y == 1].sum() == pytest.approx(0.2)  # the self-blended fakes' share
+    with pytest.raises(ValueError):
+        copy_labels_and_weights(samples, jobs[::-1], 0.2)
+    assert list(STREAMS) == ["plain", "self_blend"]
+
+
+def write_dataset(root):
+    """A tiny manifest dataset: reals, DFDC-like swaps with their real frame, GAN faces; train and val."""
+    rows = []
+
+    def add(split, label, source, kind, group, pixels):
+        path = f"{split}/{label}/{source}__{len(rows)}.png"
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(root / path)
+        rows.append(dict(path=path, label=label, source=source, kind=kind, group=group, split=split))
+
+    for split, n in (("train", 4), ("val", 3)):
+        for k in range(n):
+            frame = face_like(96, seed=100 * (split == "val") + k)
+            add(split, "real", "dfdc", "faceswap", f"dfdc:{split}{k}", frame)
+            fake = frame.copy()
+            fake[24:72, 28:68] = 255 - fake[24:72, 28:68]
+            add(split, "fake", "dfdc", "faceswap", f"dfdc:{split}{k}", fake)
+            red = frame.copy()
+            red[..., 0] = 250
+            add(split, "fake", "gan256", "gan", f"gan:{split}{k}", red)
+    with open(root / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["path", "label", "source", "kind", "group", "split", "resized", "sha256"])
+        writer.writeheader()
+        writer.writerows({**r, "resized": "no", "sha256": ""} for r in rows)
+
+
+def test_a_whole_training_run_writes_a_calibrated_bundle(tmp_path):
+    from detector.ml.bundle import read_metadata
+    from detector.ml.predictor import Detector
+    from detector.ml.training import train
+
+    write_dataset(tmp_path / "data")
+    meta = train(
+        tmp_path / "data",
+        tmp_path / "bundle",
+        version="0.0.1",
+        epochs=1,
+        augment_copies=1,
+        self_blend_copies=1,
+        input_size=64,
+        batch=8,
+        workers=1,
+        bf16=True,
+    )
+    t = meta.training
+    assert t["frame_pairs"] == 4 and t["self_blended_pseudo_fakes"] == 4
+    assert len(t["history"]) == 1 and 0.0 <= t["val_auc"] <= 1.0
+    assert t["recipe"]["mask_weight"] == 1.0 and t["calibration"]["split"] == "val"
+    assert read_metadata(tmp_path / "bundle").weights_sha256 == meta.weights_sha256
+    # The bundle is the classifier alone, in float32, and serves.
+    config = json.dumps(Detector(tmp_path / "bundle").model.get_config())
+    assert "mask_logit" not in config and "bfloat16" not in config
+    verdict = Detector(tmp_path / "bundle").analyse(Image.fromarray(face_like(96)))
+    assert verdict.label in ("Real", "Deepfake", "Uncertain") and 0.0 <= verdict.fake_probability <= 1.0
