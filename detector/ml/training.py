@@ -362,8 +362,8 @@ def train(
     out: Path,
     *,
     version: str,
-    epochs: int = 4,
-    augment_copies: int = 4,
+    epochs: int = 3,
+    augment_copies: int = 3,
     augment_strength: float = 1.0,
     self_blend_copies: int = 1,
     self_blend_share: float = 0.2,
@@ -550,8 +550,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     p.add_argument("--model-version", help="version string stored in the bundle (required when training)")
-    p.add_argument("--epochs", type=int, default=4, help="passes over the cached copies")
-    p.add_argument("--augment-copies", type=int, default=4, help="augmented copies of every training crop")
+    p.add_argument("--epochs", type=int, default=3, help="passes over the cached copies")
+    p.add_argument("--augment-copies", type=int, default=3, help="augmented copies of every training crop")
     p.add_argument(
         "--augment-strength",
         type=float,
