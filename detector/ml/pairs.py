@@ -34,7 +34,6 @@ CHANGED_DIFFERENCE = 16.0
 @dataclass
 class FramePair:
     fake: int  # index of the swapped image in the samples
-    real_pixels: np.ndarray  # (size, size, 3) uint8: the real frame, cropped where the fake's face is
     changed: np.ndarray  # (size, size) float32 in {0, 1}: where the swap changed the face
 
 
@@ -91,7 +90,7 @@ def _pair_one(job):
     crop = prepare(fake_image, _finder, size, margin, max_faces=1).crops[0]
     real_pixels = crop_face(real_image, crop.box, size, margin)
     changed = changed_region(crop.pixels, real_pixels)
-    return None if changed is None else FramePair(fake_index, real_pixels, changed)
+    return None if changed is None else FramePair(fake_index, changed)
 
 
 def frame_pairs(samples: list[Sample], size: int, margin: float, workers: int) -> dict[int, FramePair]:

@@ -19,7 +19,7 @@ def maker(pairs=None, **kw):
     kinds = np.array(["photo", "faceswap", "faceswap", "gan", "photo"])
     changed = np.zeros((64, 64), np.float32)
     changed[16:48, 16:48] = 1.0
-    pairs = pairs if pairs is not None else {1: FramePair(1, crops[0], changed)}
+    pairs = pairs if pairs is not None else {1: FramePair(1, changed)}
     args = dict(crops=crops, labels=labels, kinds=kinds, pairs=pairs, seed=3, margin=0.2, strength=1.0, grid=2)
     return CopyMaker(**{**args, **kw})
 
