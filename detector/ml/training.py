@@ -139,6 +139,13 @@ def _make_copy(job):
     return _maker(job)
 
 
+def inference(net):
+    """``net`` in inference mode as a traced TensorFlow function (batch norm and dropout frozen)."""
+    import tensorflow as tf
+
+    return tf.function(lambda x: net(x, training=False), reduce_retracing=True)
+
+
 def cached_features(bottom, jobs: list, maker: CopyMaker, workers: int, batch: int = 128):
     """Every copy run once through the frozen lower blocks: (features float16, mask targets, mask weights).
 
@@ -146,7 +153,7 @@ def cached_features(bottom, jobs: list, maker: CopyMaker, workers: int, batch: i
     """
     import tensorflow as tf
 
-    run = tf.function(lambda x: bottom(x, training=False), reduce_retracing=True)
+    run = inference(bottom)
     feats = None
     targets = np.empty((len(jobs), maker.grid, maker.grid), np.float16)
     weights = np.empty(len(jobs), np.float32)
@@ -175,7 +182,7 @@ def cached_features(bottom, jobs: list, maker: CopyMaker, workers: int, batch: i
 def extract_features(bottom, crops: np.ndarray, batch: int = 128) -> np.ndarray:
     import tensorflow as tf
 
-    run = tf.function(lambda x: bottom(x, training=False), reduce_retracing=True)
+    run = inference(bottom)
     return np.concatenate(
         [
             run(tf.constant(crops[i : i + batch], tf.float32)).numpy().astype(np.float16)
@@ -428,7 +435,7 @@ def train(
     y, w = copy_labels_and_weights(train_samples, jobs, self_blend_share)
     del train_crops, maker
     val_feats = extract_features(bottom, val_crops)
-    predict = tf.function(lambda x: top(x, training=False), reduce_retracing=True)
+    predict = inference(top)
 
     def val_auc() -> float:
         logits = np.concatenate(
