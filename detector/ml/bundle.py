@@ -7,6 +7,9 @@ and thresholds chosen on the validation split, and the sha256 of the weights,
 which the loader verifies before it trusts them.  ``engines`` lists exported
 fast forms of the same network (see :mod:`.export`), each with its file, its
 checksum and how closely it was checked against the Keras model.
+``test_time_flip`` says that a face's logit is the mean of the network's logits
+for the crop and for its mirror image (the calibration and thresholds were
+fitted on that mean, so a bundle is only right scored the way it says).
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ class BundleMetadata:
     labels: dict = field(default_factory=lambda: {"output": OUTPUT_MEANING, "0": LABEL_REAL, "1": LABEL_FAKE})
     training: dict = field(default_factory=dict)
     engines: dict = field(default_factory=dict)  # name -> {"file", "sha256", "check": {...}, ...}
+    test_time_flip: bool = False  # a face's logit: the mean over the crop and its mirror image
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

@@ -63,6 +63,10 @@ class GradCam:
 
     def heatmaps(self, crops: np.ndarray) -> np.ndarray:
         """(N, H, W) maps in [0, 1] at the crops' size; all zero where nothing raises the fake score."""
+        return upsample(self.maps(crops), crops.shape[1:3])
+
+    def maps(self, crops: np.ndarray) -> np.ndarray:
+        """The raw (N, h, w) maps at the feature map's size, before scaling (see :func:`upsample`)."""
         tf = self._tf
         x = tf.constant(crops, tf.float32)
         with tf.GradientTape() as tape:
@@ -71,8 +75,7 @@ class GradCam:
             target = tf.reduce_sum(logits[:, 0])
         grads = tape.gradient(target, features)
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-        cams = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1)).numpy()
-        return upsample(cams, crops.shape[1:3])
+        return tf.nn.relu(tf.reduce_sum(weights * features, axis=-1)).numpy()
 
 
 def overlay_png(crop: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> bytes:

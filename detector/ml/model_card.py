@@ -70,6 +70,8 @@ def render(bundle: Path) -> str:
         f"- Output: {meta.labels['output']}.",
         f"- Calibration: {t.get('calibration', {}).get('method', 'Platt scaling')}, "
         f"p = sigmoid({meta.calibration.slope:.4f} · logit {meta.calibration.intercept:+.4f}).",
+        "- A face's logit: "
+        + ("the mean over its crop and the crop's mirror image." if meta.test_time_flip else "its crop's."),
         f"- Deepfake when p ≥ {meta.thresholds.deepfake_from:.4f}; Real when p < {meta.thresholds.real_below:.4f}; "
         "Uncertain between.",
         f"- Threshold rule: the lowest threshold at which {t.get('calibration', {}).get('threshold_rule', '')}.",
@@ -90,6 +92,15 @@ def render(bundle: Path) -> str:
     out += [
         "## Training run",
         "",
+        *(
+            [
+                f"- Version {meta.version} keeps the weights of version {t['same_weights_as']} unchanged; only how "
+                "a face is scored, the calibration and the thresholds differ (refitted on val). The training "
+                f"below is {t['same_weights_as']}'s."
+            ]
+            if t.get("same_weights_as")
+            else []
+        ),
         f"- {t['train_images']} training images, {t['val_images']} validation images; epoch chosen on val: "
         f"{t['chosen']} (val AUC of the main face {t['val_auc']:.4f}).",
         f"- Training time: {t['minutes']} minutes on {t['machine']} (no GPU), finished {t['finished']}.",

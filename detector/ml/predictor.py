@@ -96,8 +96,12 @@ class Detector:
             return prepare(image, self._finder, self.meta.input_size, self.meta.face_margin, **kwargs)
 
     def face_logits(self, crops: np.ndarray) -> np.ndarray:
-        """The network's raw fake logit for each crop, all in one call."""
-        return self.engine.logits(crops)
+        """The fake logit of each crop, all in one call: where the bundle says so, the mean over the crop
+        and its mirror image (both views in the same batch)."""
+        if not self.meta.test_time_flip:
+            return self.engine.logits(crops)
+        both = self.engine.logits(np.concatenate([crops, crops[:, :, ::-1]]))
+        return (both[: len(crops)] + both[len(crops) :]) / 2
 
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
         return np.array([self.meta.calibration.probability(float(z)) for z in logits])
@@ -143,15 +147,24 @@ class Detector:
     def heatmaps(self, prepared: PreparedImage) -> np.ndarray:
         """Grad-CAM maps of the fake score for each face crop, in [0, 1] (see :mod:`.explain`).
 
-        From the exported engine's second output where it has one, else by Grad-CAM on the Keras model.
+        From the exported engine's second output where it has one, else by Grad-CAM on the Keras model;
+        where the bundle scores the mirror image too, its map (mirrored back) is averaged in, as its logit is.
         """
+        crops = prepared.batch()
+        if self.meta.test_time_flip:
+            both = self._raw_maps(np.concatenate([crops, crops[:, :, ::-1]]))
+            maps = (both[: len(crops)] + both[len(crops) :, :, ::-1]) / 2
+        else:
+            maps = self._raw_maps(crops)
+        return upsample(maps, crops.shape[1:3])
+
+    def _raw_maps(self, crops: np.ndarray) -> np.ndarray:
         if self.engine.has_maps:  # the export carries the maps: no TensorFlow needed
-            crops = prepared.batch()
-            return upsample(self.engine.activation_maps(crops), crops.shape[1:3])
+            return self.engine.activation_maps(crops)
         with self._explainer_lock:
             if self._explainer is None:
                 self._explainer = GradCam(self.model)
-            return self._explainer.heatmaps(prepared.batch())
+            return self._explainer.maps(crops)
 
     def warm_up(self) -> None:
         """One prediction so that the first user does not pay for graph tracing."""

@@ -32,7 +32,15 @@ import numpy as np
 from tqdm import tqdm
 
 from .augment import mask_target, self_blend, training_view
-from .bundle import METADATA_FILE, BundleMetadata, Calibration, Thresholds, write_bundle
+from .bundle import (
+    METADATA_FILE,
+    BundleMetadata,
+    Calibration,
+    Thresholds,
+    load_keras_model,
+    read_metadata,
+    write_bundle,
+)
 from .dataset import Sample, read_manifest
 from .export import export_bundle
 from .model import FIRST_TRAINED_BLOCK, build_classifier, folded_copy, split_classifier
@@ -388,6 +396,7 @@ def train(
     first_trained_block: int = FIRST_TRAINED_BLOCK,
     init_from: Path | None = None,
     bf16: bool = False,
+    test_time_flip: bool = True,
 ) -> BundleMetadata:
     """Train on ``train``, choose on ``val``, write the bundle to ``out``."""
     import keras
@@ -411,8 +420,6 @@ def train(
     pairs = frame_pairs(train_samples, input_size, margin, workers) if mask_weight else {}
 
     if init_from is not None:  # continue from a trained bundle's weights
-        from .bundle import load_keras_model, read_metadata
-
         init_meta = read_metadata(init_from)
         model = load_keras_model(init_from, init_meta)
     else:
@@ -461,6 +468,7 @@ def train(
         face_margin=margin,
         calibration=Calibration(),
         thresholds=Thresholds(),
+        test_time_flip=test_time_flip,
         training={
             "dataset": "shared/datasets/faces (train split; val for epoch, calibration and thresholds)",
             "train_images": len(train_samples),
@@ -514,17 +522,35 @@ def stage_lineage(earlier: BundleMetadata, minutes: float) -> dict:
 
 
 def calibrate_bundle(
-    path: Path, dataset: Path, max_far: float = 0.03, band_logit: float = 1.0, samples: list[Sample] | None = None
+    path: Path,
+    dataset: Path,
+    max_far: float = 0.03,
+    band_logit: float = 1.0,
+    samples: list[Sample] | None = None,
+    *,
+    test_time_flip: bool | None = None,
+    version: str | None = None,
 ) -> BundleMetadata:
     """Fit the calibration and choose the thresholds on ``val`` through the serving path; rewrite the metadata.
 
     Serving judges an image by its most suspicious face, so the calibration is
     fitted on each image's largest face logit, exactly as the detector computes it.
+    ``test_time_flip`` (where given) changes how the bundle scores a face before
+    the fit; ``version`` renames it, recording the version whose weights it keeps:
+    its verdicts change, so it is not the same model for the records.
     """
     from .evaluation import prepared_batches
     from .predictor import Detector
 
     samples = samples if samples is not None else read_manifest(dataset, "val")
+    meta = read_metadata(path)
+    if (test_time_flip is not None and test_time_flip != meta.test_time_flip) or (version and version != meta.version):
+        if version and version != meta.version:
+            meta.training["same_weights_as"] = meta.version
+            meta.version = version
+        if test_time_flip is not None:
+            meta.test_time_flip = test_time_flip
+        (Path(path) / METADATA_FILE).write_text(meta.to_json())
     detector = Detector(path)
     rows = [(s.label, s.source, float(logits.max())) for s, _, logits in prepared_batches(detector, samples)]
     labels = np.array([r[0] for r in rows])
@@ -539,6 +565,7 @@ def calibrate_bundle(
         "split": "val",
         "images": len(rows),
         "method": "Platt scaling of the image's largest face logit",
+        "face_logit": "mean over the crop and its mirror image" if meta.test_time_flip else "the crop's",
         "threshold_rule": f"at most {max_far:.1%} of validation reals are called Deepfake, overall and in every "
         "real source with 50 or more images",
         "uncertain_band_logit": band_logit,
@@ -601,9 +628,17 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--workers", type=int, default=None, help="processes for face crops and copies (default: all cores)")
     p.add_argument("--init-from", type=Path, default=None, help="start from this bundle's weights instead of ImageNet")
     p.add_argument(
+        "--test-time-flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="score a face as the mean logit of its crop and its mirror image (default: on when training; "
+        "with --calibrate-only, as the bundle says)",
+    )
+    p.add_argument(
         "--calibrate-only",
         action="store_true",
-        help="keep the weights of --out; refit its calibration and thresholds on val",
+        help="keep the weights of --out; refit its calibration and thresholds on val (with --model-version: "
+        "under that version)",
     )
     p.add_argument(
         "--max-false-accusation",
@@ -623,10 +658,22 @@ def main(argv=None) -> None:
         parser.error("--model-version is required when training")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.calibrate_only:
-        meta = calibrate_bundle(args.out, args.dataset, args.max_false_accusation)
+        meta = calibrate_bundle(
+            args.out,
+            args.dataset,
+            args.max_false_accusation,
+            test_time_flip=args.test_time_flip,
+            version=args.model_version,
+        )
         print(
             json.dumps(
-                {"bundle": str(args.out), "calibration": vars(meta.calibration), "thresholds": vars(meta.thresholds)},
+                {
+                    "bundle": str(args.out),
+                    "version": meta.version,
+                    "test_time_flip": meta.test_time_flip,
+                    "calibration": vars(meta.calibration),
+                    "thresholds": vars(meta.thresholds),
+                },
                 indent=2,
             )
         )
@@ -652,6 +699,7 @@ def main(argv=None) -> None:
         first_trained_block=args.first_trained_block,
         init_from=args.init_from,
         bf16=args.bf16,
+        test_time_flip=args.test_time_flip is not False,
     )
     engine = export_bundle(args.out, args.dataset)  # the fast serving form, checked against the new weights
     print(

@@ -129,6 +129,7 @@ def test_a_whole_training_run_writes_a_calibrated_bundle(tmp_path):
     assert t["frame_pairs"] == 4 and t["self_blended_pseudo_fakes"] == 4
     assert len(t["history"]) == 1 and 0.0 <= t["val_auc"] <= 1.0
     assert t["recipe"]["mask_weight"] == 1.0 and t["calibration"]["split"] == "val"
+    assert meta.test_time_flip and t["calibration"]["face_logit"] == "mean over the crop and its mirror image"
     assert read_metadata(tmp_path / "bundle").weights_sha256 == meta.weights_sha256
     # The bundle is the classifier alone, in float32, and serves.
     config = json.dumps(Detector(tmp_path / "bundle").model.get_config())
