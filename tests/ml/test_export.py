@@ -165,3 +165,22 @@ def test_the_shipped_litert_engine_matches_keras_on_validation_faces(shipped_det
     check = export.compare(KerasEngine(shipped_detector.model, meta.input_size), fast, crops, meta.calibration)
     assert check["max_probability_difference"] <= export.TOLERANCE
     assert np.isfinite(check["max_logit_difference"])
+
+
+def test_with_the_mirror_view_both_engines_draw_the_same_heatmaps_in_place(exported_bundle, tmp_path):
+    from detector.ml.predictor import Detector
+
+    bundle = tmp_path / "mirrored"
+    shutil.copytree(exported_bundle, bundle)
+    meta = json.loads((bundle / "metadata.json").read_text())
+    meta["test_time_flip"] = True
+    (bundle / "metadata.json").write_text(json.dumps(meta))
+    fast, reference = Detector(bundle, engine="litert"), Detector(bundle, engine="keras")
+    image = Image.new("RGB", (64, 64), (40, 40, 40))
+    image.paste((250, 20, 20), (10, 10, 30, 40))  # left of centre
+    prepared = fast.prepare(image)
+    maps = fast.heatmaps(prepared)
+    np.testing.assert_allclose(maps, reference.heatmaps(prepared), atol=2 / 255)
+    # The tiny model judges each pixel alone, so the mirror image's map, put back in place, is the crop's own.
+    np.testing.assert_allclose(maps, Detector(exported_bundle).heatmaps(prepared), atol=2 / 255)
+    assert not np.allclose(maps, maps[:, :, ::-1], atol=0.1)  # the hot patch stays on its side
