@@ -39,8 +39,8 @@ DETECTION = {
     "status": "done",
     "label": "Deepfake",
     "fake_probability": 0.982,
-    "confidence": 0.93,
-    "threshold": 0.93,
+    "confidence": 0.982,
+    "threshold": 0.95,
     "model_version": "1.3.0",
     "face_found": True,
     "faces": [

@@ -544,12 +544,13 @@ def calibrate_bundle(
 
     samples = samples if samples is not None else read_manifest(dataset, "val")
     meta = read_metadata(path)
-    if (test_time_flip is not None and test_time_flip != meta.test_time_flip) or (version and version != meta.version):
-        if version and version != meta.version:
-            meta.training["same_weights_as"] = meta.version
-            meta.version = version
-        if test_time_flip is not None:
-            meta.test_time_flip = test_time_flip
+    renamed = bool(version) and version != meta.version
+    if renamed:
+        meta.training["same_weights_as"] = meta.version
+        meta.version = version
+    if test_time_flip is not None:
+        meta.test_time_flip = test_time_flip
+    if renamed or test_time_flip is not None:
         (Path(path) / METADATA_FILE).write_text(meta.to_json())
     detector = Detector(path)
     rows = [(s.label, s.source, float(logits.max())) for s, _, logits in prepared_batches(detector, samples)]
