@@ -543,23 +543,19 @@ def calibrate_bundle(
     from .predictor import Detector
 
     samples = samples if samples is not None else read_manifest(dataset, "val")
-    meta = read_metadata(path)
-    renamed = bool(version) and version != meta.version
-    if renamed:
+    detector = Detector(path)
+    meta = detector.meta  # changed in memory and written once, when the fit is done
+    if version and version != meta.version:
         meta.training["same_weights_as"] = meta.version
         meta.version = version
     if test_time_flip is not None:
-        meta.test_time_flip = test_time_flip
-    if renamed or test_time_flip is not None:
-        (Path(path) / METADATA_FILE).write_text(meta.to_json())
-    detector = Detector(path)
+        meta.test_time_flip = test_time_flip  # the detector scores by its meta, so the fit below sees it
     rows = [(s.label, s.source, float(logits.max())) for s, _, logits in prepared_batches(detector, samples)]
     labels = np.array([r[0] for r in rows])
     sources = np.array([r[1] for r in rows])
     logits = np.array([r[2] for r in rows])
     calibration = fit_platt(logits, labels)
     probs = np.array([calibration.probability(z) for z in logits])
-    meta = detector.meta
     meta.calibration = calibration
     meta.thresholds = Thresholds.below(choose_threshold(probs, labels, sources, max_far), band_logit)
     meta.training["calibration"] = {
