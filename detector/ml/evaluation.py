@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from .bundle import LABEL_FAKE, LABEL_UNCERTAIN
+from .bundle import LABEL_FAKE, LABEL_REAL, LABEL_UNCERTAIN
 from .dataset import Sample
 from .preprocessing import ImageDecodeError, decode_image
 
@@ -26,6 +26,7 @@ METRIC_KEYS = (
     "uncertain_rate",
     "face_found_rate",
 )
+CALIBRATION_BINS = 10
 
 
 @dataclass
@@ -118,16 +119,73 @@ def metrics(labels, probs, verdicts, found, threshold: float) -> dict:
     return {k: out[k] for k in METRIC_KEYS}
 
 
+def calibration(labels, probs, bins: int = CALIBRATION_BINS) -> dict | None:
+    """Does the probability mean what it says? Brier score, expected calibration error, reliability table.
+
+    The reliability table splits [0, 1] into ``bins`` equal-width bins of the fake
+    probability and gives, for each, how many images fell in it, their mean probability
+    and the share of them that were fake; the expected calibration error is the
+    image-weighted mean gap between those two. ``fake_share`` is the share of fakes
+    among all the images: a probability is calibrated for that mix of fakes and reals.
+    """
+    labels, probs = np.asarray(labels, float), np.asarray(probs, float)
+    if not labels.size:
+        return None
+    which = np.minimum((probs * bins).astype(int), bins - 1)
+    table, gap = [], 0.0
+    for b in range(bins):
+        inside = which == b
+        n = int(inside.sum())
+        mean_p = float(probs[inside].mean()) if n else None
+        share = float(labels[inside].mean()) if n else None
+        if n:
+            gap += n * abs(mean_p - share)
+        table.append({"from": b / bins, "to": (b + 1) / bins, "n": n, "mean_probability": mean_p, "fake_share": share})
+    return {
+        "n": int(labels.size),
+        "fake_share": float(labels.mean()),
+        "brier": float(np.mean((probs - labels) ** 2)),
+        "ece": gap / labels.size,
+        "bins": table,
+    }
+
+
+def verdict_shares(labels, verdicts) -> dict:
+    """For the reals and for the fakes of a group, the share given each verdict (None where a class is absent).
+
+    The fakes' ``Real`` share is the false reassurance: fakes the platform told its user were real.
+    """
+    out = {}
+    for name, value in (("reals", 0), ("fakes", 1)):
+        mine = verdicts[labels == value]
+        out[name] = {v: (_rate(mine == v) if mine.size else None) for v in (LABEL_REAL, LABEL_UNCERTAIN, LABEL_FAKE)}
+    return out
+
+
 def report(scores: Scores, threshold: float, model_version: str) -> dict:
-    """``{"model", "overall", "by_source"}`` as printed by ``evaluate_detector --json``."""
+    """``{"model", "overall", "by_source", "calibration", "verdicts"}`` as printed by ``evaluate_detector --json``.
+
+    ``overall`` and ``by_source`` hold the metric set of ``METRIC_KEYS``; ``verdicts``
+    splits each group's reals and fakes by the verdict they were given, and
+    ``calibration`` says how far the probability can be taken at its word.
+    """
     groups = defaultdict(list)
     for i, s in enumerate(scores.sources):
         groups[s].append(i)
     pick = lambda idx: (scores.labels[idx], scores.probs[idx], scores.verdicts[idx], scores.face_found[idx])  # noqa: E731
+    everything = np.arange(len(scores.labels))
+    by_source = {name: np.array(idx) for name, idx in sorted(groups.items())}
     return {
         "model": model_version,
-        "overall": metrics(*pick(np.arange(len(scores.labels))), threshold),
-        "by_source": {name: metrics(*pick(np.array(idx)), threshold) for name, idx in sorted(groups.items())},
+        "overall": metrics(*pick(everything), threshold),
+        "by_source": {name: metrics(*pick(idx), threshold) for name, idx in by_source.items()},
+        "calibration": calibration(scores.labels, scores.probs),
+        "verdicts": {
+            "overall": verdict_shares(scores.labels, scores.verdicts),
+            "by_source": {
+                name: verdict_shares(scores.labels[idx], scores.verdicts[idx]) for name, idx in by_source.items()
+            },
+        },
     }
 
 
@@ -141,6 +199,12 @@ def format_table(rep: dict) -> str:
     lines = [f"model {rep['model']}", "source".ljust(width) + "".join(h.rjust(11) for h in heads)]
     for name, m in rows:
         lines.append(name.ljust(width) + "".join(fmt(m[c]).rjust(11) for c in cols))
+    cal = rep.get("calibration")
+    if cal:
+        lines.append(
+            f"calibration: Brier score {cal['brier']:.3f}, expected calibration error {cal['ece']:.3f} "
+            f"({len(cal['bins'])} bins), for a mix of {cal['fake_share']:.0%} fakes"
+        )
     return "\n".join(lines)
 
 

@@ -53,6 +53,13 @@ def test_evaluate_detector_on_a_generated_folder(tiny_detector, tmp_path, capsys
     assert report["by_source"]["set_b"]["auc"] is None  # one class only
     assert report["by_source"]["set_b"]["detection_rate"] is None
     assert report["by_source"]["set_a"]["tpr_at_fpr_1"] == 1.0
+    calibration = report["calibration"]
+    assert calibration["n"] == 9 and calibration["fake_share"] == pytest.approx(3 / 9)
+    assert sum(b["n"] for b in calibration["bins"]) == 9 and len(calibration["bins"]) == 10
+    verdicts = report["verdicts"]
+    assert verdicts["overall"]["fakes"] == {"Real": 0.0, "Uncertain": 0.0, "Deepfake": 1.0}
+    assert verdicts["by_source"]["set_b"]["reals"]["Real"] == 1.0
+    assert verdicts["by_source"]["set_b"]["fakes"] == {"Real": None, "Uncertain": None, "Deepfake": None}
     assert roc.stat().st_size > 1000
 
 
@@ -62,6 +69,7 @@ def test_evaluate_detector_table_and_empty_folder(tiny_detector, tmp_path, capsy
     call_command("evaluate_detector", str(tmp_path))
     out = capsys.readouterr().out
     assert "overall" in out and "false-acc." in out
+    assert "expected calibration error" in out and "for a mix of 50% fakes" in out
     (tmp_path / "empty").mkdir()
     with pytest.raises(CommandError, match="no images"):
         call_command("evaluate_detector", str(tmp_path / "empty"))
@@ -103,3 +111,18 @@ def test_the_threshold_bounds_false_accusations_overall_and_per_source():
     t = choose_threshold(probs, labels, sources, max_far=0.05)
     assert np.mean(probs[100:200] >= t) <= 0.05  # the harder real source sets it
     assert np.mean(probs[100:200] >= np.nextafter(t, 0) - 0.01) > 0.05  # and no higher than needed
+
+
+def test_calibration_measures_the_gap_between_probability_and_share_of_fakes():
+    from detector.ml.evaluation import calibration
+
+    good = calibration([0, 0, 1, 1], [0.05, 0.15, 0.85, 1.0])
+    assert good["brier"] == pytest.approx((0.05**2 + 0.15**2 + 0.15**2 + 0) / 4)
+    assert good["ece"] == pytest.approx((0.05 + 0.15 + 0.15 + 0.0) / 4)
+    assert [b["n"] for b in good["bins"]] == [1, 1, 0, 0, 0, 0, 0, 0, 1, 1]  # p = 1 falls in the last bin
+    assert good["bins"][2] == {"from": 0.2, "to": 0.3, "n": 0, "mean_probability": None, "fake_share": None}
+    # saying 90 % for every image when half are fake is 40 points off, whatever the ranking
+    overconfident = calibration([0, 1, 0, 1], [0.9, 0.9, 0.9, 0.9])
+    assert overconfident["ece"] == pytest.approx(0.4) and overconfident["fake_share"] == 0.5
+    assert overconfident["bins"][9]["fake_share"] == 0.5
+    assert calibration([], []) is None
