@@ -46,15 +46,34 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def _softplus(x: float) -> float:
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
 @dataclass
 class Calibration:
-    """Platt scaling of the raw logit, fitted on the validation split."""
+    """Maps a face's raw logit z to the calibrated probability that it is fake; fitted on the validation split.
+
+    Platt scaling where ``upper_slope`` is None: p = sigmoid(slope · z + intercept).
+    Beta calibration (Kull, Silva Filho and Flach, AISTATS 2017) where it is set: with
+    s = sigmoid(z), p = sigmoid(slope · ln s − upper_slope · ln(1 − s) + intercept), a
+    separate slope for the low and the high end of the scores. With upper_slope equal
+    to slope it is Platt scaling again, since ln s − ln(1 − s) = z.
+    """
 
     slope: float = 1.0
     intercept: float = 0.0
+    upper_slope: float | None = None
+
+    @property
+    def method(self) -> str:
+        return "Platt scaling" if self.upper_slope is None else "beta calibration"
 
     def probability(self, logit: float) -> float:
-        z = self.slope * logit + self.intercept
+        if self.upper_slope is None:
+            z = self.slope * logit + self.intercept
+        else:  # ln s = -softplus(-z), -ln(1 - s) = softplus(z)
+            z = -self.slope * _softplus(-logit) + self.upper_slope * _softplus(logit) + self.intercept
         return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 

@@ -99,3 +99,51 @@ def test_bundle_written_twice_gets_the_new_checksum(tmp_path):
     build_tiny_bundle(tmp_path / "b", version="b")
     assert read_metadata(path).version == "b"
     assert len(first) == 64
+
+
+def test_beta_calibration_with_equal_slopes_is_platt_scaling():
+    from detector.ml.bundle import Calibration
+
+    platt, beta = Calibration(1.3, -0.4), Calibration(1.3, -0.4, upper_slope=1.3)
+    for z in (-40.0, -3.0, -0.2, 0.0, 0.7, 5.0, 40.0):
+        assert beta.probability(z) == pytest.approx(platt.probability(z), abs=1e-12)
+    assert platt.method == "Platt scaling" and beta.method == "beta calibration"
+
+
+def test_older_metadata_without_the_upper_slope_reads_as_platt_scaling(tiny_bundle):
+    meta = json.loads((tiny_bundle / "metadata.json").read_text())
+    meta["calibration"] = {"slope": 2.0, "intercept": 0.5}
+    from detector.ml.bundle import BundleMetadata
+
+    calibration = BundleMetadata.from_dict(meta).calibration
+    assert calibration.upper_slope is None and calibration.probability(-0.25) == pytest.approx(0.5)
+
+
+def test_beta_calibration_recovers_the_map_that_made_the_labels_and_stays_monotone():
+    import numpy as np
+
+    from detector.ml.bundle import Calibration
+    from detector.ml.training import fit_calibration
+
+    rng = np.random.default_rng(0)
+    truth = Calibration(1.6, 0.25, upper_slope=0.55)  # steep for low scores, flat for high ones: Platt cannot fit it
+    logits = rng.normal(0.0, 3.0, 40_000)
+    labels = (rng.random(logits.size) < [truth.probability(z) for z in logits]).astype(int)
+    fitted = fit_calibration(logits, labels)
+    assert fitted.upper_slope is not None
+    assert (fitted.slope, fitted.upper_slope, fitted.intercept) == pytest.approx((1.6, 0.55, 0.25), abs=0.1)
+    grid = [fitted.probability(z) for z in np.linspace(-30, 30, 301)]
+    assert all(a < b for a, b in zip(grid, grid[1:], strict=False))
+
+
+def test_calibration_falls_back_to_platt_where_beta_would_not_be_monotone():
+    import numpy as np
+
+    from detector.ml.training import fit_calibration
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0.0, 3.0, 4_000)
+    # fakes only among the lowest and the highest scores: a beta fit would turn down at one end
+    labels = ((logits < -4) | (logits > 2)).astype(int)
+    fitted = fit_calibration(logits, labels)
+    assert fitted.upper_slope is None and fitted.method == "Platt scaling"

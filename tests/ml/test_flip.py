@@ -94,6 +94,8 @@ def test_calibration_can_switch_on_the_mirror_under_a_new_version(tmp_path):
     assert stored.weights_sha256 == weights  # the same weights, scored another way
     assert meta.training["calibration"]["face_logit"] == "mean over the crop and its mirror image"
     assert stored.calibration == meta.calibration and meta.calibration.slope > 0
+    calibrate_bundle(bundle, root, max_far=0.0, version="left-3")  # a second refit of the same weights
+    assert read_metadata(bundle).training["same_weights_as"] == "left-1"  # still names the version that trained them
 
 
 def test_a_bundle_without_the_setting_scores_the_crop_alone(tiny_bundle, tmp_path):
