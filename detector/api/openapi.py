@@ -40,8 +40,8 @@ DETECTION = {
     "label": "Deepfake",
     "fake_probability": 0.982,
     "confidence": 0.982,
-    "threshold": 0.95,
-    "model_version": "1.3.0",
+    "threshold": 0.912,
+    "model_version": "1.4.0",
     "face_found": True,
     "faces": [
         {
@@ -301,10 +301,10 @@ MODEL = extend_schema(
             "The shipped model",
             value={
                 "name": "faces-effnetlite0-v1",
-                "version": "1.3.0",
+                "version": "1.4.0",
                 "loaded": True,
                 "input_size": 224,
-                "thresholds": {"deepfake_from": 0.95, "real_below": 0.5, "decision": 0.95},
+                "thresholds": {"deepfake_from": 0.912, "real_below": 0.5, "decision": 0.912},
                 "training": {
                     "dataset": "shared/datasets/faces (train split; val for epoch, calibration and thresholds)",
                     "train_images": 17806,

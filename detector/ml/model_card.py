@@ -41,6 +41,58 @@ def metrics_table(report: dict) -> str:
     return "\n".join([head, rule, *body])
 
 
+def calibration_formula(cal) -> str:
+    if cal.upper_slope is None:
+        return f"p = sigmoid({cal.slope:.4f} · z {cal.intercept:+.4f}), z the face logit"
+    return (
+        f"p = sigmoid({cal.slope:.4f} · ln s − {cal.upper_slope:.4f} · ln(1 − s) {cal.intercept:+.4f}), "
+        "s = sigmoid(z), z the face logit"
+    )
+
+
+def verdict_lines(verdicts: dict) -> list[str]:
+    """Each source's reals and fakes split by the verdict they were given."""
+    pct = lambda v: "—" if v is None else f"{v:.1%}"  # noqa: E731
+    lines = [
+        "## Verdicts on the test split: what users were told",
+        "",
+        "The share of each source's real and fake images given each verdict. A fake called Real is a false "
+        "reassurance; a real called Deepfake a false accusation.",
+        "",
+        "| source | "
+        + " | ".join(f"{cls}: {label}" for cls in ("reals", "fakes") for label in ("Real", "Uncertain", "Deepfake"))
+        + " |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    rows = [("**overall**", verdicts["overall"])] + sorted(verdicts["by_source"].items())
+    for name, v in rows:
+        cells = [pct(v[cls][label]) for cls in ("reals", "fakes") for label in ("Real", "Uncertain", "Deepfake")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def calibration_lines(cal: dict) -> list[str]:
+    """The reliability table of ``evaluate_detector``'s calibration block, with what it does and does not say."""
+    lines = [
+        "## Calibration on the test split: what the probability means",
+        "",
+        f"Brier score {cal['brier']:.3f}, expected calibration error {cal['ece']:.3f} (the image-weighted mean gap "
+        f"between the stated probability and the share of fakes, in {len(cal['bins'])} equal bins). "
+        f"{cal['fake_share']:.0%} of these {cal['n']} images are fake, as in the validation split the calibration "
+        "was fitted on, so a probability reads as the chance of a fake among images where fakes are that common. "
+        "Where fakes are rarer, as among most photos people upload, the same score means a smaller chance.",
+        "",
+        "| fake probability | images | mean probability | share fake |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {b['from']:.0%}–{b['to']:.0%} | {b['n']} | {b['mean_probability']:.3f} | {b['fake_share']:.3f} |"
+        for b in cal["bins"]
+        if b["n"]
+    ]
+    return lines + [""]
+
+
 def engine_lines(engines: dict) -> list[str]:
     """How each exported serving form was checked against the Keras weights."""
     lines = []
@@ -68,8 +120,9 @@ def render(bundle: Path) -> str:
         f"- Input: the face crop, {meta.input_size}×{meta.input_size} px, {meta.face_margin:.0%} margin, "
         f"preprocessing v{meta.preprocessing_version}.",
         f"- Output: {meta.labels['output']}.",
-        f"- Calibration: {t.get('calibration', {}).get('method', 'Platt scaling')}, "
-        f"p = sigmoid({meta.calibration.slope:.4f} · logit {meta.calibration.intercept:+.4f}).",
+        f"- Calibration: {t.get('calibration', {}).get('method', meta.calibration.method)}, "
+        + calibration_formula(meta.calibration)
+        + ".",
         "- A face's logit: "
         + ("the mean over its crop and the crop's mirror image." if meta.test_time_flip else "its crop's."),
         f"- Deepfake when p ≥ {meta.thresholds.deepfake_from:.4f}; Real when p < {meta.thresholds.real_below:.4f}; "
@@ -122,6 +175,10 @@ def render(bundle: Path) -> str:
             "![ROC curves on the test split](roc-test.png)",
             "",
         ]
+        if test.get("verdicts"):
+            out += verdict_lines(test["verdicts"])
+        if test.get("calibration"):
+            out += calibration_lines(test["calibration"])
     if baseline:
         out += [
             "## Baseline: the seed's approach, measured the same way",

@@ -18,6 +18,14 @@ def test_the_shipped_bundle_is_intact_and_documented():
     assert (SHIPPED_BUNDLE / "model.keras").stat().st_size < 50 * 1024 * 1024
 
 
+def test_the_model_card_is_up_to_date_with_the_bundles_metadata_and_measurements():
+    from detector.ml.model_card import render
+
+    card = (SHIPPED_BUNDLE / "MODEL_CARD.md").read_text()
+    assert card == render(SHIPPED_BUNDLE), "run: python -m detector.ml.model_card ml_models/faces-effnetlite0-v1"
+    assert "## Calibration on the test split" in card
+
+
 def test_the_shipped_model_gives_a_verdict_on_a_portrait(shipped_detector):
     skimage_data = pytest.importorskip("skimage.data")
     from PIL import Image

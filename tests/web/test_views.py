@@ -189,6 +189,23 @@ def test_the_about_page_shows_the_shipped_models_test_metrics(client):
     page = client.get(reverse("detector:about_model")).content.decode()
     assert "held-out test images" in page and "dfdc" in page
     assert percent(metrics["overall"]["false_accusation_rate"]) in page  # shown with its decimal
+    assert f"differ by {percent(metrics['calibration']['ece'])} on average" in page
+    missed = percent(metrics["verdicts"]["by_source"]["dfdc"]["fakes"]["Real"])
+    assert f"<td>{percent(metrics['by_source']['dfdc']['detection_rate'])}</td><td>{missed}</td>" in page
+
+
+def test_the_about_page_reads_test_metrics_written_before_the_verdict_shares(client, settings, tmp_path):
+    import json
+
+    from tests.conftest import SHIPPED_BUNDLE, build_tiny_bundle
+
+    bundle = build_tiny_bundle(tmp_path / "older")
+    metrics = json.loads((SHIPPED_BUNDLE / "metrics-test.json").read_text())
+    del metrics["verdicts"], metrics["calibration"]
+    (bundle / "metrics-test.json").write_text(json.dumps(metrics))
+    settings.DETECTOR_MODEL = bundle
+    page = client.get(reverse("detector:about_model")).content.decode()
+    assert "held-out test images" in page and "differ by" not in page
 
 
 def test_percent_filter():
