@@ -127,13 +127,7 @@ class DetectionDetailView(OwnedDetectionMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["model"] = facts = model_facts()
-        metrics = facts and facts["metrics"]
-        if metrics:  # one row per source: its metrics, and what its images were told (older files lack that)
-            told = metrics.get("verdicts") or {"overall": None, "by_source": {}}
-            context["test_rows"] = [("all", metrics["overall"], told["overall"])] + [
-                (name, m, told["by_source"].get(name)) for name, m in metrics["by_source"].items()
-            ]
+        context["model"] = model_facts()
         return context
 
 
