@@ -50,6 +50,9 @@ def calibration_formula(cal) -> str:
     )
 
 
+VERDICT_COLUMNS = [(cls, label) for cls in ("reals", "fakes") for label in ("Real", "Uncertain", "Deepfake")]
+
+
 def verdict_lines(verdicts: dict) -> list[str]:
     """Each source's reals and fakes split by the verdict they were given."""
     pct = lambda v: "—" if v is None else f"{v:.1%}"  # noqa: E731
@@ -59,14 +62,12 @@ def verdict_lines(verdicts: dict) -> list[str]:
         "The share of each source's real and fake images given each verdict. A fake called Real is a false "
         "reassurance; a real called Deepfake a false accusation.",
         "",
-        "| source | "
-        + " | ".join(f"{cls}: {label}" for cls in ("reals", "fakes") for label in ("Real", "Uncertain", "Deepfake"))
-        + " |",
-        "|---|---|---|---|---|---|---|",
+        "| source | " + " | ".join(f"{cls}: {label}" for cls, label in VERDICT_COLUMNS) + " |",
+        "|---" * (len(VERDICT_COLUMNS) + 1) + "|",
     ]
     rows = [("**overall**", verdicts["overall"])] + sorted(verdicts["by_source"].items())
     for name, v in rows:
-        cells = [pct(v[cls][label]) for cls in ("reals", "fakes") for label in ("Real", "Uncertain", "Deepfake")]
+        cells = [pct(v[cls][label]) for cls, label in VERDICT_COLUMNS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines + [""]
 
