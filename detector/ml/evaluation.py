@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from .bundle import LABEL_FAKE, LABEL_REAL, LABEL_UNCERTAIN
@@ -40,9 +42,16 @@ class Scores:
 
 
 def prepared_batches(
-    detector, samples: list[Sample], batch: int = 64, progress: bool = True, unreadable: list | None = None
+    detector,
+    samples: list[Sample],
+    batch: int = 64,
+    progress: bool = True,
+    unreadable: list | None = None,
+    transform: Callable[[Image.Image], Image.Image] | None = None,
 ):
     """Yield (sample, prepared image, raw face logits), classifying the faces of many images per call.
+
+    ``transform`` (e.g. :func:`.preprocessing.recompressed`) changes each decoded image first.
 
     A background thread decodes and finds the faces of the next chunk while the
     current one is classified, so both cores stay busy (both runtimes release the GIL).
@@ -53,7 +62,8 @@ def prepared_batches(
         ready, problems = [], []
         for s in chunk:
             try:
-                ready.append((s, detector.prepare(decode_image(str(s.path)))))
+                image = decode_image(str(s.path))
+                ready.append((s, detector.prepare(transform(image) if transform else image)))
             except ImageDecodeError as exc:
                 problems.append(f"{s.path}: {exc}")
         return ready, problems
@@ -76,10 +86,16 @@ def prepared_batches(
     bar.close()
 
 
-def score_samples(detector, samples: list[Sample], batch: int = 64, progress: bool = True) -> Scores:
-    """Run the serving path on every sample and keep what the metrics need."""
+def score_samples(
+    detector,
+    samples: list[Sample],
+    batch: int = 64,
+    progress: bool = True,
+    transform: Callable[[Image.Image], Image.Image] | None = None,
+) -> Scores:
+    """Run the serving path on every sample (``transform`` changes each image first); keep what the metrics need."""
     labels, probs, verdicts, found, sources, unreadable = [], [], [], [], [], []
-    for s, prepared, logits in prepared_batches(detector, samples, batch, progress, unreadable):
+    for s, prepared, logits in prepared_batches(detector, samples, batch, progress, unreadable, transform):
         v = detector.verdict_for(prepared, detector.calibrated(logits))
         labels.append(s.label)
         probs.append(v.fake_probability)
@@ -189,6 +205,12 @@ def report(scores: Scores, threshold: float, model_version: str) -> dict:
     }
 
 
+def recompressed_note(conditions: dict) -> str:
+    """What was done to every image of an ``evaluate_detector --recompress`` run, in words."""
+    scaled = f"scaled to {conditions['scale']:.0%} (Lanczos), then " if conditions["scale"] != 1 else ""
+    return f"every image {scaled}re-encoded as JPEG at quality {conditions['jpeg_quality']} before analysis"
+
+
 def format_table(rep: dict) -> str:
     """A fixed-width table of the report, one row per source."""
     cols = METRIC_KEYS
@@ -196,7 +218,10 @@ def format_table(rep: dict) -> str:
     fmt = lambda v: "—" if v is None else (str(v) if isinstance(v, int) else f"{v:.3f}")  # noqa: E731
     rows = [("overall", rep["overall"])] + list(rep["by_source"].items())
     width = max(len(r[0]) for r in rows) + 2
-    lines = [f"model {rep['model']}", "source".ljust(width) + "".join(h.rjust(11) for h in heads)]
+    lines = [f"model {rep['model']}"]
+    if rep.get("recompressed"):
+        lines.append(recompressed_note(rep["recompressed"]))
+    lines.append("source".ljust(width) + "".join(h.rjust(11) for h in heads))
     for name, m in rows:
         lines.append(name.ljust(width) + "".join(fmt(m[c]).rjust(11) for c in cols))
     cal = rep.get("calibration")

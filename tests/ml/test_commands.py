@@ -75,6 +75,22 @@ def test_evaluate_detector_table_and_empty_folder(tiny_detector, tmp_path, capsy
         call_command("evaluate_detector", str(tmp_path / "empty"))
 
 
+def test_evaluate_detector_can_recompress_every_image_first(tiny_detector, tmp_path, capsys):
+    for i in range(3):
+        write_image(tmp_path / "fake" / f"f{i}.png", (250, 10 * i, 0))
+        write_image(tmp_path / "real" / f"r{i}.png", (0, 10 * i, 250))
+    call_command("evaluate_detector", str(tmp_path), "--json", "--recompress", "75", "--scale", "0.9")
+    report = json.loads(capsys.readouterr().out)
+    assert report["recompressed"] == {"jpeg_quality": 75, "scale": 0.9}
+    assert report["overall"]["n"] == 6 and report["overall"]["auc"] == 1.0  # flat colours survive JPEG
+    call_command("evaluate_detector", str(tmp_path), "--recompress", "40")
+    assert "re-encoded as JPEG at quality 40 before analysis" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="needs --recompress"):
+        call_command("evaluate_detector", str(tmp_path), "--scale", "0.5")
+    with pytest.raises(CommandError, match="quality from 1 to 95"):
+        call_command("evaluate_detector", str(tmp_path), "--recompress", "0")
+
+
 def test_calibration_is_fitted_on_val_through_the_serving_path(tiny_bundle, tmp_path):
     import shutil
 

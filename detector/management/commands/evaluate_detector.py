@@ -1,10 +1,12 @@
 import json
+from functools import partial
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from detector.ml.dataset import load_samples
 from detector.ml.evaluation import format_table, plot_roc, report, score_samples
+from detector.ml.preprocessing import recompressed
 from detector.services.inference import DetectorUnavailable, get_detector
 
 
@@ -24,10 +26,29 @@ class Command(BaseCommand):
             "--json", action="store_true", dest="as_json", help="print one JSON object instead of a table"
         )
         parser.add_argument("--limit", type=int, help="evaluate only the first N images (smoke runs)")
+        parser.add_argument(
+            "--recompress",
+            type=int,
+            metavar="QUALITY",
+            help="re-encode every image as JPEG at this quality (1-95) before analysis, in memory, as a messaging "
+            "app would: measures the detector on images that all have the same compression",
+        )
+        parser.add_argument(
+            "--scale",
+            type=float,
+            default=1.0,
+            metavar="FACTOR",
+            help="with --recompress: scale every image by FACTOR (0-1, Lanczos) before re-encoding it",
+        )
 
-    def handle(self, *args, directory, split, by_folder, roc, as_json, limit, **opts):
+    def handle(self, *args, directory, split, by_folder, roc, as_json, limit, recompress, scale, **opts):
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a folder")
+        if recompress is not None and not 1 <= recompress <= 95:
+            raise CommandError("--recompress takes a JPEG quality from 1 to 95")
+        if not 0 < scale <= 1 or (scale != 1 and recompress is None):
+            raise CommandError("--scale takes a factor in (0, 1] and needs --recompress")
+        transform = partial(recompressed, quality=recompress, scale=scale) if recompress is not None else None
         samples = load_samples(directory, split, by_folder)[:limit]
         if not samples:
             raise CommandError(f"no images found under {directory} (expected real/ and fake/ folders or a manifest)")
@@ -35,8 +56,10 @@ class Command(BaseCommand):
             detector = get_detector()
         except DetectorUnavailable as exc:
             raise CommandError(str(exc)) from exc
-        scores = score_samples(detector, samples, progress=not as_json and opts["verbosity"] > 0)
+        scores = score_samples(detector, samples, progress=not as_json and opts["verbosity"] > 0, transform=transform)
         rep = report(scores, detector.meta.thresholds.decision, detector.version)
+        if transform:
+            rep["recompressed"] = {"jpeg_quality": recompress, "scale": scale}
         for problem in scores.unreadable:
             self.stderr.write(f"skipped unreadable image {problem}")
         if roc:
