@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -41,6 +42,23 @@ class Scores:
     unreadable: list[str]
 
 
+def recompressed(image: Image.Image, quality: int, scale: float = 1.0) -> Image.Image:
+    """``image`` as a photo looks after a messaging app or a social network has passed it on.
+
+    Scaled by ``scale`` (Lanczos) where that is not 1, which moves the old 8x8 JPEG grid,
+    then encoded as JPEG at ``quality`` and decoded again: every image comes out with the same
+    compression, whatever it had before, so compression cannot tell the sources apart.
+    """
+    if not 0 < scale <= 1:
+        raise ValueError("scale must be in (0, 1]")
+    if scale != 1:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return decode_image(buffer.getvalue())
+
+
 def prepared_batches(
     detector,
     samples: list[Sample],
@@ -51,7 +69,7 @@ def prepared_batches(
 ):
     """Yield (sample, prepared image, raw face logits), classifying the faces of many images per call.
 
-    ``transform`` (e.g. :func:`.preprocessing.recompressed`) changes each decoded image first.
+    ``transform`` (e.g. :func:`recompressed`) changes each decoded image first.
 
     A background thread decodes and finds the faces of the next chunk while the
     current one is classified, so both cores stay busy (both runtimes release the GIL).

@@ -66,23 +66,6 @@ def decode_image(data: bytes | str, max_pixels: int | None = None) -> Image.Imag
         raise ImageDecodeError(f"cannot decode image: {exc}") from exc
 
 
-def recompressed(image: Image.Image, quality: int, scale: float = 1.0) -> Image.Image:
-    """``image`` as a photo looks after a messaging app or a social network has passed it on.
-
-    Scaled by ``scale`` (Lanczos) where that is not 1, which moves the old 8x8 JPEG grid,
-    then encoded as JPEG at ``quality`` and decoded again: every image comes out with the same
-    compression, whatever it had before, so compression cannot tell the sources apart.
-    """
-    if not 0 < scale <= 1:
-        raise ValueError("scale must be in (0, 1]")
-    if scale != 1:
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(size, Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
-    return decode_image(buffer.getvalue())
-
-
 class FaceFinder:
     """BlazeFace short range (close-ups, with a margin) united with full range (distant faces)."""
 

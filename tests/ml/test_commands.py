@@ -1,11 +1,15 @@
 """The detect and evaluate_detector commands, on the tiny real bundle."""
 
+import io
 import json
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
 
+from detector.ml.evaluation import recompressed
+from detector.ml.preprocessing import decode_image
 from tests.conftest import image_bytes
 
 
@@ -73,6 +77,20 @@ def test_evaluate_detector_table_and_empty_folder(tiny_detector, tmp_path, capsy
     (tmp_path / "empty").mkdir()
     with pytest.raises(CommandError, match="no images"):
         call_command("evaluate_detector", str(tmp_path / "empty"))
+
+
+def test_recompressed_gives_any_image_the_same_jpeg_compression():
+    pixels = np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
+    image = Image.fromarray(pixels)
+    direct = io.BytesIO()
+    image.save(direct, "JPEG", quality=75)
+    out = recompressed(image, quality=75)
+    assert out.mode == "RGB" and out.size == (64, 48)
+    assert np.array_equal(np.asarray(out), np.asarray(decode_image(direct.getvalue())))
+    assert np.abs(np.asarray(out, int) - pixels).mean() > 1  # JPEG at 75 does change noise
+    assert recompressed(image, quality=75, scale=0.5).size == (32, 24)
+    with pytest.raises(ValueError, match="scale"):
+        recompressed(image, quality=75, scale=1.5)
 
 
 def test_evaluate_detector_can_recompress_every_image_first(tiny_detector, tmp_path, capsys):

@@ -7,14 +7,7 @@ import pytest
 from PIL import Image
 
 from detector.ml.faces import FULL_RANGE, SHORT_RANGE, FaceBox, _anchors
-from detector.ml.preprocessing import (
-    FaceFinder,
-    ImageDecodeError,
-    decode_image,
-    prepare,
-    recompressed,
-    square_region,
-)
+from detector.ml.preprocessing import FaceFinder, ImageDecodeError, decode_image, prepare, square_region
 from tests.conftest import image_bytes
 
 
@@ -83,20 +76,6 @@ def test_exif_orientation_is_applied():
     buf = io.BytesIO()
     im.save(buf, "JPEG", exif=exif)
     assert decode_image(buf.getvalue()).size == (20, 40)
-
-
-def test_recompressed_gives_any_image_the_same_jpeg_compression():
-    pixels = np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
-    image = Image.fromarray(pixels)
-    direct = io.BytesIO()
-    image.save(direct, "JPEG", quality=75)
-    out = recompressed(image, quality=75)
-    assert out.mode == "RGB" and out.size == (64, 48)
-    assert np.array_equal(np.asarray(out), np.asarray(decode_image(direct.getvalue())))
-    assert np.abs(np.asarray(out, int) - pixels).mean() > 1  # JPEG at 75 does change noise
-    assert recompressed(image, quality=75, scale=0.5).size == (32, 24)
-    with pytest.raises(ValueError, match="scale"):
-        recompressed(image, quality=75, scale=1.5)
 
 
 @pytest.mark.parametrize("data", [b"", b"not an image at all", image_bytes("JPEG")[:400]])

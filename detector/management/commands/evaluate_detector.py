@@ -5,8 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from detector.ml.dataset import load_samples
-from detector.ml.evaluation import format_table, plot_roc, report, score_samples
-from detector.ml.preprocessing import recompressed
+from detector.ml.evaluation import format_table, plot_roc, recompressed, report, score_samples
 from detector.services.inference import DetectorUnavailable, get_detector
 
 
