@@ -72,7 +72,10 @@ METRICS_FILE = "metrics-test.json"
 
 
 def model_facts() -> dict | None:
-    """The configured bundle's metadata and its measured test metrics, for pages that explain the model."""
+    """The configured bundle's metadata and its measured test metrics, for pages that explain the model.
+
+    ``recompressed`` holds the overall metrics of the test split re-encoded (``evaluate_detector --recompress``).
+    """
     return _model_facts(str(settings.DETECTOR_MODEL))
 
 
@@ -84,4 +87,6 @@ def _model_facts(path: str) -> dict | None:
         return None
     metrics_path = Path(path) / METRICS_FILE
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
-    return {"meta": meta, "metrics": metrics}
+    reruns = (json.loads(p.read_text()) for p in sorted(Path(path).glob("metrics-test-*.json")))
+    recompressed = [{"conditions": r["recompressed"], "overall": r["overall"]} for r in reruns if r.get("recompressed")]
+    return {"meta": meta, "metrics": metrics, "recompressed": recompressed}

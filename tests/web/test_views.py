@@ -192,6 +192,8 @@ def test_the_about_page_shows_the_shipped_models_test_metrics(client):
     assert f"differ by {percent(metrics['calibration']['ece'])} on average" in page
     missed = percent(metrics["verdicts"]["by_source"]["dfdc"]["fakes"]["Real"])
     assert f"<td>{percent(metrics['by_source']['dfdc']['detection_rate'])}</td><td>{missed}</td>" in page
+    scaled = json.loads((SHIPPED_BUNDLE / "metrics-test-scaled90-jpeg75.json").read_text())["overall"]
+    assert "scaled to 90 %, then re-encoded as JPEG at quality\n    75: " + percent(scaled["detection_rate"]) in page
 
 
 def test_the_about_page_reads_test_metrics_written_before_the_verdict_shares(client, settings, tmp_path):
@@ -205,7 +207,7 @@ def test_the_about_page_reads_test_metrics_written_before_the_verdict_shares(cli
     (bundle / "metrics-test.json").write_text(json.dumps(metrics))
     settings.DETECTOR_MODEL = bundle
     page = client.get(reverse("detector:about_model")).content.decode()
-    assert "held-out test images" in page and "differ by" not in page
+    assert "held-out test images" in page and "differ by" not in page and "re-encoded" not in page
 
 
 def test_percent_filter():
