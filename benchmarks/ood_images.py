@@ -2,7 +2,9 @@
 
 Real: photos shipped inside registry packages (scikit-image's astronaut,
 matplotlib's Grace Hopper; the group photo and portrait in the insightface
-wheel, fetched from PyPI, not installed).  Fake: face swaps made here by pasting one real face onto another
+wheel, fetched from PyPI, not installed); and, in a folder of their own that
+no swap is made from, the four official portraits and press photos in the
+face_recognition source package's tests (fetched from PyPI the same way).  Fake: face swaps made here by pasting one real face onto another
 with a feathered elliptical mask, a manipulation the training data does not
 contain, once as pasted and once with the face's colours matched to the
 target's first (as face-swap tools do).  Tiny and crude: it checks false accusations on unseen real photos
@@ -19,6 +21,7 @@ import argparse
 import io
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -30,20 +33,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from detector.ml.preprocessing import FaceFinder  # noqa: E402
 
 WHEEL = "insightface==2.1"
+SDIST = "face_recognition==1.3.0"
+PRESS_PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")  # not the cut-outs of obama.jpg
+
+
+def fetch(spec: str, cache: Path, pattern: str, *pip_options: str) -> Path:
+    """The package file of ``spec`` from the package registry, kept in ``cache``."""
+    cache.mkdir(parents=True, exist_ok=True)
+    found = list(cache.glob(pattern))
+    if not found:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache), *pip_options, spec]
+        subprocess.run(command, check=True)
+        found = list(cache.glob(pattern))
+    return found[0]
 
 
 def insightface_photos(cache: Path) -> dict[str, Image.Image]:
-    cache.mkdir(parents=True, exist_ok=True)
-    wheels = list(cache.glob("insightface-*.whl"))
-    if not wheels:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache), WHEEL], check=True
-        )
-        wheels = list(cache.glob("insightface-*.whl"))
-    with zipfile.ZipFile(wheels[0]) as z:
+    with zipfile.ZipFile(fetch(WHEEL, cache, "insightface-*.whl")) as z:
         return {
             name: Image.open(io.BytesIO(z.read(f"insightface/data/images/{name}"))).convert("RGB")
             for name in ("t1.jpg", "Tom_Hanks_54745.png")
+        }
+
+
+def press_photos(cache: Path) -> dict[str, Image.Image]:
+    with tarfile.open(fetch(SDIST, cache, "face_recognition-*.tar.gz", "--no-binary", ":all:")) as tar:
+        top = tar.getnames()[0].split("/")[0]
+        return {
+            name: Image.open(io.BytesIO(tar.extractfile(f"{top}/tests/test_images/{name}").read())).convert("RGB")
+            for name in PRESS_PHOTOS
         }
 
 
@@ -113,9 +131,13 @@ def main():
                 swaps += 1
                 if swaps % 3 == 0:
                     break
+    press = press_photos(args.out / "_wheel")
+    (args.out / "press_photos" / "real").mkdir(parents=True, exist_ok=True)
+    for name, im in press.items():
+        im.save(args.out / "press_photos" / "real" / Path(name).with_suffix(".png").name)
     print(
         f"{len(reals)} real photos with {sum(len(f) for f in faces.values())} faces, {swaps} pasted swaps "
-        f"(each also colour-matched) in {args.out}"
+        f"(each also colour-matched), and {len(press)} press photos in {args.out}"
     )
 
 
