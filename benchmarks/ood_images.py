@@ -4,12 +4,13 @@ Real: photos shipped inside registry packages (scikit-image's astronaut,
 matplotlib's Grace Hopper; the group photo and portrait in the insightface
 wheel, fetched from PyPI, not installed); and, in a folder of their own that
 no swap is made from, the four official portraits and press photos in the
-face_recognition source package's tests (fetched from PyPI the same way).  Fake: face swaps made here by pasting one real face onto another
-with a feathered elliptical mask, a manipulation the training data does not
-contain, once as pasted and once with the face's colours matched to the
-target's first (as face-swap tools do).  Tiny and crude: it checks false accusations on unseen real photos
-and whether the model notices an unseen, simple manipulation; it is no
-benchmark.  The images stay under .cache/ and are never committed.
+face_recognition source package's tests (fetched from PyPI the same way).
+Fake: face swaps made here by pasting one real face onto another with a
+feathered elliptical mask, a manipulation the training data does not contain,
+once as pasted and once with the face's colours matched to the target's first
+(as face-swap tools do).  Tiny and crude: it checks false accusations on unseen
+real photos and whether the model notices an unseen, simple manipulation; it
+is no benchmark.  The images stay under .cache/ and are never committed.
 
     .venv/bin/python benchmarks/ood_images.py .cache/ood
     .venv/bin/python manage.py evaluate_detector .cache/ood --by-folder --json
