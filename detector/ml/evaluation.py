@@ -153,6 +153,42 @@ def metrics(labels, probs, verdicts, found, threshold: float) -> dict:
     return {k: out[k] for k in METRIC_KEYS}
 
 
+def intervals(labels, probs, verdicts, confidence: float = 0.95, resamples: int = 1000, seed: int = 0) -> dict:
+    """How far each figure of a group could be off by chance: counts and ``confidence`` intervals.
+
+    For the detection and false-accusation rates, the count behind the rate (``k`` of ``n``)
+    and its Wilson score interval; for the AUC (where both classes are present), a percentile
+    bootstrap over the group's images, with a fixed seed so a report can be reproduced.
+    A rate or AUC that cannot be computed is None.
+    """
+    from scipy.stats import binomtest
+    from sklearn.metrics import roc_auc_score
+
+    def rate(hits: np.ndarray) -> dict | None:
+        if not hits.size:
+            return None
+        k, n = int(hits.sum()), int(hits.size)
+        ci = binomtest(k, n).proportion_ci(confidence, method="wilson")
+        return {"k": k, "n": n, "low": float(ci.low), "high": float(ci.high)}
+
+    out = {
+        "detection_rate": rate(verdicts[labels == 1] == LABEL_FAKE),
+        "false_accusation_rate": rate(verdicts[labels == 0] == LABEL_FAKE),
+        "auc": None,
+    }
+    if len(set(labels.tolist())) == 2:
+        rng = np.random.default_rng(seed)
+        aucs = []
+        for _ in range(resamples):
+            pick = rng.integers(0, len(labels), len(labels))
+            if len(set(labels[pick].tolist())) == 2:
+                aucs.append(roc_auc_score(labels[pick], probs[pick]))
+        tail = (1 - confidence) / 2 * 100
+        low, high = np.percentile(aucs, [tail, 100 - tail])
+        out["auc"] = {"low": float(low), "high": float(high), "resamples": len(aucs)}
+    return out
+
+
 def calibration(labels, probs, bins: int = CALIBRATION_BINS) -> dict | None:
     """Does the probability mean what it says? Brier score, expected calibration error, reliability table.
 
@@ -197,11 +233,12 @@ def verdict_shares(labels, verdicts) -> dict:
 
 
 def report(scores: Scores, threshold: float, model_version: str) -> dict:
-    """``{"model", "overall", "by_source", "calibration", "verdicts"}`` as printed by ``evaluate_detector --json``.
+    """``{"model", "overall", "by_source", "calibration", "verdicts", "intervals"}``, as ``evaluate_detector --json``.
 
     ``overall`` and ``by_source`` hold the metric set of ``METRIC_KEYS``; ``verdicts``
-    splits each group's reals and fakes by the verdict they were given, and
-    ``calibration`` says how far the probability can be taken at its word.
+    splits each group's reals and fakes by the verdict they were given,
+    ``calibration`` says how far the probability can be taken at its word, and
+    ``intervals`` how far the AUC and the rates could be off by chance (:func:`intervals`).
     """
     groups = defaultdict(list)
     for i, s in enumerate(scores.sources):
@@ -218,6 +255,13 @@ def report(scores: Scores, threshold: float, model_version: str) -> dict:
             "overall": verdict_shares(scores.labels, scores.verdicts),
             "by_source": {
                 name: verdict_shares(scores.labels[idx], scores.verdicts[idx]) for name, idx in by_source.items()
+            },
+        },
+        "intervals": {
+            "overall": intervals(scores.labels, scores.probs, scores.verdicts),
+            "by_source": {
+                name: intervals(scores.labels[idx], scores.probs[idx], scores.verdicts[idx])
+                for name, idx in by_source.items()
             },
         },
     }

@@ -64,6 +64,10 @@ def test_evaluate_detector_on_a_generated_folder(tiny_detector, tmp_path, capsys
     assert verdicts["overall"]["fakes"] == {"Real": 0.0, "Uncertain": 0.0, "Deepfake": 1.0}
     assert verdicts["by_source"]["set_b"]["reals"]["Real"] == 1.0
     assert verdicts["by_source"]["set_b"]["fakes"] == {"Real": None, "Uncertain": None, "Deepfake": None}
+    spread = report["intervals"]
+    assert spread["overall"]["detection_rate"]["k"] == 3 and spread["overall"]["detection_rate"]["n"] == 3
+    assert spread["overall"]["detection_rate"]["low"] < 1.0 == spread["overall"]["detection_rate"]["high"]
+    assert spread["by_source"]["set_b"]["auc"] is None and spread["by_source"]["set_b"]["detection_rate"] is None
     assert roc.stat().st_size > 1000
 
 
@@ -145,6 +149,27 @@ def test_the_threshold_bounds_false_accusations_overall_and_per_source():
     t = choose_threshold(probs, labels, sources, max_far=0.05)
     assert np.mean(probs[100:200] >= t) <= 0.05  # the harder real source sets it
     assert np.mean(probs[100:200] >= np.nextafter(t, 0) - 0.01) > 0.05  # and no higher than needed
+
+
+def test_intervals_give_the_counts_behind_each_rate_and_how_far_it_could_be_off():
+    import numpy as np
+
+    from detector.ml.evaluation import intervals
+
+    labels = np.array([0] * 17 + [1] * 40)
+    verdicts = np.array(["Deepfake"] * 2 + ["Real"] * 15 + ["Deepfake"] * 30 + ["Uncertain"] * 10, object)
+    probs = np.r_[np.linspace(0.0, 0.7, 17), np.linspace(0.3, 1.0, 40)]
+    out = intervals(labels, probs, verdicts)
+    accused = out["false_accusation_rate"]
+    assert (accused["k"], accused["n"]) == (2, 17)
+    assert accused["low"] == pytest.approx(0.0329, abs=1e-4) and accused["high"] == pytest.approx(0.3434, abs=1e-4)
+    assert out["detection_rate"]["k"] == 30 and out["detection_rate"]["low"] < 0.75 < out["detection_rate"]["high"]
+    from sklearn.metrics import roc_auc_score
+
+    auc = out["auc"]
+    assert auc["low"] < roc_auc_score(labels, probs) < auc["high"] and auc["resamples"] == 1000
+    assert intervals(labels, probs, verdicts)["auc"] == auc  # seeded: the same report twice
+    assert intervals(labels[:17], probs[:17], verdicts[:17])["auc"] is None  # one class only
 
 
 def test_calibration_measures_the_gap_between_probability_and_share_of_fakes():

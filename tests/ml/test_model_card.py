@@ -1,6 +1,6 @@
 """The model card's tables, from measurement files made up for the test."""
 
-from detector.ml.model_card import recompression_lines
+from detector.ml.model_card import interval_lines, recompression_lines
 
 
 def run(auc, detected, accused, recompressed=None):
@@ -26,3 +26,24 @@ def test_recompressed_runs_sit_beside_the_test_split_per_source():
     assert header.count("|") - 1 == 1 + 3 * 3  # source, then AUC, detected and false acc. for each of 3 runs
     assert "| **overall** | 0.950 | 0.940 | 0.900 | 0.900 | 0.800 | 0.700 | 0.010 | 0.020 | 0.030 |" in lines
     assert "| gan | — | — | — | 0.900 | 0.800 | 0.700 | — | — | — |" in lines
+
+
+def test_intervals_show_the_count_behind_each_rate():
+    test = run(0.95, 0.5, 2 / 17)
+    fake = {"k": 5, "n": 10, "low": 0.237, "high": 0.763}
+    accused = {"k": 2, "n": 17, "low": 0.0329, "high": 0.3434}
+    test["intervals"] = {
+        "overall": {
+            "auc": {"low": 0.9, "high": 0.97, "resamples": 1000},
+            "detection_rate": fake,
+            "false_accusation_rate": accused,
+        },
+        "by_source": {
+            "gan": {"auc": None, "detection_rate": fake, "false_accusation_rate": None},
+            "photos": {"auc": None, "detection_rate": None, "false_accusation_rate": accused},
+        },
+    }
+    lines = interval_lines(test)
+    assert "| **overall** | 0.950 (0.900–0.970) | 5 of 10: 50.0% (23.7%–76.3%) | 2 of 17: 11.8% (3.3%–34.3%) |" in lines
+    assert "| photos | — | — | 2 of 17: 11.8% (3.3%–34.3%) |" in lines
+    assert any("1000 resamples" in line for line in lines)
