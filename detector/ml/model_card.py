@@ -104,7 +104,7 @@ def interval_lines(test: dict) -> list[str]:
     def rate(r) -> str:
         return "—" if r is None else f"{r['k']} of {r['n']}: {r['k'] / r['n']:.1%} ({r['low']:.1%}–{r['high']:.1%})"
 
-    resamples = test["intervals"]["overall"]["auc"]["resamples"]
+    resamples = (test["intervals"]["overall"]["auc"] or {}).get("resamples")  # None where no AUC could be computed
     lines = [
         "## How sure are these figures? 95 % intervals on the test split",
         "",
