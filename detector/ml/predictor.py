@@ -40,6 +40,16 @@ class Verdict:
         return asdict(self)
 
 
+def mirror_mean(run, crops: np.ndarray, mirror_back: bool = False) -> np.ndarray:
+    """The mean of ``run`` over the crops and their mirror images, both views in one batch.
+
+    ``mirror_back``: ``run`` gives maps (N, h, w), and the mirror images' maps are flipped back first.
+    """
+    both = run(np.concatenate([crops, crops[:, :, ::-1]]))
+    mirrored = both[len(crops) :]
+    return (both[: len(crops)] + (mirrored[:, :, ::-1] if mirror_back else mirrored)) / 2
+
+
 def confidence_for(label: str, p: float) -> float:
     """Calibrated probability that the shown label is right (for Uncertain: of the likelier side)."""
     if label == LABEL_FAKE:
@@ -100,8 +110,7 @@ class Detector:
         and its mirror image (both views in the same batch)."""
         if not self.meta.test_time_flip:
             return self.engine.logits(crops)
-        both = self.engine.logits(np.concatenate([crops, crops[:, :, ::-1]]))
-        return (both[: len(crops)] + both[len(crops) :]) / 2
+        return mirror_mean(self.engine.logits, crops)
 
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
         return np.array([self.meta.calibration.probability(float(z)) for z in logits])
@@ -152,8 +161,7 @@ class Detector:
         """
         crops = prepared.batch()
         if self.meta.test_time_flip:
-            both = self._raw_maps(np.concatenate([crops, crops[:, :, ::-1]]))
-            maps = (both[: len(crops)] + both[len(crops) :, :, ::-1]) / 2
+            maps = mirror_mean(self._raw_maps, crops, mirror_back=True)
         else:
             maps = self._raw_maps(crops)
         return upsample(maps, crops.shape[1:3])
