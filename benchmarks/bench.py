@@ -115,7 +115,7 @@ def micro(runs: int) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from detector.ml.engines import KerasEngine, LiteRTEngine
     from detector.ml.predictor import Detector
-    from detector.ml.preprocessing import FaceFinder
+    from detector.ml.preprocessing import SERVING_MIN_SIDE, FaceFinder, decode
 
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, (8, 224, 224, 3), dtype=np.uint8)
@@ -156,9 +156,9 @@ def micro(runs: int) -> dict:
         row = {}
         for faces in (0, 1, 4):
             data = jpeg(scene(faces, (1280, 800)))
-            verdict = served.analyse_file(data)
+            verdict = served.judge(decode(data, min_side=SERVING_MIN_SIDE))
             found = len(verdict.faces) if verdict.face_found else 0
-            run = lambda d=data, s=served: s.analyse_file(d)  # noqa: E731
+            run = lambda d=data, s=served: s.judge(decode(d, min_side=SERVING_MIN_SIDE))  # noqa: E731
             row[f"{faces}_faces"] = {**timed(run, runs), "faces_found": found}
         out["analysis"][f"{threads} thread{'s' if threads > 1 else ''} ({served.engine.name})"] = row
         print(f"whole analysis, 1280x800 JPEG, {threads} threads: {row}", flush=True)

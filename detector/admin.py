@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from .models import VERDICT_FIELDS, Detection, ReviewVerdict
-from .views import serve_detection_file, serve_face_image
+from .serving import serve_detection_file, serve_face_image
 
 UPLOAD_FIELDS = (
     "id",

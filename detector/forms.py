@@ -1,4 +1,5 @@
 from django import forms
+from django.forms.utils import ErrorDict
 
 from .models import Label
 from .uploads import check_batch, check_upload
@@ -42,3 +43,10 @@ class HistoryFilterForm(forms.Form):
     start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     q = forms.CharField(label="File name", required=False, max_length=120)
+
+
+def refused_form(form_class, message: str) -> forms.Form:
+    """An empty form that carries one refusal, for a request answered before anything it sent was read."""
+    form = form_class()
+    form._errors = ErrorDict({forms.forms.NON_FIELD_ERRORS: form.error_class([message], error_class="nonfield")})
+    return form

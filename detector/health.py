@@ -1,5 +1,6 @@
 """Health endpoints for load balancers: /healthz (the process answers) and /readyz (it can serve)."""
 
+import logging
 from http import HTTPStatus
 from uuid import uuid4
 
@@ -10,6 +11,8 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 
 from .services.inference import is_loaded
+
+log = logging.getLogger(__name__)
 
 
 @never_cache
@@ -23,6 +26,7 @@ def _database_ok() -> bool:
             cursor.execute("SELECT 1")
         return True
     except Exception:
+        log.exception("readiness: the database does not answer")
         return False
 
 
@@ -33,6 +37,7 @@ def _media_writable() -> bool:
         default_storage.delete(saved)
         return True
     except Exception:
+        log.exception("readiness: media storage is not writable")
         return False
 
 

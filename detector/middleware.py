@@ -4,6 +4,8 @@ from http import HTTPStatus
 from django.db import InterfaceError, OperationalError
 from django.template.response import TemplateResponse
 
+from .services.limits import refusal_before_reading
+
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 30
 
@@ -28,3 +30,26 @@ class DatabaseUnavailableMiddleware:
         response = TemplateResponse(request, "503.html", {"reason": "database"}, status=HTTPStatus.SERVICE_UNAVAILABLE)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response.render()
+
+
+class UploadGuardMiddleware:
+    """Answers an upload that is too large or over the client's rate before its body is read.
+
+    It stands before CsrfViewMiddleware, which would otherwise parse the whole multipart body for its token. It
+    only looks (the rate is counted for accepted uploads), so a forged request spends nobody's allowance. Views
+    that take uploads say so with ``max_files()`` and ``refused()`` (``views.UploadFormMixin``); the API checks
+    the same in its view, once the token has said who the client is.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        view_class = getattr(view_func, "view_class", None)
+        if request.method != "POST" or not hasattr(view_class, "refused"):
+            return None
+        refusal = refusal_before_reading(request, view_class.max_files())
+        return view_class.refused(request, refusal) if refusal else None

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from .ml.labels import LABEL_FAKE, LABEL_REAL, LABEL_UNCERTAIN
+
 
 class Status(models.TextChoices):
     PENDING = "pending", "Queued"  # stored, waiting for an analysis worker
@@ -17,9 +19,9 @@ class Status(models.TextChoices):
 
 
 class Label(models.TextChoices):
-    REAL = "Real", "Real"
-    DEEPFAKE = "Deepfake", "Deepfake"
-    UNCERTAIN = "Uncertain", "Uncertain"
+    REAL = LABEL_REAL, "Real"
+    DEEPFAKE = LABEL_FAKE, "Deepfake"
+    UNCERTAIN = LABEL_UNCERTAIN, "Uncertain"
     NO_VERDICT = "No verdict", "No verdict"
 
 

@@ -1,4 +1,4 @@
-"""Analysis jobs for Celery workers; without a broker the same service runs in the web process."""
+"""Analysis jobs for Celery workers. They call the services; what queues them is ``dispatch``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from .models import Detection, Status
-from .services import detections
+from .services import analysis, detections
 from .services.cleanup import cleanup
 from .services.inference import DetectorUnavailable, load_service
 
@@ -29,10 +29,9 @@ def load_model(**kwargs):
 def analyse_detection(self, detection_id: str) -> str:
     """Analyse one stored upload; a detection already finished is left as it is (the job may come twice)."""
     try:
-        detection = detections.claim(detection_id, new_attempt=self.request.retries == 0)
+        detection = analysis.run(detection_id, new_attempt=self.request.retries == 0)
         if detection is None:
             return "skipped"
-        detections.analyse(detection)
     except TRANSIENT as exc:
         if self.request.retries >= self.max_retries:
             log.error("giving up on detection %s: %s", detection_id, exc)
@@ -49,7 +48,10 @@ def analyse_detection(self, detection_id: str) -> str:
 def sweep() -> dict:
     """The periodic repair (Celery beat): orphan files, rows without files, and stuck detections queued again."""
     report = cleanup(timedelta(minutes=settings.DETECTOR_STUCK_AFTER_MINUTES))
+    for pk in report.stuck:
+        analyse_detection.delay(pk)
     counts = {name: len(items) for name, items in vars(report).items()}
+    counts["queued"] = len(report.stuck)
     if any(counts.values()):
         log.warning("sweep: %s", counts)
     return counts

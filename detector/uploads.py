@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
-import warnings
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
+
+from .ml.preprocessing import SERVING_MIN_SIDE, DecodedImage, ImageDecodeError, decode
 
 ALLOWED_FORMATS = {
     "JPEG": ("jpg", "image/jpeg"),
@@ -28,20 +29,22 @@ PNG_END = b"IEND\xaeB`\x82"
 
 @dataclass
 class CheckedImage:
+    """An upload that passed the checks, with the pixels they decoded: nothing decodes it again."""
+
     data: bytes
     format: str
     extension: str
     content_type: str
     sha256: str
-    image: Image.Image  # decoded, upright, RGB
+    decoded: DecodedImage  # upright RGB, for a large JPEG at a reduced scale (see preprocessing.decode)
 
     @property
     def width(self) -> int:
-        return self.image.width
+        return self.decoded.width
 
     @property
     def height(self) -> int:
-        return self.image.height
+        return self.decoded.height
 
 
 def _reject(message: str, code: str) -> ValidationError:
@@ -66,29 +69,22 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> CheckedImage:
     if not data:
         raise _reject("The file is empty.", "empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as im:
-                fmt = im.format
-                if im.width * im.height > max_pixels:
-                    raise _reject(
-                        f"The image has {im.width}×{im.height} pixels; the limit is {max_pixels / 1e6:.0f} megapixels.",
-                        "too_many_pixels",
-                    )
-                im.load()
-                image = ImageOps.exif_transpose(im).convert("RGB")
-    except ValidationError:
-        raise
-    except UnidentifiedImageError as exc:
-        raise _reject("This is not a JPEG, PNG or WebP image.", "unsupported_format") from exc
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise _reject("The image declares too many pixels to open safely.", "too_many_pixels") from exc
-    except (OSError, ValueError, SyntaxError, struct.error, EOFError) as exc:
-        raise _reject(f"The image is truncated or damaged ({exc}).", "damaged") from exc
-    if _has_trailing_data(data, fmt):
+        decoded = decode(data, max_pixels, formats=list(ALLOWED_FORMATS), min_side=SERVING_MIN_SIDE)
+    except ImageDecodeError as exc:
+        if exc.code == "unsupported_format":
+            raise _reject("This is not a JPEG, PNG or WebP image.", exc.code) from exc
+        if exc.code == "too_many_pixels":
+            raise _reject(str(exc), exc.code) from exc
+        raise _reject(f"The image is truncated or damaged ({exc.__cause__ or exc}).", "damaged") from exc
+    if _has_trailing_data(data, decoded.format):
         raise _reject("The file has extra data after the image; upload the plain image.", "trailing_data")
-    extension, content_type = ALLOWED_FORMATS[fmt]
-    return CheckedImage(data, fmt, extension, content_type, hashlib.sha256(data).hexdigest(), image)
+    extension, content_type = ALLOWED_FORMATS[decoded.format]
+    return CheckedImage(data, decoded.format, extension, content_type, hashlib.sha256(data).hexdigest(), decoded)
+
+
+def decode_stored(data: bytes) -> DecodedImage:
+    """A stored original decoded as its upload was (for a worker's analysis and the heatmaps)."""
+    return decode(data, formats=list(ALLOWED_FORMATS), min_side=SERVING_MIN_SIDE)
 
 
 def max_upload_bytes() -> int:
@@ -114,14 +110,15 @@ def check_batch(uploads: list) -> list:
 
 
 def derived_jpegs(image: Image.Image, sides: tuple[int, ...], quality: int = 85) -> list[bytes]:
-    """Smaller copies, largest first, re-encoded from pixels only (no EXIF, no ICC, no trailing bytes).
+    """Smaller copies, largest first, re-encoded from pixels only (no EXIF, ICC, comment or trailing bytes).
 
-    Each copy is made from the previous one, so a large photo is resized once.
+    One resize chain: each copy is made from the previous one, and a copy that needs no resizing is not copied.
     """
     out, current = [], image
     for side in sorted(sides, reverse=True):
-        current = current.copy()
-        current.thumbnail((side, side), Image.BILINEAR)  # antialiased; half the time of LANCZOS on a large photo
+        if max(current.size) > side:
+            current = current.copy()
+            current.thumbnail((side, side), Image.BILINEAR)  # antialiased; half the time of LANCZOS on a large photo
         buf = io.BytesIO()
         current.save(buf, "JPEG", quality=quality)
         out.append(buf.getvalue())

@@ -1,21 +1,22 @@
 import logging
 from http import HTTPStatus
 
+from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse, reverse_lazy
 from django.views import View
 from django.views.generic import DeleteView, DetailView, FormView, ListView, TemplateView
 
-from .forms import BatchUploadForm, HistoryFilterForm, UploadForm
+from .dispatch import submit, submit_each
+from .forms import BatchUploadForm, HistoryFilterForm, UploadForm, refused_form
 from .models import Detection
+from .refusals import DETECTOR_DOWN, STORAGE_FAILED, Refusal
 from .services import overview
-from .services.batch import submit_each
-from .services.detections import DETECTOR_DOWN, STORAGE_FAILED, delete_detection, submit
-from .services.explanations import ExplanationUnavailable, face_image
-from .services.inference import DetectorUnavailable, get_detector, model_facts
-from .services.limits import seconds_until_upload_allowed, too_many_uploads
+from .services.detections import delete_detection
+from .services.inference import DetectorUnavailable, bundle_facts, get_detector
+from .serving import OwnedDetectionMixin, serve_detection_file, serve_face_image
 
 log = logging.getLogger(__name__)
 
@@ -24,27 +25,43 @@ def wants_json(request) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-class OwnedDetectionMixin:
-    """Every per-detection view sees only the requester's own detections: others are a 404."""
+def refusal_json(refusal: Refusal, status: int | None = None) -> JsonResponse:
+    """A refusal in the API's one error shape, with its status and, where it has one, Retry-After."""
+    response = JsonResponse(refusal.body(), status=status or refusal.status)
+    if refusal.retry_after:
+        response["Retry-After"] = str(refusal.retry_after)
+    return response
 
-    def get_queryset(self):
-        return Detection.objects.owned_by(self.request)
+
+class UploadFormMixin:
+    """A page whose POST carries uploads. ``middleware.UploadGuardMiddleware`` asks ``max_files()`` and answers
+    an oversized or over-the-rate request with ``refused()`` before its body is read or its CSRF token parsed."""
+
+    @classmethod
+    def max_files(cls) -> int:
+        return 1
+
+    @classmethod
+    def refused(cls, request, refusal: Refusal):
+        if wants_json(request):
+            return refusal_json(refusal)
+        view = cls()
+        view.setup(request)
+        response = view.form_invalid(refused_form(cls.form_class, refusal.message), status=refusal.status)
+        if refusal.retry_after:
+            response["Retry-After"] = str(refusal.retry_after)
+        return response
+
+    def form_invalid(self, form, status=HTTPStatus.BAD_REQUEST):
+        if wants_json(self.request):
+            field, errors = next(iter(form.errors.as_data().items()))
+            return refusal_json(Refusal.from_validation_error(errors[0], None if field == "__all__" else field), status)
+        return self.render_to_response(self.get_context_data(form=form), status=status)
 
 
-class UploadView(FormView):
+class UploadView(UploadFormMixin, FormView):
     template_name = "detector/upload.html"
     form_class = UploadForm
-
-    def post(self, request, *args, **kwargs):
-        wait = seconds_until_upload_allowed(request)
-        if wait is None:
-            return super().post(request, *args, **kwargs)
-        form = self.get_form()
-        form.errors.clear()
-        form.add_error(None, too_many_uploads(wait))
-        response = self.form_invalid(form, status=HTTPStatus.TOO_MANY_REQUESTS)
-        response["Retry-After"] = str(wait)
-        return response
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -63,24 +80,21 @@ class UploadView(FormView):
             log.exception("upload could not be stored")
             form.add_error(None, STORAGE_FAILED)
             return self.form_invalid(form, status=HTTPStatus.SERVICE_UNAVAILABLE)
-        url = detection.get_absolute_url()
         if wants_json(self.request):
             return JsonResponse(status_summary(detection), status=HTTPStatus.CREATED)
-        return redirect(url)
-
-    def form_invalid(self, form, status=HTTPStatus.BAD_REQUEST):
-        if wants_json(self.request):
-            errors = {field: [e["message"] for e in errs] for field, errs in form.errors.get_json_data().items()}
-            return JsonResponse({"errors": errors}, status=status)
-        return self.render_to_response(self.get_context_data(form=form), status=status)
+        return redirect(detection.get_absolute_url())
 
 
-class BatchUploadView(FormView):
+class BatchUploadView(UploadFormMixin, FormView):
     """Many images at once. With JavaScript each file is posted to the upload view on its own, with its own
     progress; without, they come here in one request and the page lists each file's verdict or error."""
 
     template_name = "detector/batch.html"
     form_class = BatchUploadForm
+
+    @classmethod
+    def max_files(cls) -> int:
+        return settings.DETECTOR_BATCH_MAX_FILES
 
     def form_valid(self, form):
         try:
@@ -93,9 +107,6 @@ class BatchUploadView(FormView):
             form=self.form_class(), outcomes=outcomes, checked_count=checked, rejected_count=len(outcomes) - checked
         )
         return self.render_to_response(context, status=HTTPStatus.OK if checked else HTTPStatus.BAD_REQUEST)
-
-    def form_invalid(self, form, status=HTTPStatus.BAD_REQUEST):
-        return self.render_to_response(self.get_context_data(form=form), status=status)
 
 
 def status_summary(detection: Detection) -> dict:
@@ -127,7 +138,7 @@ class DetectionDetailView(OwnedDetectionMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["model"] = model_facts()
+        context["bundle"] = bundle_facts()
         return context
 
 
@@ -171,7 +182,7 @@ class AboutModelView(TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["model"] = facts = model_facts()
+        context["bundle"] = facts = bundle_facts()
         metrics = facts and facts["metrics"]
         if metrics:  # one row per source: its metrics, and what its images were told (older files lack that)
             told = metrics.get("verdicts") or {"overall": None, "by_source": {}}
@@ -197,31 +208,6 @@ class FaceImageView(OwnedDetectionMixin, View):
     def get(self, request, pk, number, kind):
         detection = get_object_or_404(self.get_queryset(), pk=pk)
         return serve_face_image(detection, number, kind)
-
-
-def serve_face_image(detection: Detection, number: int, kind: str):
-    try:
-        name = face_image(detection, number, kind)
-    except (ExplanationUnavailable, DetectorUnavailable) as exc:
-        raise Http404(str(exc)) from exc
-    response = FileResponse(detection.image.storage.open(name, "rb"), content_type="image/png")
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
-
-
-def serve_detection_file(detection: Detection, variant: str) -> FileResponse:
-    field = getattr(detection, variant)
-    if variant == "image":
-        content_type = detection.content_type
-        filename = f"{detection.id}.{field.name.rsplit('.', 1)[-1]}"
-    else:
-        content_type, filename = "image/jpeg", f"{detection.id}-{variant}.jpg"
-    response = FileResponse(field.open("rb"), content_type=content_type, filename=filename)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
 
 
 class HistoryView(ListView):

@@ -63,7 +63,7 @@ class StubDetector:
         self.error = error
         self.calls = 0
 
-    def analyse(self, image):
+    def judge(self, image):
         from detector.ml.predictor import FaceResult, Verdict, confidence_for
 
         self.calls += 1
@@ -73,22 +73,16 @@ class StubDetector:
         label = self.meta.thresholds.label(p)
         box = [image.width // 4, image.height // 4, image.width // 2, image.height // 2]
         return Verdict(
-            label,
-            p,
-            confidence_for(label, p),
-            0.5,
-            self.version,
-            True,
-            image.width,
-            image.height,
-            [FaceResult(box, p, 0.9)],
-            0.01,
+            label=label,
+            fake_probability=p,
+            confidence=confidence_for(label, p),
+            threshold=0.5,
+            model_version=self.version,
+            face_found=True,
+            width=image.width,
+            height=image.height,
+            faces=[FaceResult(box=box, fake_probability=p)],
         )
-
-    def analyse_file(self, data, max_pixels=None):
-        from detector.ml.preprocessing import decode_image
-
-        return self.analyse(decode_image(data))
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Every API error is ``{"error": {"code", "message", "field"}}`` with its HTTP status."""
+"""Every API error is ``{"error": {"code", "message", "field"}}`` (``refusals.error_body``) with its HTTP status."""
 
 from __future__ import annotations
 
@@ -12,19 +12,10 @@ from rest_framework import exceptions
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..services.batch import Rejection
-from ..services.detections import DETECTOR_DOWN
+from ..refusals import DETECTOR_DOWN, error_body
 from ..services.inference import DetectorUnavailable
 
 RETRY_AFTER_SECONDS = 30
-# The upload checks' codes (uploads.py, services/batch.py) that have a status of their own, and their API code;
-# every other refusal of a file is a 400 under its own code (empty, damaged, trailing_data, too_many_pixels, ...).
-UPLOAD_ERRORS = {
-    "too_large": (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "file_too_large"),
-    "unsupported_format": (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-    "rate_limited": (HTTPStatus.TOO_MANY_REQUESTS, "rate_limited"),
-    "storage_unavailable": (HTTPStatus.SERVICE_UNAVAILABLE, "storage_unavailable"),
-}
 
 
 class ApiError(exceptions.APIException):
@@ -35,19 +26,6 @@ class ApiError(exceptions.APIException):
         self.status_code = status
         self.field = field
         self.wait = wait  # DRF's handler turns it into Retry-After
-
-
-def error(code: str, message: str, field: str | None = None) -> dict:
-    return {"code": code, "message": message, "field": field}
-
-
-def upload_status(rejection: Rejection) -> int:
-    return UPLOAD_ERRORS.get(rejection.code, (HTTPStatus.BAD_REQUEST, rejection.code))[0]
-
-
-def upload_error(rejection: Rejection, field: str = "image") -> dict:
-    """A refused file as the API tells it."""
-    return error(UPLOAD_ERRORS.get(rejection.code, (None, rejection.code))[1], rejection.message, field)
 
 
 def _as_api_exception(exc: Exception) -> Exception:
@@ -88,7 +66,7 @@ def exception_handler(exc, context):
     if response is None:
         return None  # not an API error: a bug, left to Django (logged, 500)
     code, message, field = _first_error(exc.detail)
-    response.data = {"error": error(code, message, getattr(exc, "field", None) or field)}
+    response.data = error_body(code, message, getattr(exc, "field", None) or field)
     return response
 
 
@@ -96,4 +74,4 @@ def exception_handler(exc, context):
 def not_found(request, *args, **kwargs):
     """Any other address under /api/: a JSON 404 rather than the site's HTML page."""
     message = "There is no API endpoint at this address; endpoints end with a slash, e.g. /api/v1/detections/."
-    return JsonResponse({"error": error("not_found", message)}, status=HTTPStatus.NOT_FOUND)
+    return JsonResponse(error_body("not_found", message), status=HTTPStatus.NOT_FOUND)

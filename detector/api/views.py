@@ -14,17 +14,16 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..services.batch import submit_each
+from ..dispatch import submit_each
 from ..services.detections import delete_detection
-from ..services.inference import is_loaded, model_facts
-from ..uploads import check_batch, max_upload_bytes
-from ..views import OwnedDetectionMixin, serve_face_image
+from ..services.inference import bundle_facts, is_loaded
+from ..services.limits import refusal_before_reading
+from ..serving import OwnedDetectionMixin, serve_face_image
+from ..uploads import check_batch
 from . import openapi
-from .errors import ApiError, upload_error, upload_status
+from .errors import ApiError
 from .pagination import Pagination
 from .serializers import DetectionFilterSerializer, DetectionSerializer, ModelInfoSerializer, UploadResultSerializer
-
-MULTIPART_OVERHEAD = 1024 * 1024  # room for the boundaries and part headers around the files
 
 
 @extend_schema_view(get=openapi.LIST, post=openapi.UPLOAD)
@@ -49,7 +48,10 @@ class DetectionsView(OwnedDetectionMixin, generics.ListAPIView):
         )
 
     def post(self, request):
-        refuse_oversized(request)
+        # After authentication (the rate is per user), before the body is parsed.
+        refusal = refusal_before_reading(request, settings.DETECTOR_BATCH_MAX_FILES)
+        if refusal:
+            raise ApiError(refusal.status, refusal.client_code, refusal.message, refusal.field, refusal.retry_after)
         try:
             files = check_batch(request.FILES.getlist("image"))
         except ValidationError as exc:
@@ -57,36 +59,20 @@ class DetectionsView(OwnedDetectionMixin, generics.ListAPIView):
         return upload_response(submit_each(files, request), self.get_serializer_context())
 
 
-def refuse_oversized(request) -> None:
-    """A 413 before the body is read, where it is larger than the most files allowed could make it."""
-    limit = settings.DETECTOR_BATCH_MAX_FILES * max_upload_bytes() + MULTIPART_OVERHEAD
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > limit:
-        raise ApiError(
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-            "request_too_large",
-            f"The request is larger than {limit / 1024 / 1024:.0f} MB: send at most "
-            f"{settings.DETECTOR_BATCH_MAX_FILES} images of up to {settings.DETECTOR_MAX_UPLOAD_MB:g} MB each.",
-        )
-
-
 def upload_response(outcomes, context) -> Response:
     """201 where any file was accepted, else the first file's error and status; every file's fate in results."""
     results = [
-        {"index": i, "file_name": o.name, "detection": o.detection, "error": o.rejection and upload_error(o.rejection)}
+        {"index": i, "file_name": o.name, "detection": o.detection, "error": o.refusal and o.refusal.body()["error"]}
         for i, o in enumerate(outcomes)
     ]
     data = {"results": UploadResultSerializer(results, many=True, context=context).data}
     if any(o.detection for o in outcomes):
         status = HTTPStatus.CREATED
     else:
-        status = upload_status(outcomes[0].rejection)
+        status = outcomes[0].refusal.status
         data = {"error": data["results"][0]["error"], **data}
     response = Response(data, status=status)
-    waits = [o.rejection.retry_after for o in outcomes if o.rejection and o.rejection.retry_after]
+    waits = [o.refusal.retry_after for o in outcomes if o.refusal and o.refusal.retry_after]
     if waits:
         response["Retry-After"] = str(max(waits))
     return response
@@ -114,7 +100,7 @@ class FaceImageView(OwnedDetectionMixin, APIView):
 @extend_schema_view(get=openapi.MODEL)
 class ModelView(APIView):
     def get(self, request):
-        facts = model_facts()
+        facts = bundle_facts()
         if facts is None:
             raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "model_unavailable", "The model bundle is not available.")
         return Response(ModelInfoSerializer({**facts, "loaded": is_loaded()}).data)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import LABEL_FAKE, LABEL_REAL
 from .dataset import read_manifest
 from .evaluation import Scores, format_table, report
+from .labels import LABEL_FAKE, LABEL_REAL
 from .preprocessing import decode_image
 
 SIZE = 224

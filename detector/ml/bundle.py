@@ -20,12 +20,12 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .labels import LABEL_FAKE, LABEL_REAL, LABEL_UNCERTAIN
 from .preprocessing import PREPROCESSING_VERSION
 
 BUNDLE_FORMAT = 1
 METADATA_FILE = "metadata.json"
 WEIGHTS_FILE = "model.keras"
-LABEL_REAL, LABEL_FAKE, LABEL_UNCERTAIN = "Real", "Deepfake", "Uncertain"
 OUTPUT_MEANING = "logit of the probability that the face is fake (1 = Deepfake, 0 = Real)"
 
 
@@ -181,10 +181,8 @@ def load_keras_model(path: Path, meta: BundleMetadata):
     """Load the verified weights and check the network's shape against the metadata."""
     import keras
 
-    from .model import custom_objects
-
     try:
-        model = keras.saving.load_model(Path(path) / meta.weights_file, compile=False, custom_objects=custom_objects())
+        model = keras.saving.load_model(Path(path) / meta.weights_file, compile=False)
     except Exception as exc:  # Keras raises many types for a bad archive
         raise BundleError(f"model bundle {path}: cannot load {meta.weights_file} ({exc})") from exc
     expected_in = (None, meta.input_size, meta.input_size, 3)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
-LABELS = {"real": 0, "fake": 1}
+CLASS_INDEX = {"real": 0, "fake": 1}
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ def read_manifest(root: Path, split: str | None = None) -> list[Sample]:
     with open(root / "manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return [
-        Sample(root / r["path"], LABELS[r["label"]], r["source"], r["split"], r["kind"], r.get("group", ""))
+        Sample(root / r["path"], CLASS_INDEX[r["label"]], r["source"], r["split"], r["kind"], r.get("group", ""))
         for r in rows
         if split is None or r["split"] == split
     ]
@@ -44,10 +44,10 @@ def read_folders(root: Path, by_folder: bool = False) -> list[Sample]:
         if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
             continue
         parts = path.relative_to(root).parts
-        label_dirs = [p for p in parts[:-1] if p.lower() in LABELS]
+        label_dirs = [p for p in parts[:-1] if p.lower() in CLASS_INDEX]
         if not label_dirs:
             continue
-        label = LABELS[label_dirs[-1].lower()]
+        label = CLASS_INDEX[label_dirs[-1].lower()]
         source = parts[0] if by_folder and len(parts) > 2 else label_dirs[-1].lower()
         samples.append(Sample(path, label, source))
     return samples

@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .bundle import LABEL_FAKE, LABEL_REAL, LABEL_UNCERTAIN
 from .dataset import Sample
+from .labels import LABEL_FAKE, LABEL_REAL, LABEL_UNCERTAIN
 from .preprocessing import ImageDecodeError, decode_image
 
 log = logging.getLogger(__name__)
@@ -267,6 +267,13 @@ def report(scores: Scores, threshold: float, model_version: str) -> dict:
     }
 
 
+def fmt_metric(v) -> str:
+    """A metric as the tables print it: a count as it is, a rate to three places, a dash where there is none."""
+    if v is None:
+        return "—"
+    return str(v) if isinstance(v, int) else f"{v:.3f}"
+
+
 def recompressed_note(conditions: dict) -> str:
     """What was done to every image of an ``evaluate_detector --recompress`` run, in words."""
     scaled = f"scaled to {conditions['scale']:.0%} (Lanczos), then " if conditions["scale"] != 1 else ""
@@ -277,7 +284,6 @@ def format_table(rep: dict) -> str:
     """A fixed-width table of the report, one row per source."""
     cols = METRIC_KEYS
     heads = ("n", "AUC", "acc", "TPR@1%", "TPR@5%", "detected", "false-acc.", "uncertain", "face found")
-    fmt = lambda v: "—" if v is None else (str(v) if isinstance(v, int) else f"{v:.3f}")  # noqa: E731
     rows = [("overall", rep["overall"])] + list(rep["by_source"].items())
     width = max(len(r[0]) for r in rows) + 2
     lines = [f"model {rep['model']}"]
@@ -285,7 +291,7 @@ def format_table(rep: dict) -> str:
         lines.append(recompressed_note(rep["recompressed"]))
     lines.append("source".ljust(width) + "".join(h.rjust(11) for h in heads))
     for name, m in rows:
-        lines.append(name.ljust(width) + "".join(fmt(m[c]).rjust(11) for c in cols))
+        lines.append(name.ljust(width) + "".join(fmt_metric(m[c]).rjust(11) for c in cols))
     cal = rep.get("calibration")
     if cal:
         lines.append(

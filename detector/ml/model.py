@@ -9,10 +9,6 @@ from .backbone import build_efficientnet_lite0, fold_batch_norm, load_imagenet_w
 FIRST_TRAINED_BLOCK = 5
 
 
-def custom_objects() -> dict:
-    return {}
-
-
 def build_classifier(input_size: int = 224, imagenet: bool = True, dropout: float = 0.3, fold_bn: bool = False):
     """Raw RGB pixels in [0, 255] -> one logit, the evidence that the face is fake."""
     import keras

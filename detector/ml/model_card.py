@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from .bundle import read_metadata
+from .evaluation import fmt_metric, recompressed_note
 
 COLUMNS = (
     ("n", "n"),
@@ -28,17 +29,11 @@ COLUMNS = (
 )
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return "—"
-    return str(v) if isinstance(v, int) else f"{v:.3f}"
-
-
 def metrics_table(report: dict) -> str:
     head = "| source | " + " | ".join(h for _, h in COLUMNS) + " |"
     rule = "|---" * (len(COLUMNS) + 1) + "|"
     rows = [("**overall**", report["overall"])] + sorted(report["by_source"].items())
-    body = ["| " + name + " | " + " | ".join(_fmt(m[k]) for k, _ in COLUMNS) + " |" for name, m in rows]
+    body = ["| " + name + " | " + " | ".join(fmt_metric(m[k]) for k, _ in COLUMNS) + " |" for name, m in rows]
     return "\n".join([head, rule, *body])
 
 
@@ -126,8 +121,6 @@ def interval_lines(test: dict) -> list[str]:
 
 def recompression_lines(test: dict, runs: list[dict]) -> list[str]:
     """Per source, the test metrics as stored beside those of each ``evaluate_detector --recompress`` run."""
-    from .evaluation import recompressed_note
-
     names = ["as stored"] + [
         (f"{r['recompressed']['scale']:.0%} + " if r["recompressed"]["scale"] != 1 else "")
         + f"JPEG {r['recompressed']['jpeg_quality']}"
@@ -149,7 +142,7 @@ def recompression_lines(test: dict, runs: list[dict]) -> list[str]:
     ]
     for source in ["overall", *sorted(test["by_source"])]:
         picked = [r["overall"] if source == "overall" else r["by_source"].get(source, {}) for r in reports]
-        cells = [_fmt(m.get(key)) for key, _ in metrics for m in picked]
+        cells = [fmt_metric(m.get(key)) for key, _ in metrics for m in picked]
         lines.append(f"| {'**overall**' if source == 'overall' else source} | " + " | ".join(cells) + " |")
     return lines + [""]
 

@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 import threading
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .bundle import LABEL_FAKE, LABEL_REAL, BundleError, BundleMetadata, load_keras_model, read_metadata
+from .bundle import BundleError, BundleMetadata, load_keras_model, read_metadata
 from .engines import ENGINES, KERAS, LITERT, KerasEngine, LiteRTEngine
 from .explain import GradCam, upsample
-from .preprocessing import FaceFinder, PreparedImage, decode_image, prepare
+from .labels import LABEL_FAKE, LABEL_REAL
+from .preprocessing import DecodedImage, FaceFinder, PreparedImage, prepare
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FaceResult:
-    box: list[int] | None  # [x, y, w, h] in pixels of the upright image; None: whole-image fallback
+    box: list[int] | None  # [x, y, w, h] in pixels of the full upright picture; None: whole-image fallback
     fake_probability: float
-    detector_score: float | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Verdict:
-    label: str
+    label: str  # one of bundle.LABELS
     fake_probability: float
     confidence: float
     threshold: float
@@ -34,10 +33,6 @@ class Verdict:
     width: int
     height: int
     faces: list[FaceResult] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def mirror_mean(run, crops: np.ndarray, mirror_back: bool = False) -> np.ndarray:
@@ -100,7 +95,7 @@ class Detector:
     def version(self) -> str:
         return self.meta.version
 
-    def prepare(self, image: Image.Image, max_faces: int | None = None) -> PreparedImage:
+    def prepare(self, image: Image.Image | DecodedImage, max_faces: int | None = None) -> PreparedImage:
         with self._finder_lock:
             kwargs = {"max_faces": max_faces} if max_faces else {}
             return prepare(image, self._finder, self.meta.input_size, self.meta.face_margin, **kwargs)
@@ -119,39 +114,29 @@ class Detector:
         """Calibrated fake probability of each crop."""
         return self.calibrated(self.face_logits(crops))
 
-    def verdict_for(self, prepared: PreparedImage, probs: np.ndarray, seconds: float = 0.0) -> Verdict:
+    def verdict_for(self, prepared: PreparedImage, probs: np.ndarray) -> Verdict:
         p = float(probs.max())
         label = self.meta.thresholds.label(p)
-        faces = [
-            FaceResult(c.box.as_list() if c.box else None, float(q), c.box.score if c.box else None)
-            for c, q in zip(prepared.crops, probs, strict=True)
-        ]
         return Verdict(
-            label,
-            p,
-            confidence_for(label, p),
-            self.meta.thresholds.decision,
-            self.version,
-            prepared.face_found,
-            prepared.width,
-            prepared.height,
-            faces,
-            seconds,
+            label=label,
+            fake_probability=p,
+            confidence=confidence_for(label, p),
+            threshold=self.meta.thresholds.decision,
+            model_version=self.version,
+            face_found=prepared.face_found,
+            width=prepared.width,
+            height=prepared.height,
+            faces=[
+                FaceResult(box=c.box.as_list() if c.box else None, fake_probability=float(q))
+                for c, q in zip(prepared.crops, probs, strict=True)
+            ],
         )
 
-    def analyse(self, image: Image.Image) -> Verdict:
-        """Verdict for an upright RGB image: the most suspicious face decides."""
-        started = time.perf_counter()
+    def judge(self, image: Image.Image | DecodedImage) -> Verdict:
+        """Verdict for an upright RGB image (or one decoded by ``preprocessing.decode``): the most suspicious
+        face decides."""
         prepared = self.prepare(image)
-        probs = self.face_probabilities(prepared.batch())
-        return self.verdict_for(prepared, probs, time.perf_counter() - started)
-
-    def analyse_file(self, source: bytes | str | Path, max_pixels: int | None = None) -> Verdict:
-        """Decode (raising ImageDecodeError on bad input) and analyse."""
-        started = time.perf_counter()
-        verdict = self.analyse(decode_image(source if isinstance(source, bytes) else str(source), max_pixels))
-        verdict.seconds = time.perf_counter() - started
-        return verdict
+        return self.verdict_for(prepared, self.face_probabilities(prepared.batch()))
 
     def heatmaps(self, prepared: PreparedImage) -> np.ndarray:
         """Grad-CAM maps of the fake score for each face crop, in [0, 1] (see :mod:`.explain`).
@@ -176,4 +161,4 @@ class Detector:
 
     def warm_up(self) -> None:
         """One prediction so that the first user does not pay for graph tracing."""
-        self.analyse(Image.new("RGB", (self.meta.input_size, self.meta.input_size), (128, 128, 128)))
+        self.judge(Image.new("RGB", (self.meta.input_size, self.meta.input_size), (128, 128, 128)))

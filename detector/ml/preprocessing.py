@@ -9,11 +9,12 @@ scaling happens inside the model, so the arrays here stay uint8.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .faces import BlazeFaceDetector, FaceBox, weighted_nms
 
@@ -22,10 +23,6 @@ DEFAULT_INPUT_SIZE = 224
 DEFAULT_MARGIN = 0.2
 MAX_FACES = 8
 MIN_FACE_PIXELS = 16
-
-
-class ImageDecodeError(ValueError):
-    """The bytes are not an image this platform can read."""
 
 
 @dataclass
@@ -48,22 +45,102 @@ class PreparedImage:
         return np.stack([c.pixels for c in self.crops])
 
 
-def decode_image(data: bytes | str, max_pixels: int | None = None) -> Image.Image:
-    """Decode bytes or a path into an upright RGB image; raises ImageDecodeError."""
-    source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+class ImageDecodeError(ValueError):
+    """The bytes are not an image this platform can read; ``code`` says why."""
+
+    def __init__(self, message: str, code: str = "damaged"):
+        super().__init__(message)
+        self.code = code  # "unsupported_format", "too_many_pixels" or "damaged"
+
+
+DRAFT_SCALES = (1, 2, 4, 8)  # what a JPEG decoder can reduce by while decoding (its DCT scaling)
+# A reduced decode keeps at least this long a side: more than the face detector looks at (192 px) and enough
+# for the page's preview. A face that would have to be enlarged to the model's input from it is cropped from a
+# decode at a scale that needs no enlarging (see DecodedImage.at_least).
+SERVING_MIN_SIDE = 800
+
+
+@dataclass
+class DecodedImage:
+    """An upright RGB image, decoded at full size or (JPEG) reduced, with the size of the full picture.
+
+    Face boxes are always in pixels of the full upright picture, whatever scale the pixels were decoded at.
+    """
+
+    image: Image.Image
+    width: int  # of the full upright picture
+    height: int
+    format: str | None = None
+    source: bytes | None = field(default=None, repr=False)  # to decode again at a larger scale
+    _larger: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def scale(self) -> float:
+        return self.image.width / self.width
+
+    def at_least(self, scale: float) -> DecodedImage:
+        """This picture decoded at ``scale`` of its full size or more (itself where it already is)."""
+        if self.scale >= scale or self.source is None:
+            return self
+        reduce = max((k for k in DRAFT_SCALES if 1 / k >= scale), default=1)
+        if reduce not in self._larger:
+            self._larger[reduce] = _decode(self.source, reduce=reduce)
+        return self._larger[reduce]
+
+
+def _upright(im: Image.Image, full: tuple[int, int]) -> tuple[Image.Image, tuple[int, int]]:
+    raw = im.size
+    upright = ImageOps.exif_transpose(im).convert("RGB")
+    turned = upright.size != raw  # a quarter turn swaps the sides (of the full picture too)
+    upright.info.clear()  # nothing of the file's metadata travels with the pixels
+    return upright, (full[1], full[0]) if turned else full
+
+
+def _decode(source, max_pixels=None, formats=None, min_side=None, reduce=None) -> DecodedImage:
+    data = source if isinstance(source, (bytes, bytearray)) else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as im:
+            with Image.open(io.BytesIO(data) if data is not None else source, formats=formats) as im:
+                full = im.size
                 if max_pixels and im.width * im.height > max_pixels:
-                    raise ImageDecodeError(f"image has {im.width * im.height} pixels, more than {max_pixels}")
-                im.load()
-                im = ImageOps.exif_transpose(im)
-                return im.convert("RGB")
+                    raise ImageDecodeError(
+                        f"The image has {im.width}×{im.height} pixels; the limit is {max_pixels / 1e6:.0f} megapixels.",
+                        "too_many_pixels",
+                    )
+                if im.format == "JPEG" and (reduce or min_side):
+                    k = reduce or max(k for k in DRAFT_SCALES if max(full) / k >= min_side or k == 1)
+                    if k > 1:
+                        im.draft("RGB", (full[0] // k, full[1] // k))  # at least this size: 1/k
+                fmt = im.format
+                im.load()  # the whole file is decoded: a truncated one fails here
+                upright, (width, height) = _upright(im, full)
     except ImageDecodeError:
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError(f"cannot identify the image: {exc}", "unsupported_format") from exc
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise ImageDecodeError("The image declares too many pixels to open safely.", "too_many_pixels") from exc
+    except (OSError, ValueError, SyntaxError, struct.error, EOFError) as exc:
         raise ImageDecodeError(f"cannot decode image: {exc}") from exc
+    reduced = upright.size != (width, height)
+    return DecodedImage(upright, width, height, fmt, bytes(data) if reduced and data is not None else None)
+
+
+def decode(
+    source: bytes | str, max_pixels: int | None = None, formats: list[str] | None = None, min_side: int | None = None
+) -> DecodedImage:
+    """Decode bytes or a path into an upright RGB image; raises ImageDecodeError (with a ``code``).
+
+    ``min_side``: a JPEG may be decoded reduced (1/2, 1/4 or 1/8) as long as its long side keeps this many
+    pixels; the file is still decoded whole, so a truncated one is still refused.
+    """
+    return _decode(source, max_pixels, formats, min_side)
+
+
+def decode_image(data: bytes | str, max_pixels: int | None = None) -> Image.Image:
+    """Decode bytes or a path into a full-size upright RGB image; raises ImageDecodeError."""
+    return decode(data, max_pixels).image
 
 
 class FaceFinder:
@@ -128,14 +205,31 @@ def crop_face(image: Image.Image, box: FaceBox | None, size: int, margin: float)
     return np.asarray(image.resize((size, size), Image.BICUBIC, box=region), dtype=np.uint8)
 
 
+def _crop(decoded: DecodedImage, box: FaceBox | None, size: int, margin: float) -> np.ndarray:
+    """The face's square crop at ``size``, from pixels decoded at a scale that needs no enlarging where possible."""
+    region = square_region(decoded.width, decoded.height, box, margin)
+    source = decoded.at_least(size / (region[2] - region[0]))
+    s = source.scale
+    scaled = tuple(v * s for v in region)
+    return np.asarray(source.image.resize((size, size), Image.BICUBIC, box=scaled), dtype=np.uint8)
+
+
+def _full_size(box: FaceBox, scale: float) -> FaceBox:
+    return FaceBox(box.x / scale, box.y / scale, box.w / scale, box.h / scale, box.score)
+
+
 def prepare(
-    image: Image.Image,
+    image: Image.Image | DecodedImage,
     finder: FaceFinder,
     size: int = DEFAULT_INPUT_SIZE,
     margin: float = DEFAULT_MARGIN,
     max_faces: int = MAX_FACES,
 ) -> PreparedImage:
-    """Faces of an RGB image, cropped and resized for the classifier."""
-    faces = finder(image)[:max_faces] or [None]
-    crops = [FaceCrop(f, crop_face(image, f, size, margin)) for f in faces]
+    """Faces of an RGB image, cropped and resized for the classifier; boxes in pixels of the full picture."""
+    if isinstance(image, Image.Image):
+        image = DecodedImage(image, image.width, image.height)
+    found = finder(image.image)[:max_faces]
+    if image.scale != 1:
+        found = [_full_size(f, image.scale) for f in found]
+    crops = [FaceCrop(f, _crop(image, f, size, margin)) for f in found or [None]]
     return PreparedImage(image.width, image.height, crops)

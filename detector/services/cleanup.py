@@ -1,4 +1,7 @@
-"""Repairs after crashes: orphan files, rows without their file, detections stuck unfinished."""
+"""Repairs after crashes: orphan files, rows without their file, detections stuck unfinished.
+
+It returns what it found; queueing the stuck detections again is its callers' (``dispatch.requeue``, the sweep).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from ..models import Detection, Status
-from .detections import delete_files, enqueue, fail, stored_names
+from .detections import delete_files, fail, stored_names
 
 log = logging.getLogger(__name__)
 FOLDERS = ("uploads", "previews", "thumbnails", "faces")
@@ -20,8 +23,7 @@ FOLDERS = ("uploads", "previews", "thumbnails", "faces")
 class CleanupReport:
     orphan_files: list[str] = field(default_factory=list)
     rows_without_file: list[str] = field(default_factory=list)
-    reanalysed: list[str] = field(default_factory=list)
-    queued: list[str] = field(default_factory=list)  # handed to the workers again
+    stuck: list[str] = field(default_factory=list)  # unfinished past the grace period: for the caller to queue
     marked_failed: list[str] = field(default_factory=list)
 
 
@@ -39,6 +41,7 @@ def cleanup(grace: timedelta = timedelta(minutes=15), dry_run: bool = False, rea
 
     Files are written before their row is committed, so a young file without a
     row may belong to an upload in progress; the grace period leaves those alone.
+    Stuck detections are reported for analysis again, or (``reanalyse=False``) marked failed.
     """
     report = CleanupReport()
     cutoff = timezone.now() - grace
@@ -60,18 +63,10 @@ def cleanup(grace: timedelta = timedelta(minutes=15), dry_run: bool = False, rea
                 detection.delete()
 
     for detection in Detection.objects.filter(status__in=Status.unfinished(), created_at__lt=cutoff):
-        if dry_run:
-            report.reanalysed.append(str(detection.pk))
-            continue
         if reanalyse:
-            enqueue(detection)  # here and now without a broker, else by a worker
-            if detection.status in Status.unfinished():
-                report.queued.append(str(detection.pk))
-                continue
-            if detection.status == Status.DONE:
-                report.reanalysed.append(str(detection.pk))
-                continue
-        else:
+            report.stuck.append(str(detection.pk))
+            continue
+        if not dry_run:
             fail(detection, "The analysis was interrupted; please upload the image again.")
         report.marked_failed.append(str(detection.pk))
     return report

@@ -8,6 +8,7 @@ from django.core.files.base import ContentFile
 
 from ..ml.explain import crop_png, overlay_png
 from ..models import Detection
+from ..uploads import decode_stored
 from .inference import get_detector
 
 KINDS = ("crop", "heatmap")
@@ -44,10 +45,8 @@ def _generate(detection: Detection) -> None:
         raise ExplanationUnavailable(
             f"analysed by model {detection.model_version}; the loaded model is {detector.version}"
         )
-    from ..ml.preprocessing import decode_image
-
     with detection.image.open("rb") as f:
-        prepared = detector.prepare(decode_image(f.read()))
+        prepared = detector.prepare(decode_stored(f.read()))  # decoded as for the verdict: the same faces
     if len(prepared.crops) != len(detection.faces):
         raise ExplanationUnavailable("the faces found now differ from those judged")
     maps = detector.heatmaps(prepared)

@@ -71,16 +71,16 @@ def is_loaded() -> bool:
 METRICS_FILE = "metrics-test.json"
 
 
-def model_facts() -> dict | None:
+def bundle_facts() -> dict | None:
     """The configured bundle's metadata and its measured test metrics, for pages that explain the model.
 
     ``recompressed`` holds the overall metrics of the test split re-encoded (``evaluate_detector --recompress``).
     """
-    return _model_facts(str(settings.DETECTOR_MODEL))
+    return _bundle_facts(str(settings.DETECTOR_MODEL))
 
 
 @lru_cache(maxsize=4)
-def _model_facts(path: str) -> dict | None:
+def _bundle_facts(path: str) -> dict | None:
     try:
         meta = read_metadata(Path(path))
     except BundleError:

@@ -1,17 +1,60 @@
-"""The upload rate limit, shared by the form, the batch page and the API: each image counts once."""
+"""The upload rate limit and the request size limit, shared by the form, the batch page and the API.
+
+Both are checked before a request's body is read. The rate counts accepted uploads only: a file refused for
+its own fault uses up nothing (concurrent uploads may overshoot the limit by a few).
+"""
 
 from django.conf import settings
 from django_ratelimit.core import get_usage
 
+from ..refusals import Refusal
+from ..uploads import max_upload_bytes
 
-def seconds_until_upload_allowed(request) -> int | None:
-    """Count this upload against the client's rate; the seconds to wait when over it, else None."""
+GROUP, KEY = "detector.upload", "user_or_ip"
+MULTIPART_OVERHEAD = 1024 * 1024  # room for the boundaries and part headers around the files
+
+
+def _usage(request, increment: bool):
     rate = settings.DETECTOR_RATE_LIMIT
     if not rate:
         return None
-    usage = get_usage(request, group="detector.upload", key="user_or_ip", rate=rate, method="POST", increment=True)
-    return max(1, int(usage["time_left"])) if usage and usage["should_limit"] else None
+    return get_usage(request, group=GROUP, key=KEY, rate=rate, method="POST", increment=increment)
+
+
+def seconds_until_upload_allowed(request) -> int | None:
+    """The seconds to wait before the client may upload again, or None where it may now (nothing is counted)."""
+    usage = _usage(request, increment=False)
+    if usage is None or usage["count"] < usage["limit"]:
+        return None
+    return max(1, int(usage["time_left"]))
+
+
+def count_upload(request) -> None:
+    """Count one accepted upload against the client's rate."""
+    _usage(request, increment=True)
 
 
 def too_many_uploads(wait: int) -> str:
     return f"Too many uploads. Please wait {wait} seconds before the next one; nothing was stored."
+
+
+def rate_limited(wait: int) -> Refusal:
+    return Refusal("rate_limited", too_many_uploads(wait), retry_after=wait, field=None)
+
+
+def refusal_before_reading(request, max_files: int) -> Refusal | None:
+    """Refuse a request whose declared size is more than ``max_files`` files could make, or that is over the rate."""
+    limit = max_files * max_upload_bytes() + MULTIPART_OVERHEAD
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        most = f"{max_files} images" if max_files > 1 else "one image"
+        message = (
+            f"The request is larger than {limit / 1024 / 1024:.0f} MB: send at most {most} "
+            f"of up to {settings.DETECTOR_MAX_UPLOAD_MB:g} MB each."
+        )
+        return Refusal("request_too_large", message, field=None)
+    wait = seconds_until_upload_allowed(request)
+    return rate_limited(wait) if wait else None

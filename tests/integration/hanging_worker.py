@@ -16,10 +16,10 @@ __all__ = ["app"]
 
 @worker_process_init.connect
 def make_analyses_hang(**kwargs):
-    from detector.services import detections
+    from detector.services import analysis
 
-    def hang(detection, image=None):
+    def hang(detection, decoded=None):
         Path(os.environ["HANGING_WORKER_MARKER"]).write_text(str(detection.pk))
         time.sleep(600)
 
-    detections.analyse = hang
+    analysis.analyse = hang

@@ -26,7 +26,7 @@ def test_a_real_keras_bundle_loads_and_predicts(tiny_bundle):
     from detector.ml.predictor import Detector
 
     detector = Detector(tiny_bundle)
-    verdict = detector.analyse(Image.new("RGB", (64, 64), (200, 10, 10)))
+    verdict = detector.judge(Image.new("RGB", (64, 64), (200, 10, 10)))
     assert verdict.model_version == "tiny-1"
     assert 0 <= verdict.fake_probability <= 1
 
@@ -35,8 +35,8 @@ def test_high_output_means_deepfake_never_inverted(tiny_bundle):
     from detector.ml.predictor import Detector
 
     detector = Detector(tiny_bundle)
-    red = detector.analyse(Image.new("RGB", (64, 64), (250, 0, 0)))  # logit +12.5
-    blue = detector.analyse(Image.new("RGB", (64, 64), (0, 0, 250)))  # logit -12.5
+    red = detector.judge(Image.new("RGB", (64, 64), (250, 0, 0)))  # logit +12.5
+    blue = detector.judge(Image.new("RGB", (64, 64), (0, 0, 250)))  # logit -12.5
     assert red.label == "Deepfake" and red.fake_probability > 0.99
     assert blue.label == "Real" and blue.fake_probability < 0.01
     assert red.confidence > 0.99 and blue.confidence > 0.99

@@ -42,7 +42,7 @@ def test_the_detector_does_not_load_keras_to_serve_or_explain_with_litert(export
 
     detector = Detector(exported_bundle)
     detector.heatmaps(detector.prepare(Image.new("RGB", (64, 64), (200, 10, 10))))
-    detector.analyse(Image.new("RGB", (64, 64), (200, 10, 10)))
+    detector.judge(Image.new("RGB", (64, 64), (200, 10, 10)))
     assert detector._model is None
 
 
@@ -66,8 +66,8 @@ def test_both_engines_give_the_same_verdicts(exported_bundle):
     # probability of exactly 0.5, on the threshold, where a rounding difference of 1e-8 flips the label.
     labels = set()
     for colour in [(250, 0, 0), (0, 0, 250), (118, 120, 122), (200, 90, 60)]:
-        a = fast.analyse(Image.new("RGB", (80, 60), colour))
-        b = reference.analyse(Image.new("RGB", (80, 60), colour))
+        a = fast.judge(Image.new("RGB", (80, 60), colour))
+        b = reference.judge(Image.new("RGB", (80, 60), colour))
         assert a.label == b.label
         assert a.fake_probability == pytest.approx(b.fake_probability, abs=1e-4)
         labels.add(a.label)

@@ -30,7 +30,7 @@ def test_the_shipped_model_gives_a_verdict_on_a_portrait(shipped_detector):
     skimage_data = pytest.importorskip("skimage.data")
     from PIL import Image
 
-    verdict = shipped_detector.analyse(Image.fromarray(skimage_data.astronaut()))
+    verdict = shipped_detector.judge(Image.fromarray(skimage_data.astronaut()))
     assert verdict.face_found and len(verdict.faces) == 1
     assert verdict.label in ("Real", "Deepfake", "Uncertain")
     assert 0.0 <= verdict.fake_probability <= 1.0

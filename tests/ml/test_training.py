@@ -134,5 +134,5 @@ def test_a_whole_training_run_writes_a_calibrated_bundle(tmp_path):
     # The bundle is the classifier alone, in float32, and serves.
     config = json.dumps(Detector(tmp_path / "bundle").model.get_config())
     assert "mask_logit" not in config and "bfloat16" not in config
-    verdict = Detector(tmp_path / "bundle").analyse(Image.fromarray(face_like(96)))
+    verdict = Detector(tmp_path / "bundle").judge(Image.fromarray(face_like(96)))
     assert verdict.label in ("Real", "Deepfake", "Uncertain") and 0.0 <= verdict.fake_probability <= 1.0

@@ -40,7 +40,8 @@ def test_json_clients_get_429_as_json(client, stub_detector, settings):
     client.post(UPLOAD, {"image": upload_file()})
     response = client.post(UPLOAD, {"image": upload_file()}, headers={"Accept": "application/json"})
     assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS and "Retry-After" in response
-    assert "Too many uploads" in response.json()["errors"]["__all__"][0]
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert "Too many uploads" in response.json()["error"]["message"]
 
 
 def test_pages_carry_a_strict_content_security_policy(client):

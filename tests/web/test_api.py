@@ -424,9 +424,9 @@ def test_the_model_endpoint_gives_version_thresholds_training_and_metrics(api, s
 
 
 def test_the_model_endpoint_gives_the_shipped_models_test_metrics(api):
-    from detector.services.inference import model_facts
+    from detector.services.inference import bundle_facts
 
-    facts = model_facts()
+    facts = bundle_facts()
     body = api.get(MODEL).json()
     assert body["version"] == facts["meta"].version
     assert body["training"]["train_images"] == facts["meta"].training["train_images"]

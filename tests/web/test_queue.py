@@ -127,23 +127,23 @@ def test_a_transient_error_asks_for_a_retry_with_backoff_then_succeeds(
     client, stub_detector, queued, django_capture_on_commit_callbacks, monkeypatch
 ):
     detection_id = upload(client, django_capture_on_commit_callbacks).json()["id"]
-    real_analyse, asked = tasks.detections.analyse, []
+    real_analyse, asked = tasks.analysis.analyse, []
 
-    def locked(detection, image=None):
+    def locked(detection, decoded=None):
         raise OperationalError("database is locked")
 
     def retry(exc, countdown):
         asked.append((type(exc), countdown))
         return RetryAsked()
 
-    monkeypatch.setattr(tasks.detections, "analyse", locked)
+    monkeypatch.setattr(tasks.analysis, "analyse", locked)
     monkeypatch.setattr(tasks.analyse_detection, "retry", retry)
     with pytest.raises(RetryAsked):
         tasks.analyse_detection.apply(args=[detection_id])
     assert asked == [(OperationalError, 2)]
     assert Detection.objects.get().status == Status.ANALYSING
 
-    monkeypatch.setattr(tasks.detections, "analyse", real_analyse)
+    monkeypatch.setattr(tasks.analysis, "analyse", real_analyse)
     assert tasks.analyse_detection.apply(args=[detection_id], retries=1).get() == "done"
     assert Detection.objects.get().attempts == 1  # a retry is not a new delivery
 
@@ -153,10 +153,10 @@ def test_a_storage_outage_that_outlasts_the_retries_ends_failed(
 ):
     detection_id = upload(client, django_capture_on_commit_callbacks).json()["id"]
 
-    def unreadable(detection, image=None):
+    def unreadable(detection, decoded=None):
         raise OSError("shared storage is not mounted")
 
-    monkeypatch.setattr(tasks.detections, "analyse", unreadable)
+    monkeypatch.setattr(tasks.analysis, "analyse", unreadable)
     with pytest.raises(OSError):
         tasks.analyse_detection.apply(args=[detection_id], retries=tasks.analyse_detection.max_retries)
     detection = Detection.objects.get()

@@ -138,7 +138,8 @@ def test_it_requires_a_file(client, stub_detector):
 def test_json_clients_get_errors_as_json(client, stub_detector):
     response = client.post(UPLOAD, {"image": upload_file(data=b"text")}, headers={"Accept": "application/json"})
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "not a JPEG" in response.json()["errors"]["image"][0]
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_media_type" and error["field"] == "image" and "not a JPEG" in error["message"]
 
 
 def test_csrf_is_enforced():

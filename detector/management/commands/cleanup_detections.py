@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 
+from detector.dispatch import requeue
 from detector.services.cleanup import cleanup
 
 
@@ -18,10 +19,14 @@ class Command(BaseCommand):
     def handle(self, *args, grace_minutes, dry_run, no_reanalyse, **opts):
         report = cleanup(timedelta(minutes=grace_minutes), dry_run=dry_run, reanalyse=not no_reanalyse)
         prefix = "would " if dry_run else ""
+        queued = failed = 0
+        if not dry_run:
+            again = requeue(report.stuck)
+            queued, failed = len(again.queued), len(again.failed)
         self.stdout.write(
             f"{prefix}remove {len(report.orphan_files)} orphan file(s); "
             f"{prefix}remove {len(report.rows_without_file)} row(s) without their file; "
-            f"{prefix}re-analyse {len(report.reanalysed)} stuck detection(s); "
-            f"{len(report.queued)} queued for the workers again; "
-            f"{len(report.marked_failed)} marked failed"
+            f"{prefix}re-analyse {len(report.stuck)} stuck detection(s); "
+            f"{queued} queued for the workers again; "
+            f"{len(report.marked_failed) + failed} marked failed"
         )

@@ -80,41 +80,20 @@
     return new Promise(function (resolve) {
       var problem = window.detectorUploads.problemWith(file, form);
       if (problem) { fail(item, problem); resolve(false); return; }
-      var data = new FormData();
-      data.append("csrfmiddlewaretoken", token);
-      data.append("image", file, file.name);
-      var xhr = new XMLHttpRequest();
-      xhr.open("POST", form.dataset.uploadUrl);
-      xhr.setRequestHeader("Accept", "application/json");
-      xhr.upload.addEventListener("progress", function (ev) {
-        if (ev.lengthComputable) item.bar.value = Math.round(100 * ev.loaded / ev.total);
-      });
-      xhr.upload.addEventListener("load", function () {
-        item.bar.removeAttribute("value");
-        item.state.textContent = "Analysing faces…";
-      });
-      xhr.addEventListener("load", function () {
-        var body = {};
-        try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
-        item.bar.hidden = true;
-        if (xhr.status === 201 && body.url) {
-          verdicts.push(new Promise(function (done) { settle(item, body, done); }));
-          resolve(true);
-          return;
-        }
-        var messages = [];
-        Object.keys(body.errors || {}).forEach(function (k) { messages = messages.concat(body.errors[k]); });
-        fail(item, messages.join(" ") || "The upload failed (" + xhr.status + ").");
-        resolve(false);
-      });
-      xhr.addEventListener("error", function () {
-        item.bar.hidden = true;
-        fail(item, "The upload failed: the connection was interrupted.");
-        resolve(false);
-      });
       item.bar.hidden = false;
       item.state.textContent = "Uploading…";
-      xhr.send(data);
+      window.detectorUploads.send(form.dataset.uploadUrl, file, token, {
+        progress: function (percent) { item.bar.value = percent; },
+        sent: function () { item.bar.removeAttribute("value"); item.state.textContent = "Analysing faces…"; }
+      }).then(function (result) {
+        item.bar.hidden = true;
+        if (result.ok) {
+          verdicts.push(new Promise(function (done) { settle(item, result.detection, done); }));
+        } else {
+          fail(item, result.message);
+        }
+        resolve(result.ok);
+      });
     });
   }
 

@@ -13,6 +13,7 @@
   var bar = document.getElementById("progress-bar");
   var text = document.getElementById("progress-text");
   var submit = document.getElementById("submit");
+  var token = form.querySelector("input[name=csrfmiddlewaretoken]").value;
 
   function check(file) {
     return file ? window.detectorUploads.problemWith(file, form) : "Choose an image first.";
@@ -41,31 +42,18 @@
     e.preventDefault();
     var problem = check(input.files[0]);
     if (problem) { errors.textContent = problem; input.focus(); return; }
-    var xhr = new XMLHttpRequest();
-    xhr.open("POST", form.action || window.location.href);
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.upload.addEventListener("progress", function (ev) {
-      if (ev.lengthComputable) bar.value = Math.round(100 * ev.loaded / ev.total);
-    });
-    xhr.upload.addEventListener("load", function () {
-      bar.removeAttribute("value");
-      text.textContent = "Analysing faces…";
-    });
-    xhr.addEventListener("load", function () {
-      var data = {};
-      try { data = JSON.parse(xhr.responseText); } catch (err) { data = {}; }
-      if (xhr.status === 201 && data.url) { window.location.assign(data.url); return; }
-      var messages = [];
-      Object.keys(data.errors || {}).forEach(function (k) { messages = messages.concat(data.errors[k]); });
-      finish(messages.join(" ") || "The upload failed (" + xhr.status + "). Please try again.");
-    });
-    xhr.addEventListener("error", function () { finish("The upload failed: the connection was interrupted."); });
     progress.hidden = false;
     bar.value = 0;
     text.textContent = "Uploading…";
     submit.disabled = true;
     errors.textContent = "";
-    xhr.send(new FormData(form));
+    window.detectorUploads.send(form.action || window.location.href, input.files[0], token, {
+      progress: function (percent) { bar.value = percent; },
+      sent: function () { bar.removeAttribute("value"); text.textContent = "Analysing faces…"; }
+    }).then(function (result) {
+      if (result.ok) { window.location.assign(result.detection.url); return; }
+      finish(result.message);
+    });
   });
 
   function finish(message) {

@@ -1,5 +1,6 @@
 // Shared by the upload and batch pages: the check a file gets before it is sent (the server checks again),
-// and a drop zone that highlights while files are dragged over it.
+// a drop zone that highlights while files are dragged over it, and the upload request itself with its progress
+// and the server's answer (a detection, or an error in the one shape {"error": {code, message, field}}).
 window.detectorUploads = (function () {
   "use strict";
   var allowed = ["image/jpeg", "image/png", "image/webp"];
@@ -23,5 +24,33 @@ window.detectorUploads = (function () {
     });
   }
 
-  return {problemWith: problemWith, dropzone: dropzone};
+  // POST one file; resolves to {ok: true, detection} on 201, else {ok: false, message}. It never rejects.
+  // The CSRF token goes in a header, so the server can refuse an oversized or over-the-rate upload unread.
+  function send(url, file, token, on) {
+    return new Promise(function (resolve) {
+      var data = new FormData();
+      data.append("image", file, file.name);
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", url);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.setRequestHeader("X-CSRFToken", token);
+      xhr.upload.addEventListener("progress", function (ev) {
+        if (ev.lengthComputable && on.progress) on.progress(Math.round(100 * ev.loaded / ev.total));
+      });
+      xhr.upload.addEventListener("load", function () { if (on.sent) on.sent(); });
+      xhr.addEventListener("load", function () {
+        var body = {};
+        try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
+        if (xhr.status === 201 && body.url) { resolve({ok: true, detection: body}); return; }
+        var message = body.error && body.error.message;
+        resolve({ok: false, message: message || "The upload failed (" + xhr.status + "). Please try again."});
+      });
+      xhr.addEventListener("error", function () {
+        resolve({ok: false, message: "The upload failed: the connection was interrupted."});
+      });
+      xhr.send(data);
+    });
+  }
+
+  return {problemWith: problemWith, dropzone: dropzone, send: send};
 })();

@@ -1,0 +1,105 @@
+"""Where an analysis runs: in the request without a broker, on a Celery worker with one.
+
+The only module that queues jobs. It sits above ``tasks`` and the services (which import neither it nor a
+task) and below the views, the API and the commands that submit uploads or queue detections again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .models import Detection, Status
+from .refusals import STORAGE_FAILED, Refusal
+from .services import analysis
+from .services.detections import display_name, store_upload
+from .services.inference import get_detector
+from .services.limits import count_upload, rate_limited, seconds_until_upload_allowed
+from .tasks import analyse_detection
+from .uploads import CheckedImage, check_upload
+
+log = logging.getLogger(__name__)
+
+
+def runs_here() -> bool:
+    """Whether analyses run in this process (no broker configured)."""
+    return settings.CELERY_TASK_ALWAYS_EAGER
+
+
+def submit(checked: CheckedImage, original_name: str, request) -> Detection:
+    """The upload flow every caller goes through (form, batch, API): store, count, then analyse or queue.
+
+    In the request the analysis gets the pixels the checks decoded; a worker decodes the stored original.
+    """
+    detection = store_upload(checked, original_name, request)
+    count_upload(request)
+    if runs_here():
+        return analysis.run(detection.pk, checked.decoded) or detection
+    pk = str(detection.pk)
+    transaction.on_commit(lambda: analyse_detection.delay(pk))
+    return detection
+
+
+@dataclass
+class Outcome:
+    """What became of one file of a batch: a detection, or the reason it was refused."""
+
+    name: str
+    detection: Detection | None = None
+    refusal: Refusal | None = None
+
+
+def submit_each(uploads: list, request) -> list[Outcome]:
+    """Submit every file on its own; a refused file stops no other. Raises DetectorUnavailable before any.
+
+    Once the client is over its rate, the rest of the batch is refused, and nothing of it counts.
+    """
+    get_detector()
+    outcomes, wait = [], None
+    for upload in uploads:
+        wait = wait or seconds_until_upload_allowed(request)
+        if wait:
+            outcomes.append(Outcome(display_name(upload.name), refusal=rate_limited(wait)))
+        else:
+            outcomes.append(_submit_one(upload, request))
+    return outcomes
+
+
+def _submit_one(upload, request) -> Outcome:
+    name = display_name(upload.name)
+    try:
+        checked = check_upload(upload)
+    except ValidationError as exc:
+        return Outcome(name, refusal=Refusal.from_validation_error(exc))
+    try:
+        return Outcome(name, detection=submit(checked, upload.name, request))
+    except OSError:
+        log.exception("upload %s of a batch could not be stored", name)
+        return Outcome(name, refusal=Refusal("storage_unavailable", STORAGE_FAILED))
+
+
+@dataclass
+class Requeued:
+    analysed: list[str]  # here and now (no broker)
+    queued: list[str]  # handed to the workers
+    failed: list[str]  # gave up (too many attempts) or the image could not be analysed
+
+
+def requeue(detection_ids: list[str]) -> Requeued:
+    """Have unfinished detections (a cleanup's ``stuck``) analysed again, where analyses run."""
+    done = Requeued([], [], [])
+    for pk in detection_ids:
+        if not runs_here():
+            analyse_detection.delay(pk)
+            done.queued.append(pk)
+            continue
+        detection = analysis.run(pk)
+        if detection is None:
+            detection = Detection.objects.filter(pk=pk).first()
+        ok = detection is not None and detection.status == Status.DONE
+        (done.analysed if ok else done.failed).append(pk)
+    return done

@@ -1,0 +1,58 @@
+"""The one way a detection gets its verdict, in the request or on a worker: claim, judge, save."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..ml.preprocessing import DecodedImage
+from ..models import Detection, Label, Status
+from ..uploads import decode_stored
+from .detections import claim
+from .inference import get_detector
+
+log = logging.getLogger(__name__)
+
+
+def run(detection_id, decoded: DecodedImage | None = None, new_attempt: bool = True) -> Detection | None:
+    """Claim the detection and analyse it; None where there was nothing to do (gone, finished, given up).
+
+    ``decoded``: the pixels the upload's checks decoded, where the analysis runs in the same request;
+    otherwise the stored original is read and decoded once.
+    """
+    detection = claim(detection_id, new_attempt)
+    return None if detection is None else analyse(detection, decoded)
+
+
+def analyse(detection: Detection, decoded: DecodedImage | None = None) -> Detection:
+    """Run the detector on a claimed detection and record the verdict, or the failure and its reason.
+
+    A missing model (DetectorUnavailable) or unreadable storage (OSError) is
+    raised, not recorded: for a worker they are transient, and the job is retried.
+    """
+    detector = get_detector()
+    data = None
+    if decoded is None:
+        with detection.image.open("rb") as f:
+            data = f.read()
+    started = time.perf_counter()
+    try:
+        verdict = detector.judge(decoded or decode_stored(data))
+    except Exception as exc:  # anything wrong with this image (or a time limit) is recorded, never a 500
+        log.exception("analysis of %s failed", detection.id)
+        detection.status = Status.FAILED
+        detection.label = Label.NO_VERDICT
+        detection.error_message = f"The image could not be analysed: {exc}"[:1000]
+    else:
+        detection.status = Status.DONE
+        detection.label = verdict.label
+        detection.fake_probability = verdict.fake_probability
+        detection.confidence = verdict.confidence
+        detection.threshold = verdict.threshold
+        detection.model_version = verdict.model_version
+        detection.face_found = verdict.face_found
+        detection.faces = [{"box": f.box, "fake_probability": f.fake_probability} for f in verdict.faces]
+        detection.error_message = ""
+    detection.processing_ms = round((time.perf_counter() - started) * 1000)
+    detection.save()
+    return detection

@@ -1,0 +1,44 @@
+"""Serving a detection's files and face images, and the owner check every per-detection view shares.
+
+Used by the site's views, the admin and the API alike.
+"""
+
+from django.http import FileResponse, Http404
+
+from .models import Detection
+from .services.explanations import ExplanationUnavailable, face_image
+from .services.inference import DetectorUnavailable
+
+
+class OwnedDetectionMixin:
+    """Every per-detection view sees only the requester's own detections: others are a 404."""
+
+    def get_queryset(self):
+        return Detection.objects.owned_by(self.request)
+
+
+def serve_face_image(detection: Detection, number: int, kind: str) -> FileResponse:
+    """A judged face's crop or heatmap as PNG, drawn on first request."""
+    try:
+        name = face_image(detection, number, kind)
+    except (ExplanationUnavailable, DetectorUnavailable) as exc:
+        raise Http404(str(exc)) from exc
+    response = FileResponse(detection.image.storage.open(name, "rb"), content_type="image/png")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def serve_detection_file(detection: Detection, variant: str) -> FileResponse:
+    """The original bytes (``image``) or a re-encoded copy (``preview``, ``thumbnail``), never sniffable."""
+    field = getattr(detection, variant)
+    if variant == "image":
+        content_type = detection.content_type
+        filename = f"{detection.id}.{field.name.rsplit('.', 1)[-1]}"
+    else:
+        content_type, filename = "image/jpeg", f"{detection.id}-{variant}.jpg"
+    response = FileResponse(field.open("rb"), content_type=content_type, filename=filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
