@@ -44,6 +44,7 @@ check: install
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 screenshots: install
 	UPDATE_README_SCREENSHOTS=1 $(PY) -m pytest tests/browser -q
