@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,22 @@ needs_shared = pytest.mark.skipif(
     not (SHARED_FACES / "manifest.csv").is_file(),
     reason=f"needs the team dataset at {SHARED_FACES} (absent in a newcomer's clone)",
 )
+
+
+RUN_COUNTS = pytest.StashKey[dict]()
+
+
+@pytest.fixture
+def run_counts(request):
+    """``run_counts(title)``: a Counter that tests add to; the end of the run prints each (see below)."""
+    counters = request.config.stash.setdefault(RUN_COUNTS, {})
+    return lambda title: counters.setdefault(title, Counter())
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """What the generated-input tests tried, in the run's closing lines, whatever order the tests ran in."""
+    for title, counts in config.stash.get(RUN_COUNTS, {}).items():
+        terminalreporter.write_line(f"{title}: " + ", ".join(f"{key} {n}" for key, n in sorted(counts.items())))
 
 
 @pytest.fixture(autouse=True)

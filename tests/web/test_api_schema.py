@@ -25,7 +25,6 @@ from tests.web.conftest import upload_file
 
 pytestmark = pytest.mark.django_db
 EXAMPLES = int(os.environ.get("DETECTOR_SCHEMA_EXAMPLES", "30"))
-STATS = {"operations": set(), "calls": 0, "statuses": {}}
 UPLOAD_OPERATION = "POST /api/v1/detections/"
 # The upload keeps every check but the two that judge whether a request is schema-valid. A schema can say
 # "binary", not "a JPEG that decodes", so schema-valid bytes that are no image are rightly refused (415, 400,
@@ -157,7 +156,7 @@ def owned_detection(api):
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_the_api_answers_as_its_schema_says(
-    case, token, tiny_detector, no_rate_limit, owned_detection, keep_connection
+    case, token, tiny_detector, no_rate_limit, owned_detection, keep_connection, run_counts
 ):
     upload = case.operation.label == UPLOAD_OPERATION
     if upload and isinstance(case.body, dict) and isinstance(case.body.get("image"), list):
@@ -167,14 +166,5 @@ def test_the_api_answers_as_its_schema_says(
         headers={"Authorization": f"Token {token}"},
         excluded_checks=UPLOAD_EXCLUDED_CHECKS if upload else [],
     )
-    STATS["operations"].add(case.operation.label)
-    STATS["calls"] += 1
-    STATS["statuses"][response.status_code] = STATS["statuses"].get(response.status_code, 0) + 1
-
-
-def test_report_schema_cases(capsys):
-    with capsys.disabled():
-        print(
-            f"\nschemathesis: {STATS['calls']} requests over {len(STATS['operations'])} operations "
-            f"(DETECTOR_SCHEMA_EXAMPLES={EXAMPLES}); statuses {dict(sorted(STATS['statuses'].items()))}"
-        )
+    counts = run_counts(f"schemathesis: requests by operation and status (DETECTOR_SCHEMA_EXAMPLES={EXAMPLES})")
+    counts[f"{case.operation.label} -> {response.status_code}"] += 1

@@ -18,7 +18,6 @@ from tests.web.conftest import upload_file
 pytestmark = pytest.mark.django_db
 EXAMPLES = int(os.environ.get("DETECTOR_FUZZ_EXAMPLES", "120"))
 SEEDS = {fmt: image_bytes(fmt, size=(64, 48)) for fmt in ("JPEG", "PNG", "WEBP")}
-CASES = {"count": 0}
 
 
 @st.composite
@@ -50,17 +49,14 @@ def no_rate_limit(settings):
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=hostile, name=st.sampled_from(["a.jpg", "b.png", "c.webp", "d.gif", "e"]))
-def test_hostile_uploads_never_break_the_site(client, tiny_detector, media_root, no_rate_limit, data, name):
-    CASES["count"] += 1
+def test_hostile_uploads_never_break_the_site(client, tiny_detector, media_root, no_rate_limit, run_counts, data, name):
+    counts = run_counts(f"fuzz: hostile uploads posted (DETECTOR_FUZZ_EXAMPLES={EXAMPLES})")
+    counts["uploads"] += 1
     response = client.post(reverse("detector:upload"), {"image": upload_file(name, data, "image/jpeg")})
+    counts[f"HTTP {response.status_code}"] += 1
     assert response.status_code in (HTTPStatus.FOUND, HTTPStatus.BAD_REQUEST)
     rows = list(Detection.objects.all())
     files = {p.relative_to(media_root).as_posix() for p in media_root.rglob("*") if p.is_file()}
     expected = {f.name for d in rows for f in (d.image, d.preview, d.thumbnail)}
     assert files == expected
     assert all(d.status in ("done", "failed") for d in rows)
-
-
-def test_report_fuzz_cases(capsys):
-    with capsys.disabled():
-        print(f"\nfuzz: {CASES['count']} hostile uploads posted (DETECTOR_FUZZ_EXAMPLES={EXAMPLES})")
