@@ -1,0 +1,115 @@
+"""The upload limits (services/limits.py): refused before the body is read, and only accepted uploads count."""
+
+from http import HTTPStatus
+
+import pytest
+from django.core.files.uploadhandler import FileUploadHandler
+from django.urls import reverse
+
+from detector.ml import preprocessing
+from detector.models import Detection
+from tests.web.conftest import upload_file
+
+pytestmark = pytest.mark.django_db
+UPLOAD, BATCH, API = reverse("detector:upload"), reverse("detector:batch"), reverse("api:detections")
+PARSED = []
+
+
+class RecordingUploadHandler(FileUploadHandler):
+    """First of the upload handlers: records that a multipart body began to be parsed, then lets the others work."""
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        PARSED.append(content_length)
+
+    def receive_data_chunk(self, raw_data, start):
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None
+
+
+@pytest.fixture
+def watched(settings, monkeypatch):
+    """Which request bodies were parsed, and how many images were decoded."""
+    PARSED.clear()
+    settings.FILE_UPLOAD_HANDLERS = [f"{__name__}.RecordingUploadHandler", *settings.FILE_UPLOAD_HANDLERS]
+    decoded, real = [], preprocessing._decode
+    monkeypatch.setattr(preprocessing, "_decode", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    return {"parsed": PARSED, "decoded": decoded}
+
+
+def test_a_throttled_upload_is_refused_before_its_body_is_parsed_or_decoded(client, stub_detector, settings, watched):
+    settings.DETECTOR_RATE_LIMIT = "1/h"
+    assert client.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.FOUND
+    assert len(watched["parsed"]) == 1 and len(watched["decoded"]) == 1
+    for _ in range(2):
+        response = client.post(UPLOAD, {"image": upload_file()})
+        assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS and response["Retry-After"]
+        assert "Too many uploads" in response.content.decode()
+    assert len(watched["parsed"]) == 1 and len(watched["decoded"]) == 1
+    assert Detection.objects.count() == 1
+
+
+def test_a_throttled_batch_and_api_upload_are_refused_unread_too(api, user, stub_detector, settings, watched, client):
+    settings.DETECTOR_RATE_LIMIT = "1/h"
+    client.force_login(user)
+    assert client.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.FOUND
+    watched["parsed"].clear()
+    watched["decoded"].clear()
+    assert client.post(BATCH, {"images": [upload_file()]}).status_code == HTTPStatus.TOO_MANY_REQUESTS
+    over = api.post(API, {"image": upload_file()})
+    assert over.status_code == HTTPStatus.TOO_MANY_REQUESTS and over.json()["error"]["code"] == "rate_limited"
+    assert watched["parsed"] == [] and watched["decoded"] == []
+
+
+def test_a_request_larger_than_its_files_may_be_is_refused_unread(client, stub_detector, settings, watched):
+    settings.DETECTOR_MAX_UPLOAD_MB = 0.01  # one file: 10 KB, plus 1 MB for the multipart framing
+    big = upload_file(data=b"\xff\xd8" + b"x" * 1_200_000)
+    response = client.post(UPLOAD, {"image": big}, headers={"Accept": "application/json"})
+    assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    assert response.json()["error"]["code"] == "request_too_large"
+    page = client.post(UPLOAD, {"image": upload_file(data=b"\xff\xd8" + b"x" * 1_200_000)})
+    assert page.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE and "larger than" in page.content.decode()
+    assert watched["parsed"] == [] and not Detection.objects.exists()
+
+
+def test_a_refused_forged_post_spends_nobodys_allowance(stub_detector, settings, user):
+    from django.test import Client
+
+    settings.DETECTOR_RATE_LIMIT = "1/h"
+    forged = Client(enforce_csrf_checks=True)
+    forged.force_login(user)
+    assert forged.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.FORBIDDEN
+    owner = Client()
+    owner.force_login(user)
+    assert owner.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.FOUND
+
+
+def test_a_file_refused_for_its_own_fault_uses_up_nothing(client, stub_detector, settings):
+    settings.DETECTOR_RATE_LIMIT = "1/h"
+    assert client.post(UPLOAD, {"image": upload_file(data=b"not an image")}).status_code == HTTPStatus.BAD_REQUEST
+    response = client.post(BATCH, {"images": [upload_file("bad.jpg", b"nope"), upload_file("good.jpg")]})
+    assert "1 checked, 1 not accepted." in response.content.decode()
+    assert client.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert Detection.objects.count() == 1
+
+
+def test_an_upload_is_decoded_once_in_the_request(client, stub_detector, watched):
+    client.post(UPLOAD, {"image": upload_file()})
+    assert Detection.objects.get().status == "done" and len(watched["decoded"]) == 1
+
+
+def test_a_queued_upload_is_decoded_once_by_the_checks_and_once_by_the_worker(
+    client, stub_detector, settings, monkeypatch, watched, django_capture_on_commit_callbacks
+):
+    from detector import tasks
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    sent = []
+    monkeypatch.setattr(tasks.analyse_detection, "delay", sent.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(UPLOAD, {"image": upload_file()})
+    assert len(watched["decoded"]) == 1 and stub_detector.calls == 0
+    tasks.analyse_detection.apply(args=sent)
+    detection = Detection.objects.get()
+    assert detection.status == "done" and detection.attempts == 1 and len(watched["decoded"]) == 2
