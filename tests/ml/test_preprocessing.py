@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from detector.ml import preprocessing
 from detector.ml.faces import FULL_RANGE, SHORT_RANGE, FaceBox, _anchors
-from detector.ml.preprocessing import FaceFinder, ImageDecodeError, decode_image, prepare, square_region
+from detector.ml.preprocessing import FaceFinder, ImageDecodeError, decode, decode_image, prepare, square_region
 from tests.conftest import image_bytes
 
 
@@ -87,6 +88,58 @@ def test_undecodable_input_raises_a_clear_error(data):
 def test_decode_refuses_too_many_pixels():
     with pytest.raises(ImageDecodeError, match="pixels"):
         decode_image(image_bytes("PNG", size=(100, 100)), max_pixels=5000)
+
+
+def jpeg_of(image: Image.Image, **save_kwargs) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=92, **save_kwargs)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def large_portrait():
+    """The astronaut on a 1700x1300 photo: a face of about 350 px."""
+    skimage_data = pytest.importorskip("skimage.data")
+    canvas = Image.new("RGB", (1700, 1300), (90, 110, 80))
+    canvas.paste(Image.fromarray(skimage_data.astronaut()).resize((1300, 1300), Image.BICUBIC), (200, 0))
+    return jpeg_of(canvas)
+
+
+def test_a_large_jpeg_is_decoded_reduced_and_keeps_its_full_size(large_portrait):
+    decoded = decode(large_portrait, min_side=800)
+    assert decoded.image.size == (850, 650) and (decoded.width, decoded.height) == (1700, 1300)
+    assert decode(large_portrait, min_side=1000).image.size == (1700, 1300)  # half would be under 1000 px
+    assert decode(large_portrait).image.size == (1700, 1300)
+    png = image_bytes("PNG", size=(1700, 1300))
+    assert decode(png, min_side=800).image.size == (1700, 1300)  # only JPEG decoders reduce while decoding
+
+
+def test_a_reduced_decode_turns_the_full_size_with_the_exif_orientation():
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    decoded = decode(jpeg_of(Image.new("RGB", (1700, 1300), (200, 0, 0)), exif=exif), min_side=800)
+    assert decoded.image.size == (650, 850) and (decoded.width, decoded.height) == (1300, 1700)
+
+
+def test_faces_found_on_a_reduced_decode_are_boxed_in_full_size_pixels(finder, large_portrait):
+    reduced = prepare(decode(large_portrait, min_side=800), finder, size=224)
+    full = prepare(decode(large_portrait), finder, size=224)
+    assert reduced.face_found and full.face_found and (reduced.width, reduced.height) == (1700, 1300)
+    a, b = reduced.crops[0].box, full.crops[0].box
+    assert abs(a.x - b.x) < 0.03 * b.w and abs(a.w - b.w) < 0.03 * b.w
+    difference = np.abs(reduced.crops[0].pixels.astype(int) - full.crops[0].pixels.astype(int)).mean()
+    assert difference < 4  # of 255: the same face, from pixels decoded at half the size
+
+
+def test_a_face_too_small_for_the_reduced_decode_is_cropped_from_a_full_one(large_portrait):
+    decoded = decode(large_portrait, min_side=800)
+    small = FaceBox(x=1000, y=400, w=120, h=120, score=0.9)  # its 168 px crop region is 84 px at half size
+    crop = preprocessing._crop(decoded, small, 224, 0.2)
+    assert list(decoded._larger) == [1]
+    np.testing.assert_array_equal(crop, preprocessing._crop(decode(large_portrait), small, 224, 0.2))
+    large = FaceBox(x=400, y=100, w=400, h=400, score=0.9)
+    preprocessing._crop(decoded, large, 224, 0.2)
+    assert list(decoded._larger) == [1]  # a large face needs no other decode
 
 
 def test_a_box_around_several_faces_is_not_a_face():
