@@ -90,6 +90,18 @@ def upload_jpeg(target: int = 1_000_000) -> bytes:
     return data
 
 
+def phone_jpeg(target: int = 4_000_000) -> bytes:
+    """A 12 MP (4000x3000) one-face photo of about ``target`` bytes, as a phone saves it."""
+    rng = np.random.default_rng(1)
+    image = np.asarray(scene(1, (4000, 3000)), dtype=np.float32)
+    noisy = Image.fromarray(np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8))
+    for quality in range(70, 100, 2):
+        data = jpeg(noisy, quality)
+        if len(data) >= target * 0.9:
+            return data
+    return data
+
+
 # -- timing ----------------------------------------------------------------------------------------------------
 
 
@@ -115,7 +127,7 @@ def micro(runs: int) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from detector.ml.engines import KerasEngine, LiteRTEngine
     from detector.ml.predictor import Detector
-    from detector.ml.preprocessing import SERVING_MIN_SIDE, FaceFinder, decode
+    from detector.ml.preprocessing import SERVING_DECODE_SIDE, FaceFinder, decode
 
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, (8, 224, 224, 3), dtype=np.uint8)
@@ -156,9 +168,9 @@ def micro(runs: int) -> dict:
         row = {}
         for faces in (0, 1, 4):
             data = jpeg(scene(faces, (1280, 800)))
-            verdict = served.judge(decode(data, min_side=SERVING_MIN_SIDE))
+            verdict = served.judge(decode(data, min_side=SERVING_DECODE_SIDE))
             found = len(verdict.faces) if verdict.face_found else 0
-            run = lambda d=data, s=served: s.judge(decode(d, min_side=SERVING_MIN_SIDE))  # noqa: E731
+            run = lambda d=data, s=served: s.judge(decode(d, min_side=SERVING_DECODE_SIDE))  # noqa: E731
             row[f"{faces}_faces"] = {**timed(run, runs), "faces_found": found}
         out["analysis"][f"{threads} thread{'s' if threads > 1 else ''} ({served.engine.name})"] = row
         print(f"whole analysis, 1280x800 JPEG, {threads} threads: {row}", flush=True)
@@ -364,6 +376,44 @@ def http(runs: int) -> dict:
     return out
 
 
+def upload_cpu(runs: int) -> dict:
+    """The CPU of one upload split into its parts (``upload_cpu.py``), for the bench photo and a 12 MP one."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-upload-"))
+    photos = {"bench photo": upload_jpeg(), "12 MP photo": phone_jpeg()}
+    paths = {}
+    for name, data in photos.items():
+        paths[name] = str(tmp / f"{name.replace(' ', '-')}.jpg")
+        Path(paths[name]).write_bytes(data)
+    env = app_env(tmp, DETECTOR_RATE_LIMIT="", DETECTOR_THREADS="2")
+    prepare(env)
+    per_run = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "upload_cpu.py"), json.dumps(paths)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        per_run.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    out = {"bytes": {name: len(data) for name, data in photos.items()}, "photos": {}}
+    for name in photos:
+        runs_of = [r[name] for r in per_run]
+        out["photos"][name] = {
+            k: (
+                round(statistics.median(r[k] for r in runs_of), 1)
+                if isinstance(runs_of[0][k], float)
+                else runs_of[0][k]
+            )
+            for k in runs_of[0]
+        }
+    bench, phone = out["photos"]["bench photo"]["total"], out["photos"]["12 MP photo"]["total"]
+    out["ratio_12mp_to_bench"] = round(phone / bench, 2)
+    print(f"upload CPU: {out}", flush=True)
+    return out
+
+
 # -- queue: web process + Celery workers on Redis ------------------------------------------------------------
 
 
@@ -552,6 +602,23 @@ def markdown(r: dict) -> str:
                 "|---|---|",
             ]
             lines += [f"| {k} | {v} |" for k, v in e.items() if k != "images"]
+    if "upload" in r:
+        u = r["upload"]
+        names = list(u["photos"])
+        keys = [k for k in u["photos"][names[0]] if k not in ("faces_found", "decoded_at")]
+        lines += [
+            "",
+            "## CPU of one upload, split into its parts (in-process, the upload form, SQLite, 2 threads)",
+            "",
+            "| part | " + " | ".join(f"{n} ({u['bytes'][n] / 1e6:.2f} MB)" for n in names) + " |",
+            "|---" * (len(names) + 1) + "|",
+        ]
+        lines += [f"| {k} | " + " | ".join(f"{u['photos'][n][k]} ms" for n in names) + " |" for k in keys]
+        lines += [
+            "| decoded at | " + " | ".join("x".join(map(str, u["photos"][n]["decoded_at"])) for n in names) + " |",
+            "",
+            f"The 12 MP photo's upload costs {u['ratio_12mp_to_bench']}x the bench photo's.",
+        ]
     if "http" in r:
         h = r["http"]
         lines += [
@@ -614,7 +681,7 @@ def cpu_model() -> str:
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=3, help="runs per figure (the median is reported)")
-    p.add_argument("--only", choices=("micro", "http", "queue"), help="one section only")
+    p.add_argument("--only", choices=("micro", "upload", "http", "queue"), help="one section only")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for latest.json and latest.md")
     args = p.parse_args()
     meta = json.loads((BUNDLE / "metadata.json").read_text())
@@ -628,6 +695,8 @@ def main():
     }
     if args.only in (None, "micro"):
         result["micro"] = micro(args.runs)
+    if args.only in (None, "upload"):
+        result["upload"] = upload_cpu(args.runs)
     if args.only in (None, "http"):
         result["http"] = http(args.runs)
     if args.only in (None, "queue"):

@@ -38,7 +38,7 @@ def submit(checked: CheckedImage, original_name: str, request) -> Detection:
     detection = store_upload(checked, original_name, request)
     count_upload(request)
     if runs_here():
-        return analysis.run(detection.pk, checked.decoded) or detection
+        return analysis.run(detection, checked.decoded) or detection
     pk = str(detection.pk)
     transaction.on_commit(lambda: analyse_detection.delay(pk))
     return detection

@@ -4,7 +4,7 @@ from http import HTTPStatus
 from django.db import InterfaceError, OperationalError
 from django.template.response import TemplateResponse
 
-from .services.limits import refusal_before_reading
+from .services.limits import keep_small_uploads_in_memory, refusal_before_reading
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 30
@@ -52,4 +52,7 @@ class UploadGuardMiddleware:
         if request.method != "POST" or not hasattr(view_class, "refused"):
             return None
         refusal = refusal_before_reading(request, view_class.max_files())
-        return view_class.refused(request, refusal) if refusal else None
+        if refusal:
+            return view_class.refused(request, refusal)
+        keep_small_uploads_in_memory(request)
+        return None

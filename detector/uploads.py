@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from PIL import Image
 
-from .ml.preprocessing import SERVING_MIN_SIDE, DecodedImage, ImageDecodeError, decode
+from .ml.preprocessing import SERVING_DECODE_SIDE, DecodedImage, ImageDecodeError, decode
 
 ALLOWED_FORMATS = {
     "JPEG": ("jpg", "image/jpeg"),
@@ -69,7 +69,7 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> CheckedImage:
     if not data:
         raise _reject("The file is empty.", "empty")
     try:
-        decoded = decode(data, max_pixels, formats=list(ALLOWED_FORMATS), min_side=SERVING_MIN_SIDE)
+        decoded = decode(data, max_pixels, formats=list(ALLOWED_FORMATS), min_side=SERVING_DECODE_SIDE)
     except ImageDecodeError as exc:
         if exc.code == "unsupported_format":
             raise _reject("This is not a JPEG, PNG or WebP image.", exc.code) from exc
@@ -84,7 +84,7 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> CheckedImage:
 
 def decode_stored(data: bytes) -> DecodedImage:
     """A stored original decoded as its upload was (for a worker's analysis and the heatmaps)."""
-    return decode(data, formats=list(ALLOWED_FORMATS), min_side=SERVING_MIN_SIDE)
+    return decode(data, formats=list(ALLOWED_FORMATS), min_side=SERVING_DECODE_SIDE)
 
 
 def max_upload_bytes() -> int:

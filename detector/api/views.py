@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from ..dispatch import submit_each
 from ..services.detections import delete_detection
 from ..services.inference import bundle_facts, is_loaded
-from ..services.limits import refusal_before_reading
+from ..services.limits import keep_small_uploads_in_memory, refusal_before_reading
 from ..serving import OwnedDetectionMixin, serve_face_image
 from ..uploads import check_batch
 from . import openapi
@@ -52,6 +52,7 @@ class DetectionsView(OwnedDetectionMixin, generics.ListAPIView):
         refusal = refusal_before_reading(request, settings.DETECTOR_BATCH_MAX_FILES)
         if refusal:
             raise ApiError(refusal.status, refusal.client_code, refusal.message, refusal.field, refusal.retry_after)
+        keep_small_uploads_in_memory(request._request)
         try:
             files = check_batch(request.FILES.getlist("image"))
         except ValidationError as exc:

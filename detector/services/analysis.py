@@ -14,14 +14,15 @@ from .inference import get_detector
 log = logging.getLogger(__name__)
 
 
-def run(detection_id, decoded: DecodedImage | None = None, new_attempt: bool = True) -> Detection | None:
-    """Claim the detection and analyse it; None where there was nothing to do (gone, finished, given up).
+def run(detection, decoded: DecodedImage | None = None, new_attempt: bool = True) -> Detection | None:
+    """Claim the detection (a row, or its id) and analyse it; None where there was nothing to do (gone,
+    finished, given up).
 
     ``decoded``: the pixels the upload's checks decoded, where the analysis runs in the same request;
     otherwise the stored original is read and decoded once.
     """
-    detection = claim(detection_id, new_attempt)
-    return None if detection is None else analyse(detection, decoded)
+    claimed = claim(detection, new_attempt)
+    return None if claimed is None else analyse(claimed, decoded)
 
 
 def analyse(detection: Detection, decoded: DecodedImage | None = None) -> Detection:

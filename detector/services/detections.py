@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import F
 
 from ..models import ANONYMOUS_OWNER_KEY, Detection, Label, Status
 from ..uploads import CheckedImage, derived_jpegs
@@ -45,7 +46,7 @@ def store_upload(checked: CheckedImage, original_name: str, request) -> Detectio
     )
     name = str(detection.id)
     try:
-        preview, thumbnail = derived_jpegs(checked.decoded.image, (PREVIEW_SIDE, THUMB_SIDE))
+        preview, thumbnail = derived_jpegs(checked.decoded.working, (PREVIEW_SIDE, THUMB_SIDE))
         detection.image.save(f"{name}.{checked.extension}", ContentFile(checked.data), save=False)
         detection.preview.save(f"{name}.jpg", ContentFile(preview), save=False)
         detection.thumbnail.save(f"{name}.jpg", ContentFile(thumbnail), save=False)
@@ -57,23 +58,32 @@ def store_upload(checked: CheckedImage, original_name: str, request) -> Detectio
     return detection
 
 
-def claim(detection_id, new_attempt: bool = True) -> Detection | None:
-    """Take an unfinished detection for analysis; None when it is gone, finished, or has failed too often.
+def claim(detection: Detection | str, new_attempt: bool = True) -> Detection | None:
+    """Take an unfinished detection (a row, or its id) for analysis; None when it is gone, finished, or has
+    failed too often.
 
-    Each delivery of a job (and each analysis in the request) counts as an attempt, here and only here, so a
-    job that kills its worker every time ends as failed after ``DETECTOR_TASK_MAX_ATTEMPTS`` instead of looping.
+    One conditional UPDATE. Each delivery of a job (and each analysis in the request) counts as an attempt, here
+    and only here, so a job that kills its worker every time ends as failed after ``DETECTOR_TASK_MAX_ATTEMPTS``
+    instead of looping. A retry of the same delivery (``new_attempt=False``) does not count.
     """
-    with transaction.atomic():
-        detection = Detection.objects.select_for_update().filter(pk=detection_id).first()
-        if detection is None or detection.status not in Status.unfinished():
-            return None
-        if new_attempt:
-            detection.attempts += 1
-        if detection.attempts > settings.DETECTOR_TASK_MAX_ATTEMPTS:
-            fail(detection, f"The analysis stopped {detection.attempts - 1} times; please upload the image again.")
-            return None
-        detection.status = Status.ANALYSING
-        detection.save(update_fields=["status", "attempts"])
+    pk = getattr(detection, "pk", detection)
+    unfinished = Detection.objects.filter(pk=pk, status__in=Status.unfinished())
+    if new_attempt:
+        allowed = unfinished.filter(attempts__lt=settings.DETECTOR_TASK_MAX_ATTEMPTS)
+        taken = allowed.update(status=Status.ANALYSING, attempts=F("attempts") + 1)
+    else:
+        taken = unfinished.update(status=Status.ANALYSING)
+    if not taken:
+        out_of_attempts = unfinished.first()
+        if out_of_attempts is not None:
+            fail(
+                out_of_attempts,
+                f"The analysis stopped {out_of_attempts.attempts} times; please upload the image again.",
+            )
+        return None
+    if not isinstance(detection, Detection):
+        return Detection.objects.filter(pk=pk).first()
+    detection.status, detection.attempts = Status.ANALYSING, detection.attempts + int(new_attempt)
     return detection
 
 

@@ -5,6 +5,7 @@ its own fault uses up nothing (concurrent uploads may overshoot the limit by a f
 """
 
 from django.conf import settings
+from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django_ratelimit.core import get_usage
 
 from ..refusals import Refusal
@@ -58,3 +59,16 @@ def refusal_before_reading(request, max_files: int) -> Refusal | None:
         return Refusal("request_too_large", message, field=None)
     wait = seconds_until_upload_allowed(request)
     return rate_limited(wait) if wait else None
+
+
+class OneUploadInMemory(MemoryFileUploadHandler):
+    """Keeps a request of at most one file's size in memory: its bytes are read whole anyway, so spooling them to
+    a temporary file first would only write them twice. Larger requests (batches) go to temporary files."""
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        self.activated = content_length is not None and content_length <= max_upload_bytes() + MULTIPART_OVERHEAD
+
+
+def keep_small_uploads_in_memory(request) -> None:
+    """Before the body is read: hold a one-file request in memory, whatever ``FILE_UPLOAD_MAX_MEMORY_SIZE`` says."""
+    request.upload_handlers.insert(0, OneUploadInMemory(request))

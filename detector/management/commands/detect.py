@@ -4,7 +4,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from detector.ml.preprocessing import SERVING_MIN_SIDE, ImageDecodeError, decode
+from detector.ml.preprocessing import SERVING_DECODE_SIDE, ImageDecodeError, decode
 from detector.services.inference import DetectorUnavailable, get_detector
 
 
@@ -26,7 +26,7 @@ class Command(BaseCommand):
                 if not path.is_file():
                     raise ImageDecodeError("no such file")
                 data = path.read_bytes()
-                verdict = detector.judge(decode(data, settings.DETECTOR_MAX_PIXELS, min_side=SERVING_MIN_SIDE))
+                verdict = detector.judge(decode(data, settings.DETECTOR_MAX_PIXELS, min_side=SERVING_DECODE_SIDE))
             except (ImageDecodeError, OSError) as exc:
                 failures += 1
                 self.stderr.write(f"{path}: not analysed: {exc}")
