@@ -9,7 +9,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .models import VERDICT_FIELDS, Detection, ReviewVerdict
+from .models import REVIEW_FIELDS, VERDICT_FIELDS, Detection, ReviewVerdict
 from .serving import serve_detection_file, serve_face_image
 
 UPLOAD_FIELDS = (
@@ -25,23 +25,8 @@ UPLOAD_FIELDS = (
     "owner",
     "anonymous_owner",
 )
-CSV_FIELDS = (
-    "id",
-    "created_at",
-    "original_name",
-    "sha256",
-    "status",
-    "label",
-    "fake_probability",
-    "confidence",
-    "threshold",
-    "model_version",
-    "owner",
-    "review_verdict",
-    "review_note",
-    "reviewed_by",
-    "reviewed_at",
-)
+# One row per detection: who uploaded what, the verdict as the API gives it, and the review.
+CSV_FIELDS = ("id", "created_at", "original_name", "sha256", *VERDICT_FIELDS, "owner", *REVIEW_FIELDS)
 
 
 @admin.register(Detection)
@@ -64,7 +49,7 @@ class DetectionAdmin(admin.ModelAdmin):
     readonly_fields = ("annotated_image", *VERDICT_FIELDS, *UPLOAD_FIELDS, "reviewed_by", "reviewed_at")
     fieldsets = (
         ("Verdict", {"fields": ("annotated_image", *VERDICT_FIELDS)}),
-        ("Review", {"fields": ("review_verdict", "review_note", "reviewed_by", "reviewed_at")}),
+        ("Review", {"fields": REVIEW_FIELDS}),
         ("Upload", {"fields": UPLOAD_FIELDS}),
     )
     actions = ("mark_reviewed_real", "mark_reviewed_fake", "export_csv")

@@ -46,6 +46,8 @@ VERDICT_FIELDS = (
     "processing_ms",
     "error_message",
 )
+# What a reviewer records.
+REVIEW_FIELDS = ("review_verdict", "review_note", "reviewed_by", "reviewed_at")
 
 
 class DetectionQuerySet(models.QuerySet):
