@@ -48,8 +48,9 @@ def disk_full(monkeypatch):
     monkeypatch.setattr(FileSystemStorage, "_save", fail)
 
 
-def test_readyz_reports_unwritable_media(client, stub_detector, disk_full):
+def test_readyz_reports_unwritable_media(client, stub_detector, disk_full, caplog):
     response = client.get("/readyz")
+    assert "media storage is not writable" in caplog.text and "Traceback" in caplog.text
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE and response.json()["checks"]["media"] is False
 
 
