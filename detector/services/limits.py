@@ -36,7 +36,9 @@ def count_upload(request) -> None:
 
 
 def too_many_uploads(wait: int) -> str:
-    return f"Too many uploads. Please wait {wait} seconds before the next one; nothing was stored."
+    minutes = -(-wait // 60)
+    when = f"{wait} second{'s' if wait > 1 else ''}" if wait < 60 else f"{minutes} minute{'s' if minutes > 1 else ''}"
+    return f"Too many uploads. Please wait {when} before the next one; nothing was stored."
 
 
 def rate_limited(wait: int) -> Refusal:

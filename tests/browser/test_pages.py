@@ -131,3 +131,24 @@ def test_a_queued_upload_shows_its_verdict_by_itself_once_a_worker_has_judged_it
     tasks.analyse_detection.apply(args=queued)  # what a worker does
     page.wait_for_function("() => !document.querySelector('[data-status-url]')", timeout=15_000)
     assert page.locator(".verdict .label").inner_text() == Detection.objects.get().label
+
+
+def test_an_upload_over_the_rate_shows_the_wait_and_stores_nothing(
+    browser, live_server, shipped, portrait, settings, shot
+):
+    settings.DETECTOR_RATE_LIMIT = "1/h"
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        for attempt in range(2):
+            page.goto(live_server.url + "/")
+            page.set_input_files("input[type=file]", str(portrait))
+            page.click("#submit")
+            if attempt == 0:
+                page.wait_for_url(re.compile(r".*/detections/[0-9a-f-]+/$"))
+        page.locator("#image-errors", has_text="Too many uploads").wait_for()
+        assert page.locator("#submit").is_enabled() and page.locator("#progress").is_hidden()
+        shot(page, "5b-rate-limited-phone")
+        assert Detection.objects.count() == 1
+    finally:
+        context.close()

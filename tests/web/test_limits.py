@@ -113,3 +113,10 @@ def test_a_queued_upload_is_decoded_once_by_the_checks_and_once_by_the_worker(
     tasks.analyse_detection.apply(args=sent)
     detection = Detection.objects.get()
     assert detection.status == "done" and detection.attempts == 1 and len(watched["decoded"]) == 2
+
+
+@pytest.mark.parametrize("wait, words", [(1, "1 second "), (59, "59 seconds"), (60, "1 minute "), (1232, "21 minutes")])
+def test_the_wait_is_said_in_minutes_once_it_is_a_minute_or_more(wait, words):
+    from detector.services.limits import too_many_uploads
+
+    assert f"wait {words}" in too_many_uploads(wait)
