@@ -188,6 +188,9 @@ DETECTOR_ENGINE = env("DETECTOR_ENGINE", default="auto")
 # Uploads per user (or per address for anonymous visitors), e.g. "30/h"; "" turns it off.
 DETECTOR_RATE_LIMIT = env("DETECTOR_RATE_LIMIT", default="30/h")
 
+# The most orphan files, and the most rows without their file, one cleanup run removes (more: none, and it says so).
+DETECTOR_CLEANUP_MAX_REMOVALS = env.int("DETECTOR_CLEANUP_MAX_REMOVALS", default=20)
+
 # Uploads larger than this go to a temporary file rather than memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 

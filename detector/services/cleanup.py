@@ -1,6 +1,11 @@
 """Repairs after crashes: orphan files, rows without their file, detections stuck unfinished.
 
 It returns what it found; queueing the stuck detections again is its callers' (``dispatch.requeue``, the sweep).
+
+A repair must never do more harm than the crash it repairs: an unmounted or emptied media folder makes every row
+look as if it had lost its file, and a database that is not the right one makes every file look orphaned. So it
+removes nothing of a kind where all it checked looks lost, nor more than ``DETECTOR_CLEANUP_MAX_REMOVALS`` of a
+kind in one run, unless forced (``cleanup_detections --force``; beat's sweep never forces), and says why.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
@@ -25,6 +31,24 @@ class CleanupReport:
     rows_without_file: list[str] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)  # unfinished past the grace period: for the caller to queue
     marked_failed: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # why files or rows that looked lost were left alone
+
+
+def _too_many(kind: str, found: int, checked: int, force: bool, all_lost_is_suspect: bool = True) -> str | None:
+    """Why removing ``found`` of the ``checked`` items of a kind would be unsafe; None where it is not."""
+    if force or not found:
+        return None
+    if found == checked and all_lost_is_suspect:
+        return (
+            f"every one of the {checked} {kind} checked looks lost: the media storage may be unmounted or empty, "
+            "or this may be the wrong database; nothing of them was removed (--force to remove them anyway)"
+        )
+    if found > settings.DETECTOR_CLEANUP_MAX_REMOVALS:
+        return (
+            f"{found} {kind} look lost, more than the {settings.DETECTOR_CLEANUP_MAX_REMOVALS} one run removes "
+            "(DETECTOR_CLEANUP_MAX_REMOVALS); nothing of them was removed (--force to remove them anyway)"
+        )
+    return None
 
 
 def _files_older_than(folder: str, cutoff) -> list[str]:
@@ -36,8 +60,10 @@ def _files_older_than(folder: str, cutoff) -> list[str]:
     return [n for n in names if default_storage.get_modified_time(n) < cutoff]
 
 
-def cleanup(grace: timedelta = timedelta(minutes=15), dry_run: bool = False, reanalyse: bool = True) -> CleanupReport:
-    """Safe at any time: it only touches files and rows older than ``grace``.
+def cleanup(
+    grace: timedelta = timedelta(minutes=15), dry_run: bool = False, reanalyse: bool = True, force: bool = False
+) -> CleanupReport:
+    """Safe at any time: it only touches files and rows older than ``grace``, and no more than a bound of them.
 
     Files are written before their row is committed, so a young file without a
     row may belong to an upload in progress; the grace period leaves those alone.
@@ -48,17 +74,27 @@ def cleanup(grace: timedelta = timedelta(minutes=15), dry_run: bool = False, rea
     known = set()
     for detection in Detection.objects.iterator():
         known.update(stored_names(detection))
-    for folder in FOLDERS:
-        for name in _files_older_than(folder, cutoff):
-            if name not in known:
-                report.orphan_files.append(name)
-                if not dry_run:
-                    default_storage.delete(name)
+    old_files = [name for folder in FOLDERS for name in _files_older_than(folder, cutoff)]
+    orphans = [name for name in old_files if name not in known]
+    # Files no row knows are expected where there are no rows at all; where there are rows, all of them is suspect.
+    why = _too_many("files", len(orphans), len(old_files), force, all_lost_is_suspect=bool(known))
+    if why:
+        report.refused.append(why)
+    else:
+        report.orphan_files = orphans
+        if not dry_run:
+            for name in orphans:
+                default_storage.delete(name)
 
-    for detection in Detection.objects.filter(created_at__lt=cutoff):
-        if not default_storage.exists(detection.image.name):
-            report.rows_without_file.append(str(detection.pk))
-            if not dry_run:
+    old_rows = list(Detection.objects.filter(created_at__lt=cutoff))
+    lost = [d for d in old_rows if not default_storage.exists(d.image.name)]
+    why = _too_many("rows", len(lost), len(old_rows), force)
+    if why:
+        report.refused.append(why)
+    else:
+        report.rows_without_file = [str(d.pk) for d in lost]
+        if not dry_run:
+            for detection in lost:
                 delete_files(detection)
                 detection.delete()
 
@@ -69,4 +105,6 @@ def cleanup(grace: timedelta = timedelta(minutes=15), dry_run: bool = False, rea
         if not dry_run:
             fail(detection, "The analysis was interrupted; please upload the image again.")
         report.marked_failed.append(str(detection.pk))
+    for why in report.refused:
+        log.warning("cleanup: %s", why)
     return report

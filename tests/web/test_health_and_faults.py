@@ -116,3 +116,43 @@ def test_cleanup_dry_run_changes_nothing(client, stub_detector, media_root, caps
     os.utime(orphan, (old, old))
     call_command("cleanup_detections", "--dry-run")
     assert "would remove 1 orphan" in capsys.readouterr().out and orphan.exists()
+
+
+def test_cleanup_never_empties_the_database_when_the_media_folder_is_empty(client, stub_detector, settings, capsys):
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        client.post(UPLOAD, {"image": upload_file(name)})
+    Detection.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    settings.MEDIA_ROOT = settings.MEDIA_ROOT.parent / "not-mounted"  # an empty folder where the share should be
+    settings.MEDIA_ROOT.mkdir()
+    call_command("cleanup_detections", "--grace-minutes", "0")
+    out = capsys.readouterr()
+    assert Detection.objects.count() == 3
+    assert "remove 0 row(s) without their file" in out.out and "every one of the 3 rows checked looks lost" in out.err
+    call_command("cleanup_detections", "--grace-minutes", "0", "--force")
+    assert Detection.objects.count() == 0
+
+
+def test_cleanup_removes_no_more_than_its_bound_in_one_run(client, stub_detector, media_root, settings, capsys):
+    settings.DETECTOR_CLEANUP_MAX_REMOVALS = 1
+    for name in ("keep.jpg", "lost1.jpg", "lost2.jpg"):
+        client.post(UPLOAD, {"image": upload_file(name)})
+    Detection.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    for detection in Detection.objects.exclude(original_name="keep.jpg"):
+        (media_root / detection.image.name).unlink()
+    call_command("cleanup_detections", "--grace-minutes", "0")
+    assert Detection.objects.count() == 3 and "2 rows look lost, more than the 1" in capsys.readouterr().err
+    settings.DETECTOR_CLEANUP_MAX_REMOVALS = 2
+    call_command("cleanup_detections", "--grace-minutes", "0")
+    assert list(Detection.objects.values_list("original_name", flat=True)) == ["keep.jpg"]
+
+
+def test_the_sweep_never_forces_a_cleanup(client, stub_detector, settings):
+    from detector import tasks
+
+    client.post(UPLOAD, {"image": upload_file()})
+    Detection.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    settings.MEDIA_ROOT = settings.MEDIA_ROOT.parent / "empty"
+    settings.MEDIA_ROOT.mkdir()
+    settings.DETECTOR_STUCK_AFTER_MINUTES = 0
+    counts = tasks.sweep.apply().get()
+    assert counts["refused"] == 1 and Detection.objects.count() == 1

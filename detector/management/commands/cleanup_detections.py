@@ -15,9 +15,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-reanalyse", action="store_true", help="mark stuck detections failed instead of analysing them again"
         )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="remove what looks lost even where all of it does, or more than DETECTOR_CLEANUP_MAX_REMOVALS",
+        )
 
-    def handle(self, *args, grace_minutes, dry_run, no_reanalyse, **opts):
-        report = cleanup(timedelta(minutes=grace_minutes), dry_run=dry_run, reanalyse=not no_reanalyse)
+    def handle(self, *args, grace_minutes, dry_run, no_reanalyse, force, **opts):
+        report = cleanup(timedelta(minutes=grace_minutes), dry_run=dry_run, reanalyse=not no_reanalyse, force=force)
+        for why in report.refused:
+            self.stderr.write(f"refused: {why}")
         prefix = "would " if dry_run else ""
         queued = failed = 0
         if not dry_run:
