@@ -240,11 +240,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # analyses are long and CPU-bound: take o
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("DETECTOR_TASK_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 15
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Queueing a job while the broker is down gives up within about a second (the upload is kept pending and the
+# sweep queues it later) instead of holding the request for Celery's default retries.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.4}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # A job taken by a worker that died is handed out again after this many seconds (Redis).
     "visibility_timeout": env.int("DETECTOR_TASK_REDELIVER_AFTER", default=300),
     "unacked_restore_interval": env.int("DETECTOR_TASK_RESTORE_INTERVAL", default=10),
     "unacked_restore_throttle": 1,
+    # A broker that does not answer fails a request's queueing quickly rather than holding it.
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
 }
 CELERY_BEAT_SCHEDULE = {
     "sweep": {

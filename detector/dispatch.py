@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from .models import Detection, Status
 from .refusals import STORAGE_FAILED, Refusal
@@ -34,14 +34,30 @@ def submit(checked: CheckedImage, original_name: str, request) -> Detection:
     """The upload flow every caller goes through (form, batch, API): store, count, then analyse or queue.
 
     In the request the analysis gets the pixels the checks decoded; a worker decodes the stored original.
+    Once the upload is stored, nothing that fails afterwards (the broker, the database) loses it or makes the
+    answer an error: it stays ``pending``, the answer says so, and the sweep or ``cleanup_detections`` takes it up.
     """
     detection = store_upload(checked, original_name, request)
     count_upload(request)
     if runs_here():
-        return analysis.run(detection, checked.decoded) or detection
+        try:
+            return analysis.run(detection, checked.decoded) or detection
+        except DatabaseError:
+            log.exception("detection %s is stored but could not be analysed now; it stays pending", detection.pk)
+            return detection
     pk = str(detection.pk)
-    transaction.on_commit(lambda: analyse_detection.delay(pk))
+    transaction.on_commit(lambda: queue(pk))
     return detection
+
+
+def queue(pk: str) -> bool:
+    """Hand one detection to the workers; False (and logged) where the broker cannot take it now."""
+    try:
+        analyse_detection.delay(pk)
+    except Exception:  # the broker is down or refuses: kombu and redis raise many kinds
+        log.exception("detection %s is stored but could not be queued; the sweep will queue it", pk)
+        return False
+    return True
 
 
 @dataclass
@@ -86,7 +102,7 @@ def _submit_one(upload, request) -> Outcome:
 class Requeued:
     analysed: list[str]  # here and now (no broker)
     queued: list[str]  # handed to the workers
-    failed: list[str]  # gave up (too many attempts) or the image could not be analysed
+    failed: list[str]  # gave up (too many attempts), the image could not be analysed, or the broker is down
 
 
 def requeue(detection_ids: list[str]) -> Requeued:
@@ -94,8 +110,7 @@ def requeue(detection_ids: list[str]) -> Requeued:
     done = Requeued([], [], [])
     for pk in detection_ids:
         if not runs_here():
-            analyse_detection.delay(pk)
-            done.queued.append(pk)
+            (done.queued if queue(pk) else done.failed).append(pk)
             continue
         detection = analysis.run(pk)
         if detection is None:

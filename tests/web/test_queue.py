@@ -191,3 +191,38 @@ def test_the_worker_settings_make_killed_jobs_come_back(settings):
     assert settings.CELERY_TASK_ACKS_LATE and settings.CELERY_TASK_REJECT_ON_WORKER_LOST
     assert settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
     assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] > settings.CELERY_TASK_TIME_LIMIT
+
+
+def test_a_broker_that_is_down_leaves_the_upload_pending_not_a_500(
+    client, stub_detector, settings, monkeypatch, media_root, django_capture_on_commit_callbacks
+):
+    from kombu.exceptions import OperationalError as BrokerDown
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+
+    def down(pk):
+        raise BrokerDown("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.analyse_detection, "delay", down)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("detector:upload"), {"image": upload_file()}, headers={"accept": "application/json"}
+        )
+    assert response.status_code == HTTPStatus.CREATED and response.json()["status"] == "pending"
+    detection = Detection.objects.get()
+    assert detection.status == Status.PENDING and (media_root / detection.image.name).is_file()
+    with django_capture_on_commit_callbacks(execute=True):
+        page = client.post(reverse("detector:upload"), {"image": upload_file()})
+    assert page.status_code == HTTPStatus.FOUND and Detection.objects.count() == 2
+
+
+def test_a_database_failure_after_the_upload_is_stored_leaves_it_pending(client, stub_detector, monkeypatch):
+    from detector.services import analysis
+
+    def locked(detection, new_attempt=True):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(analysis, "claim", locked)
+    response = client.post(reverse("detector:upload"), {"image": upload_file()}, headers={"accept": "application/json"})
+    assert response.status_code == HTTPStatus.CREATED and response.json()["status"] == "pending"
+    assert Detection.objects.get().status == Status.PENDING and stub_detector.calls == 0
