@@ -3,6 +3,8 @@ from django.urls import include, path
 
 from detector import health
 
+handler500 = "detector.views.server_error"
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

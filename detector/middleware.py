@@ -2,7 +2,8 @@ import logging
 from http import HTTPStatus
 
 from django.db import InterfaceError, OperationalError
-from django.template.response import TemplateResponse
+from django.http import HttpResponse
+from django.template.loader import render_to_string
 
 from .services.limits import keep_small_uploads_in_memory, refusal_before_reading
 
@@ -10,11 +11,25 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 30
 
 
+DATABASE_DOWN = (OperationalError, InterfaceError)
+
+
+def unavailable(reason: str = "database", maybe_stored: bool = False) -> HttpResponse:
+    """The 503 page, rendered without the request: no context processor may touch the database that is down
+    (the auth one reads the session and the user from it), so the page shows no account. ``maybe_stored``: the
+    failure came after the view, so an upload may have been kept."""
+    context = {"reason": reason, "maybe_stored": maybe_stored}
+    response = HttpResponse(render_to_string("503.html", context), status=HTTPStatus.SERVICE_UNAVAILABLE)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 class DatabaseUnavailableMiddleware:
     """A database that is down or locked gives a 503 page, not a 500.
 
     Uploads write their files first and their row in one transaction, undoing
-    the files when the row fails, so nothing half-written is left behind.
+    the files when the row fails, so nothing half-written is left behind. A database error raised outside a view
+    (in another middleware, say the session's) reaches ``views.server_error``, which answers the same 503.
     """
 
     def __init__(self, get_response):
@@ -24,12 +39,10 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, (OperationalError, InterfaceError)):
+        if not isinstance(exception, DATABASE_DOWN):
             return None
         log.error("database unavailable: %s", exception)
-        response = TemplateResponse(request, "503.html", {"reason": "database"}, status=HTTPStatus.SERVICE_UNAVAILABLE)
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response.render()
+        return unavailable()
 
 
 class UploadGuardMiddleware:

@@ -1,16 +1,19 @@
 import logging
+import sys
 from http import HTTPStatus
 
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.urls import reverse, reverse_lazy
 from django.views import View
 from django.views.generic import DeleteView, DetailView, FormView, ListView, TemplateView
 
 from .dispatch import submit, submit_each
 from .forms import BatchUploadForm, HistoryFilterForm, UploadForm, refused_form
+from .middleware import DATABASE_DOWN, unavailable
 from .models import Detection
 from .refusals import DETECTOR_DOWN, STORAGE_FAILED, Refusal
 from .services import overview
@@ -241,3 +244,13 @@ class DetectionDeleteView(OwnedDetectionMixin, DeleteView):
         delete_detection(self.object)
         messages.success(self.request, f"Deleted {self.object.original_name or 'the detection'} and its files.")
         return redirect(self.get_success_url())
+
+
+def server_error(request):
+    """``handler500``: a database that is down is a 503, wherever it failed; anything else the plain 500 page.
+
+    Neither page is rendered with the request, so neither touches the database or the session.
+    """
+    if isinstance(sys.exc_info()[1], DATABASE_DOWN):
+        return unavailable(maybe_stored=request.method == "POST")
+    return HttpResponse(render_to_string("500.html"), status=HTTPStatus.INTERNAL_SERVER_ERROR)

@@ -156,3 +156,37 @@ def test_the_sweep_never_forces_a_cleanup(client, stub_detector, settings):
     settings.DETECTOR_STUCK_AFTER_MINUTES = 0
     counts = tasks.sweep.apply().get()
     assert counts["refused"] == 1 and Detection.objects.count() == 1
+
+
+@pytest.fixture
+def sessions_down(monkeypatch):
+    """The database is down for whatever reads the session (as for every request that carries a cookie)."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.db import OperationalError
+
+    def down(self):
+        raise OperationalError("connection to server at 127.0.0.1, port 5432 failed: Connection refused")
+
+    monkeypatch.setattr(SessionStore, "_get_session_from_db", down)
+
+
+@pytest.mark.parametrize("path", ["/", "/history/", "/about-the-model/"])
+def test_a_database_that_is_down_is_a_503_page_even_with_a_session_cookie(client, stub_detector, sessions_down, path):
+    client.cookies["sessionid"] = "abcdefghijklmnopqrstuvwxyz012345"
+    response = client.get(path)
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE and response["Retry-After"]
+    assert "Temporarily unavailable" in response.content.decode()
+
+
+def test_a_database_error_outside_the_views_is_a_503_too(client, stub_detector, monkeypatch):
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.db import OperationalError
+
+    def down(self, must_create=False):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(SessionStore, "save", down)
+    client.raise_request_exception = False
+    response = client.post(UPLOAD, {"image": upload_file()})  # the anonymous owner's session is saved after the view
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert "may have been kept" in response.content.decode()
