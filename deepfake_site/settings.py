@@ -187,6 +187,9 @@ DETECTOR_THREADS = env.int("DETECTOR_THREADS", default=None)
 DETECTOR_ENGINE = env("DETECTOR_ENGINE", default="auto")
 # Uploads per user (or per address for anonymous visitors), e.g. "30/h"; "" turns it off.
 DETECTOR_RATE_LIMIT = env("DETECTOR_RATE_LIMIT", default="30/h")
+# Where the cache that keeps the counts is down: true lets uploads through uncounted (the limit is abuse
+# protection, not access control); false refuses them with a 503 until the cache answers.
+DETECTOR_RATE_LIMIT_FAIL_OPEN = env.bool("DETECTOR_RATE_LIMIT_FAIL_OPEN", default=True)
 
 # The most orphan files, and the most rows without their file, one cleanup run removes (more: none, and it says so).
 DETECTOR_CLEANUP_MAX_REMOVALS = env.int("DETECTOR_CLEANUP_MAX_REMOVALS", default=20)

@@ -18,7 +18,7 @@ from .refusals import STORAGE_FAILED, Refusal
 from .services import analysis
 from .services.detections import display_name, store_upload
 from .services.inference import get_detector
-from .services.limits import count_upload, rate_limited, seconds_until_upload_allowed
+from .services.limits import count_upload, rate_refusal
 from .tasks import analyse_detection
 from .uploads import CheckedImage, check_upload
 
@@ -75,11 +75,11 @@ def submit_each(uploads: list, request) -> list[Outcome]:
     Once the client is over its rate, the rest of the batch is refused, and nothing of it counts.
     """
     get_detector()
-    outcomes, wait = [], None
+    outcomes, refusal = [], None
     for upload in uploads:
-        wait = wait or seconds_until_upload_allowed(request)
-        if wait:
-            outcomes.append(Outcome(display_name(upload.name), refusal=rate_limited(wait)))
+        refusal = refusal or rate_refusal(request)
+        if refusal:
+            outcomes.append(Outcome(display_name(upload.name), refusal=refusal))
         else:
             outcomes.append(_submit_one(upload, request))
     return outcomes

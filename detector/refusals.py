@@ -15,6 +15,7 @@ STATUS_AND_CODE = {
     "request_too_large": (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request_too_large"),
     "unsupported_format": (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
     "rate_limited": (HTTPStatus.TOO_MANY_REQUESTS, "rate_limited"),
+    "rate_limit_unavailable": (HTTPStatus.SERVICE_UNAVAILABLE, "rate_limit_unavailable"),
     "storage_unavailable": (HTTPStatus.SERVICE_UNAVAILABLE, "storage_unavailable"),
     "detector_unavailable": (HTTPStatus.SERVICE_UNAVAILABLE, "detector_unavailable"),
 }

@@ -4,6 +4,8 @@ Both are checked before a request's body is read. The rate counts accepted uploa
 its own fault uses up nothing (concurrent uploads may overshoot the limit by a few).
 """
 
+import logging
+
 from django.conf import settings
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django_ratelimit.core import get_usage
@@ -11,19 +13,36 @@ from django_ratelimit.core import get_usage
 from ..refusals import Refusal
 from ..uploads import max_upload_bytes
 
+log = logging.getLogger(__name__)
 GROUP, KEY = "detector.upload", "user_or_ip"
 MULTIPART_OVERHEAD = 1024 * 1024  # room for the boundaries and part headers around the files
+
+
+class RateLimitUnavailable(Exception):
+    """The cache that keeps the counts does not answer, and the limit fails closed.
+
+    See ``DETECTOR_RATE_LIMIT_FAIL_OPEN``.
+    """
 
 
 def _usage(request, increment: bool):
     rate = settings.DETECTOR_RATE_LIMIT
     if not rate:
         return None
-    return get_usage(request, group=GROUP, key=KEY, rate=rate, method="POST", increment=increment)
+    try:
+        return get_usage(request, group=GROUP, key=KEY, rate=rate, method="POST", increment=increment)
+    except Exception:  # the cache backend's own errors (redis.ConnectionError, TimeoutError, ...)
+        log.exception("upload rate limit: the cache does not answer")
+        if settings.DETECTOR_RATE_LIMIT_FAIL_OPEN:
+            return None
+        raise RateLimitUnavailable from None
 
 
 def seconds_until_upload_allowed(request) -> int | None:
-    """The seconds to wait before the client may upload again, or None where it may now (nothing is counted)."""
+    """The seconds to wait before the client may upload again, or None where it may now (nothing is counted).
+
+    Raises RateLimitUnavailable where the cache is down and the limit fails closed.
+    """
     usage = _usage(request, increment=False)
     if usage is None or usage["count"] < usage["limit"]:
         return None
@@ -31,8 +50,11 @@ def seconds_until_upload_allowed(request) -> int | None:
 
 
 def count_upload(request) -> None:
-    """Count one accepted upload against the client's rate."""
-    _usage(request, increment=True)
+    """Count one accepted upload against the client's rate (an upload already stored is never refused here)."""
+    try:
+        _usage(request, increment=True)
+    except RateLimitUnavailable:
+        pass
 
 
 def too_many_uploads(wait: int) -> str:
@@ -59,7 +81,16 @@ def refusal_before_reading(request, max_files: int) -> Refusal | None:
             f"of up to {settings.DETECTOR_MAX_UPLOAD_MB:g} MB each."
         )
         return Refusal("request_too_large", message, field=None)
-    wait = seconds_until_upload_allowed(request)
+    return rate_refusal(request)
+
+
+def rate_refusal(request) -> Refusal | None:
+    """Why the client may not upload now (over its rate, or the rate cannot be checked); None where it may."""
+    try:
+        wait = seconds_until_upload_allowed(request)
+    except RateLimitUnavailable:
+        message = "Uploads cannot be counted against their limit right now; nothing was stored. Please try again later."
+        return Refusal("rate_limit_unavailable", message, retry_after=30, field=None)
     return rate_limited(wait) if wait else None
 
 

@@ -31,7 +31,7 @@ def test_readyz_is_503_until_the_model_is_loaded(client, monkeypatch):
     monkeypatch.setattr(inference, "_detector", None)
     response = client.get("/readyz")
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
-    assert response.json()["checks"] == {"model": False, "database": True, "media": True}
+    assert response.json()["checks"] == {"model": False, "database": True, "media": True, "cache": True, "broker": None}
 
 
 def test_readyz_is_200_when_everything_works(client, stub_detector):
@@ -190,3 +190,38 @@ def test_a_database_error_outside_the_views_is_a_503_too(client, stub_detector, 
     response = client.post(UPLOAD, {"image": upload_file()})  # the anonymous owner's session is saved after the view
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert "may have been kept" in response.content.decode()
+
+
+@pytest.fixture
+def cache_down(settings):
+    """A Redis cache at an address where nothing answers."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+
+
+def test_a_cache_that_is_down_lets_uploads_through_uncounted_by_default(client, stub_detector, cache_down):
+    assert client.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.FOUND
+    assert Detection.objects.get().status == "done"
+    ready = client.get("/readyz")
+    assert ready.status_code == HTTPStatus.OK and ready.json()["checks"]["cache"] is False
+
+
+def test_a_cache_that_is_down_refuses_uploads_with_a_503_where_the_limit_fails_closed(
+    client, stub_detector, cache_down, settings, media_root
+):
+    settings.DETECTOR_RATE_LIMIT_FAIL_OPEN = False
+    response = client.post(UPLOAD, {"image": upload_file()}, headers={"accept": "application/json"})
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE and response["Retry-After"]
+    assert response.json()["error"]["code"] == "rate_limit_unavailable"
+    assert not Detection.objects.exists() and stored(media_root) == []
+    assert client.get("/readyz").status_code == HTTPStatus.SERVICE_UNAVAILABLE
+
+
+def test_readyz_reports_a_broker_that_does_not_answer(client, stub_detector, settings, monkeypatch):
+    from deepfake_site.celery import app
+
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    monkeypatch.setattr(app.conf, "broker_url", settings.CELERY_BROKER_URL)
+    response = client.get("/readyz")
+    assert response.status_code == HTTPStatus.OK and response.json()["checks"]["broker"] is False
