@@ -169,11 +169,21 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_IPWARE_PROXY_COUNT = 1 if env.bool("DJANGO_BEHIND_PROXY", default=False) else None
 
+# Everything goes to stderr (gunicorn and Celery pass it on to the platform's log): the detector's own lines,
+# and every warning and error of Django and the rest, so a 500's traceback is never lost (Django would otherwise
+# only mail it to ADMINS). One line per analysis: the detector's, not Celery's too.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"detector": {"handlers": ["console"], "level": env("DETECTOR_LOG_LEVEL", default="INFO")}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # A Celery worker puts its own handler (its format, with the pool process's name) in place of the root's.
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "detector": {"level": env("DETECTOR_LOG_LEVEL", default="INFO")},
+        "django": {"handlers": [], "level": "WARNING"},  # not only mailed to ADMINS: to the root's handler
+        "celery.app.trace": {"level": "WARNING"},  # "Task ... succeeded": the detector logs each analysis itself
+    },
 }
 
 # The detector.

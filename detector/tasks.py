@@ -40,7 +40,6 @@ def analyse_detection(self, detection_id: str) -> str:
                 detections.fail(unfinished, "The analysis service is unavailable; please upload the image again.")
             raise
         raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) from exc
-    log.info("detection %s analysed: %s", detection_id, detection.label or detection.status)
     return detection.status
 
 

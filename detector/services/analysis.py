@@ -56,4 +56,5 @@ def analyse(detection: Detection, decoded: DecodedImage | None = None) -> Detect
         detection.error_message = ""
     detection.processing_ms = round((time.perf_counter() - started) * 1000)
     detection.save()
+    log.info("detection %s analysed: %s in %d ms", detection.pk, detection.label, detection.processing_ms)
     return detection

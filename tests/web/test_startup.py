@@ -123,3 +123,22 @@ def test_production_refuses_to_start_without_a_secret(tmp_path):
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode != 0 and "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+def test_errors_are_logged_with_their_traceback_to_stderr_in_production():
+    code = (
+        "import logging\n"
+        "try:\n    1 / 0\nexcept ZeroDivisionError:\n"
+        "    logging.getLogger('django.request').exception('Internal Server Error: /')\n"
+    )
+    env = {**os.environ, "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "x", "DJANGO_ALLOWED_HOSTS": "example.org"}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "ERROR django.request: Internal Server Error: /" in done.stderr
+    assert "Traceback" in done.stderr and "ZeroDivisionError" in done.stderr
