@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from django.core.exceptions import ImproperlyConfigured
 
-LOCAL = "django.core.files.storage.FileSystemStorage"
+LOCAL = "detector.storage.MediaStorage"
 S3 = "storages.backends.s3.S3Storage"
 
 

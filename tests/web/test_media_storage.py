@@ -139,3 +139,39 @@ def test_readyz_checks_that_the_bucket_takes_writes(client, stub_detector, bucke
     response = client.get("/readyz")
     assert response.status_code == HTTPStatus.OK and response.json()["checks"]["media"] is True
     assert keys(bucket) == []
+
+
+class DiskFillsUp:
+    """File content whose second chunk fails to be written, as a disk that fills up half-way does."""
+
+    size = 2 * 64 * 1024
+
+    def chunks(self, chunk_size=None):
+        yield b"x" * 64 * 1024
+        raise OSError(28, "No space left on device")
+
+
+def test_a_write_that_fails_half_way_leaves_no_partial_file(media_root):
+    from detector.storage import MediaStorage
+
+    storage = MediaStorage(location=media_root)
+    with pytest.raises(OSError, match="No space left"):
+        storage.save("uploads/half.jpg", DiskFillsUp())
+    assert [p for p in media_root.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.django_db
+def test_an_upload_whose_write_fails_half_way_stores_nothing(client, stub_detector, media_root, monkeypatch):
+    from detector.storage import MediaStorage
+
+    real = MediaStorage._save
+
+    def fills_up(self, name, content):
+        if name.startswith("previews/"):
+            return real(self, name, DiskFillsUp())
+        return real(self, name, content)
+
+    monkeypatch.setattr(MediaStorage, "_save", fills_up)
+    response = client.post(reverse("detector:upload"), {"image": upload_file()})
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert not Detection.objects.exists() and [p for p in media_root.rglob("*") if p.is_file()] == []
