@@ -225,3 +225,10 @@ def test_readyz_reports_a_broker_that_does_not_answer(client, stub_detector, set
     monkeypatch.setattr(app.conf, "broker_url", settings.CELERY_BROKER_URL)
     response = client.get("/readyz")
     assert response.status_code == HTTPStatus.OK and response.json()["checks"]["broker"] is False
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_health_probes_over_plain_http_are_not_redirected(client, stub_detector, settings, path):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get(path).status_code == HTTPStatus.OK
+    assert client.get("/").status_code == HTTPStatus.MOVED_PERMANENTLY  # the pages still go to HTTPS

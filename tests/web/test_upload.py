@@ -182,3 +182,19 @@ def test_a_database_failure_leaves_no_orphaned_file(client, stub_detector, media
     with pytest.raises(DatabaseError):
         client.post(UPLOAD, {"image": upload_file()})
     assert stored_files(media_root) == []
+
+
+def test_previews_and_thumbnails_carry_none_of_the_uploads_metadata(client, stub_detector, media_root):
+    from PIL import ImageCms
+
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"  # camera make
+    exif[0x8825] = {1: "N"}  # a GPS block
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = image_bytes("JPEG", exif=exif, icc_profile=icc, comment=b"<script>alert(1)</script>")
+    client.post(UPLOAD, {"image": upload_file("meta.jpg", data)})
+    detection = Detection.objects.get()
+    assert Image.open(media_root / detection.image.name).info.get("comment")  # the evidence is kept as it came
+    for copy in (detection.preview, detection.thumbnail):
+        info = Image.open(media_root / copy.name).info
+        assert not {"comment", "exif", "icc_profile", "xmp"} & info.keys(), info.keys()
