@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import struct
 from dataclasses import dataclass
 
@@ -24,7 +25,11 @@ ALLOWED_FORMATS = {
     "PNG": ("png", "image/png"),
     "WEBP": ("webp", "image/webp"),
 }
-PNG_END = b"IEND\xaeB`\x82"
+# Many phones save a JPEG with more images after the first (MPO: depth maps, Ultra HDR gain maps). Pillow reports
+# it as MPO; it is a JPEG, and the first image is the photo.
+SAME_AS = {"MPO": "JPEG"}
+# A marker in JPEG entropy-coded data: 0xFF not followed by a stuffed 0x00, a restart marker or a fill byte.
+JPEG_MARKER = re.compile(rb"\xff(?![\x00\xd0-\xd7\xff])", re.DOTALL)
 
 
 @dataclass
@@ -51,15 +56,74 @@ def _reject(message: str, code: str) -> ValidationError:
     return ValidationError(message, code=code)
 
 
-def _has_trailing_data(data: bytes, fmt: str) -> bool:
-    if fmt == "PNG":
-        return not data.endswith(PNG_END)
-    if fmt == "WEBP":
+class BrokenStructure(ValueError):
+    """The file's segments or chunks do not add up."""
+
+
+def _jpeg_extent(data: bytes) -> tuple[int, int, int | None]:
+    """Where the first JPEG image ends (after its EOI marker), how many bytes of entropy-coded data it holds,
+    and where its MPF header starts (the offsets of an MPO's further images count from there), if it has one."""
+    i, n, scan_bytes, mpf = 2, len(data), 0, None
+    while True:
+        i = data.find(b"\xff", i)  # libjpeg skips stray bytes between segments too
+        if i < 0:
+            raise BrokenStructure("no end-of-image marker")
+        while i < n and data[i] == 0xFF:
+            i += 1
+        if i >= n:
+            raise BrokenStructure("no end-of-image marker")
+        marker, i = data[i], i + 1
+        if marker == 0xD9:
+            return i, scan_bytes, mpf
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            continue
+        length = int.from_bytes(data[i : i + 2], "big")
+        if length < 2 or i + length > n:
+            raise BrokenStructure("a segment runs past the end of the file")
+        if marker == 0xE2 and data[i + 2 : i + 6] == b"MPF\x00":
+            mpf = i + 6
+        i += length
+        if marker == 0xDA:  # start of scan: entropy-coded data up to the next marker
+            found = JPEG_MARKER.search(data, i)
+            if found is None:
+                raise BrokenStructure("a scan runs past the end of the file")
+            scan_bytes += found.start() - i
+            i = found.start()
+
+
+def _png_extent(data: bytes) -> int:
+    """Where a PNG ends: after its first IEND chunk."""
+    i, n = 8, len(data)
+    while i + 12 <= n:
+        length, kind = int.from_bytes(data[i : i + 4], "big"), data[i + 4 : i + 8]
+        i += 12 + length
+        if kind == b"IEND":
+            return i
+    raise BrokenStructure("no IEND chunk")
+
+
+def _image_end(data: bytes, decoded: DecodedImage) -> int:
+    """Where the image data ends, from the file's own structure (segments, chunks, the RIFF size, an MPO's index)."""
+    if decoded.format == "PNG":
+        return _png_extent(data)
+    if decoded.format == "WEBP":
         (riff_size,) = struct.unpack("<I", data[4:8])
-        return len(data) > riff_size + 8 + (riff_size & 1)
-    if fmt == "JPEG":
-        return not data.rstrip(b"\x00").endswith(b"\xff\xd9")
-    return False
+        return riff_size + 8 + (riff_size & 1)
+    end, scan_bytes, mpf = _jpeg_extent(data)
+    # Every 8x8 block of brightness costs at least a bit, whatever the tables: a file with fewer bits than that
+    # declares pixels it does not hold (a truncated file, or a bomb of mostly grey).
+    if scan_bytes * 8 < -(-decoded.width // 8) * -(-decoded.height // 8):
+        raise BrokenStructure(f"{scan_bytes} bytes of image data cannot hold {decoded.width}x{decoded.height} pixels")
+    if decoded.format == "MPO" and mpf is not None:
+        with Image.open(io.BytesIO(data)) as im:
+            entries = getattr(im, "mpinfo", {}).get(0xB002, [])
+        for entry in entries:
+            if entry["DataOffset"]:
+                start = mpf + entry["DataOffset"]
+                if data[start : start + 2] != b"\xff\xd8":
+                    raise BrokenStructure("an MPO entry does not start a JPEG image")
+                end = max(end, start + entry["Size"])
+    return end
 
 
 def check_image(data: bytes, max_bytes: int, max_pixels: int) -> CheckedImage:
@@ -76,10 +140,15 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> CheckedImage:
         if exc.code == "too_many_pixels":
             raise _reject(str(exc), exc.code) from exc
         raise _reject(f"The image is truncated or damaged ({exc.__cause__ or exc}).", "damaged") from exc
-    if _has_trailing_data(data, decoded.format):
+    try:
+        end = _image_end(data, decoded)
+    except (BrokenStructure, struct.error, KeyError, TypeError, ValueError, OSError) as exc:
+        raise _reject(f"The image is truncated or damaged ({exc}).", "damaged") from exc
+    if data[end:].strip(b"\x00"):
         raise _reject("The file has extra data after the image; upload the plain image.", "trailing_data")
-    extension, content_type = ALLOWED_FORMATS[decoded.format]
-    return CheckedImage(data, decoded.format, extension, content_type, hashlib.sha256(data).hexdigest(), decoded)
+    fmt = SAME_AS.get(decoded.format, decoded.format)
+    extension, content_type = ALLOWED_FORMATS[fmt]
+    return CheckedImage(data, fmt, extension, content_type, hashlib.sha256(data).hexdigest(), decoded)
 
 
 def decode_stored(data: bytes) -> DecodedImage:

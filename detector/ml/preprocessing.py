@@ -121,7 +121,7 @@ def _decode(source, max_pixels=None, formats=None, min_side=None, reduce=None) -
                         f"The image has {im.width}×{im.height} pixels; the limit is {max_pixels / 1e6:.0f} megapixels.",
                         "too_many_pixels",
                     )
-                if im.format == "JPEG" and (reduce or min_side):
+                if im.format in ("JPEG", "MPO") and (reduce or min_side):
                     k = reduce or max(k for k in DRAFT_SCALES if max(full) / k >= min_side or k == 1)
                     if k > 1:
                         im.draft("RGB", (full[0] // k, full[1] // k))  # at least this size: 1/k

@@ -71,8 +71,23 @@ def tiff_named_png():
     return buf.getvalue()
 
 
+def grey_bomb():
+    """A JPEG cut to 29 KB that still declares 6000x6000 pixels: decoded, it would be 36 MP of grey."""
+    buf = io.BytesIO()
+    Image.new("RGB", (6000, 6000), (128, 128, 128)).save(buf, "JPEG", quality=10)
+    return buf.getvalue()[:29_000] + b"\xff\xd9"
+
+
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
 REJECTIONS = [
+    # data smuggled past the image's real end, made to look like an ending the last bytes would show
+    ("zip.jpg", lambda: image_bytes("JPEG") + b"PK\x03\x04" + b"z" * 40 + b"\xff\xd9", "extra data after the image"),
+    (
+        "html.png",
+        lambda: image_bytes("PNG") + b"<html></html>" + b"\x00\x00\x00\x00IEND\xaeB`\x82",
+        "extra data after the image",
+    ),
+    ("bomb.jpg", grey_bomb, "truncated or damaged"),
     ("truncated.jpg", truncated_jpeg, "truncated or damaged"),
     ("scan.png", tiff_named_png, "not a JPEG, PNG or WebP"),
     ("logo.svg", lambda: SVG, "not a JPEG, PNG or WebP"),
@@ -198,3 +213,25 @@ def test_previews_and_thumbnails_carry_none_of_the_uploads_metadata(client, stub
     for copy in (detection.preview, detection.thumbnail):
         info = Image.open(media_root / copy.name).info
         assert not {"comment", "exif", "icc_profile", "xmp"} & info.keys(), info.keys()
+
+
+def mpo_bytes() -> bytes:
+    """A phone-style JPEG with a second image after the first (MPO), as Pillow writes one."""
+    buf = io.BytesIO()
+    second = Image.new("RGB", (80, 60), (10, 10, 200))
+    Image.open(io.BytesIO(image_bytes("JPEG"))).save(buf, "MPO", save_all=True, append_images=[second])
+    return buf.getvalue()
+
+
+def test_a_phone_jpeg_with_a_second_image_is_accepted_as_a_jpeg(client, stub_detector, media_root):
+    data = mpo_bytes()
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    assert client.post(UPLOAD, {"image": upload_file("phone.jpg", data)}).status_code == HTTPStatus.FOUND
+    detection = Detection.objects.get()
+    assert (detection.image_format, detection.content_type, detection.width) == ("JPEG", "image/jpeg", 320)
+    assert (media_root / detection.image.name).read_bytes() == data
+
+
+def test_data_after_a_phone_jpegs_last_image_is_refused(client, stub_detector):
+    response = client.post(UPLOAD, {"image": upload_file("phone.jpg", mpo_bytes() + b"<html></html>")})
+    assert response.status_code == HTTPStatus.BAD_REQUEST and "extra data after the image" in response.content.decode()
