@@ -486,3 +486,14 @@ def test_reviewers_manage_tokens_in_the_admin(client, staff, token):
     client.force_login(staff)
     page = client.get(reverse("admin:authtoken_tokenproxy_changelist"))
     assert page.status_code == HTTPStatus.OK and "alice" in page.content.decode()
+
+
+def test_anonymous_uploads_need_the_csrf_token(stub_detector, settings, media_root):
+    settings.DETECTOR_API_ANONYMOUS = True
+    browser = Client(enforce_csrf_checks=True)
+    forged = post_images(browser, headers={"Origin": "https://evil.example"})
+    assert forged.status_code == HTTPStatus.FORBIDDEN and error_of(forged)["code"] == "permission_denied"
+    assert not Detection.objects.exists() and stored_files(media_root) == []
+    browser.get(reverse("detector:upload"))  # the site's page sets the CSRF cookie
+    token = browser.cookies["csrftoken"].value
+    assert post_images(browser, headers={"X-CSRFToken": token}).status_code == HTTPStatus.CREATED
