@@ -91,11 +91,11 @@ def test_pages_load_nothing_from_other_sites(client, url):
     assert not re.search(r'(src|href)="(https?:)?//', page)
 
 
-def test_production_settings_pass_the_deploy_check(tmp_path, tiny_bundle):
+def deploy_check(tmp_path, tiny_bundle, **overrides):
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "DETECTOR_")) and key != "DATABASE_URL"
+        if not key.startswith(("DJANGO_", "DETECTOR_")) and key not in ("DATABASE_URL", "CACHE_URL", "EMAIL_URL")
     }
     env.update(
         DJANGO_DEBUG="false",
@@ -103,8 +103,11 @@ def test_production_settings_pass_the_deploy_check(tmp_path, tiny_bundle):
         DJANGO_ALLOWED_HOSTS="deepfake-check.example.org",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         DETECTOR_MODEL=str(tiny_bundle),
+        CACHE_URL="redis://127.0.0.1:6379/0",
+        EMAIL_URL="smtp+tls://mailer:secret@smtp.example.org:587",
     )
-    result = subprocess.run(
+    env.update(overrides)
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
         env=env,
@@ -112,8 +115,23 @@ def test_production_settings_pass_the_deploy_check(tmp_path, tiny_bundle):
         text=True,
         timeout=120,
     )
+
+
+def test_production_settings_pass_the_deploy_check(tmp_path, tiny_bundle):
+    result = deploy_check(tmp_path, tiny_bundle)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_the_deploy_check_warns_of_a_rate_limit_counted_per_process(tmp_path, tiny_bundle):
+    result = deploy_check(tmp_path, tiny_bundle, CACHE_URL="locmemcache://", WEB_CONCURRENCY="2")
+    assert result.returncode != 0 and "detector.W001" in result.stderr and "2 web processes" in result.stderr
+    assert deploy_check(tmp_path, tiny_bundle, CACHE_URL="locmemcache://", WEB_CONCURRENCY="1").returncode == 0
+
+
+def test_the_deploy_check_warns_of_mail_printed_to_the_logs(tmp_path, tiny_bundle):
+    result = deploy_check(tmp_path, tiny_bundle, EMAIL_URL="consolemail://")
+    assert result.returncode != 0 and "detector.W002" in result.stderr
 
 
 def test_production_refuses_to_start_without_a_secret(tmp_path):
