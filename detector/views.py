@@ -109,7 +109,17 @@ class BatchUploadView(UploadFormMixin, FormView):
         context = self.get_context_data(
             form=self.form_class(), outcomes=outcomes, checked_count=checked, rejected_count=len(outcomes) - checked
         )
-        return self.render_to_response(context, status=HTTPStatus.OK if checked else HTTPStatus.BAD_REQUEST)
+        return self.render_to_response(context, status=batch_status(outcomes))
+
+
+def batch_status(outcomes) -> int:
+    """200 where any file was taken; else 503 where the service failed them (storage, limits unavailable), else 400
+    (each file's own fault is shown beside it)."""
+    if any(o.detection for o in outcomes):
+        return HTTPStatus.OK
+    if any(o.refusal.status == HTTPStatus.SERVICE_UNAVAILABLE for o in outcomes):
+        return HTTPStatus.SERVICE_UNAVAILABLE
+    return HTTPStatus.BAD_REQUEST
 
 
 def status_summary(detection: Detection) -> dict:

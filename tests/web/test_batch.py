@@ -125,3 +125,16 @@ def test_the_upload_view_tells_the_batch_script_each_verdict(client, stub_detect
         "fake_percent": 90,
         "thumbnail": reverse("detector:thumbnail", args=[detection.pk]),
     }
+
+
+def test_a_batch_that_storage_cannot_take_is_a_503(client, stub_detector, media_root, monkeypatch):
+    from detector.storage import MediaStorage
+
+    def read_only(self, name, content):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(MediaStorage, "_save", read_only)
+    response = client.post(BATCH, {"images": [upload_file("a.jpg"), upload_file("b.jpg")]})
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert "could not be stored" in response.content.decode()
+    assert not Detection.objects.exists() and stored_files(media_root) == []
