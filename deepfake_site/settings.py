@@ -184,6 +184,7 @@ LOGGING = {
     "loggers": {
         "detector": {"level": env("DETECTOR_LOG_LEVEL", default="INFO")},
         "django": {"handlers": [], "level": "WARNING"},  # not only mailed to ADMINS: to the root's handler
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},  # runserver: a line a request
         "celery.app.trace": {"level": "WARNING"},  # "Task ... succeeded": the detector logs each analysis itself
     },
 }
@@ -203,6 +204,9 @@ DETECTOR_RATE_LIMIT = env("DETECTOR_RATE_LIMIT", default="30/h")
 # protection, not access control); false refuses them with a 503 until the cache answers.
 DETECTOR_RATE_LIMIT_FAIL_OPEN = env.bool("DETECTOR_RATE_LIMIT_FAIL_OPEN", default=True)
 
+# Days an upload (the original, its copies and its verdict) is kept; the sweep and cleanup_detections delete older
+# ones. Unset: kept until its owner deletes it or their account.
+DETECTOR_RETENTION_DAYS = env.int("DETECTOR_RETENTION_DAYS", default=None)
 # The most orphan files, and the most rows without their file, one cleanup run removes (more: none, and it says so).
 DETECTOR_CLEANUP_MAX_REMOVALS = env.int("DETECTOR_CLEANUP_MAX_REMOVALS", default=20)
 

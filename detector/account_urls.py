@@ -4,4 +4,5 @@ from . import accounts
 
 urlpatterns = [
     path("signup/", accounts.SignUpView.as_view(), name="signup"),
+    path("delete/", accounts.AccountDeleteView.as_view(), name="account_delete"),
 ]

@@ -9,4 +9,5 @@ def detector_settings(request):
         "max_upload_mb": settings.DETECTOR_MAX_UPLOAD_MB,
         "max_upload_bytes": max_upload_bytes(),
         "max_batch_files": settings.DETECTOR_BATCH_MAX_FILES,
+        "retention_days": settings.DETECTOR_RETENTION_DAYS,
     }

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.UploadView.as_view(), name="upload"),
     path("batch/", views.BatchUploadView.as_view(), name="batch"),
     path("history/", views.HistoryView.as_view(), name="history"),
+    path("history/export.zip", views.ExportView.as_view(), name="export"),
     path("about-the-model/", views.AboutModelView.as_view(), name="about_model"),
     path("overview/", views.OverviewView.as_view(), name="overview"),
     path("overview/<str:chart>.svg", views.OverviewChartView.as_view(), name="overview_chart"),

@@ -4,10 +4,11 @@ from http import HTTPStatus
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.urls import reverse, reverse_lazy
+from django.utils import timezone
 from django.views import View
 from django.views.generic import DeleteView, DetailView, FormView, ListView, TemplateView
 
@@ -19,6 +20,7 @@ from .refusals import DETECTOR_DOWN, STORAGE_FAILED, Refusal
 from .services import overview
 from .services.detections import delete_detection
 from .services.inference import DetectorUnavailable, bundle_facts, get_detector
+from .services.privacy import export_zip
 from .serving import OwnedDetectionMixin, serve_detection_file, serve_face_image
 
 log = logging.getLogger(__name__)
@@ -243,6 +245,17 @@ class HistoryView(ListView):
         query.pop("page", None)
         context["query_string"] = query.urlencode()
         return context
+
+
+class ExportView(View):
+    """All of the requester's checks as one ZIP: ``checks.json`` and the originals as uploaded, streamed."""
+
+    def get(self, request):
+        detections = Detection.objects.owned_by(request).recent()
+        response = StreamingHttpResponse(export_zip(detections.iterator()), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="deepfake-checks-{timezone.now():%Y%m%d}.zip"'
+        response["Cache-Control"] = "private, no-store"
+        return response
 
 
 class DetectionDeleteView(OwnedDetectionMixin, DeleteView):

@@ -19,7 +19,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from ..models import Detection, Status
-from .detections import delete_files, fail, stored_names
+from .detections import delete_detection, delete_files, fail, stored_names
 
 log = logging.getLogger(__name__)
 FOLDERS = ("uploads", "previews", "thumbnails", "faces")
@@ -32,6 +32,7 @@ class CleanupReport:
     stuck: list[str] = field(default_factory=list)  # unfinished past the grace period: for the caller to queue
     marked_failed: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # why files or rows that looked lost were left alone
+    expired: list[str] = field(default_factory=list)  # deleted, with their files, past DETECTOR_RETENTION_DAYS
 
 
 def _too_many(kind: str, found: int, checked: int, force: bool, all_lost_is_suspect: bool = True) -> str | None:
@@ -70,6 +71,12 @@ def cleanup(
     Stuck detections are reported for analysis again, or (``reanalyse=False``) marked failed.
     """
     report = CleanupReport()
+    if settings.DETECTOR_RETENTION_DAYS:
+        kept_from = timezone.now() - timedelta(days=settings.DETECTOR_RETENTION_DAYS)
+        for detection in Detection.objects.filter(created_at__lt=kept_from):
+            report.expired.append(str(detection.pk))
+            if not dry_run:
+                delete_detection(detection)
     cutoff = timezone.now() - grace
     known = set()
     for detection in Detection.objects.iterator():

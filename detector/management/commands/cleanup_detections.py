@@ -7,7 +7,10 @@ from detector.services.cleanup import cleanup
 
 
 class Command(BaseCommand):
-    help = "Remove orphan files and rows without files; analyse again or fail stuck detections. Safe any time."
+    help = (
+        "Delete detections past DETECTOR_RETENTION_DAYS; remove orphan files and rows without files; "
+        "analyse again or fail stuck detections. Safe any time."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--grace-minutes", type=int, default=15, help="leave younger files and rows alone")
@@ -31,6 +34,7 @@ class Command(BaseCommand):
             again = requeue(report.stuck)
             queued, failed = len(again.queued), len(again.failed)
         self.stdout.write(
+            f"{prefix}delete {len(report.expired)} detection(s) past the retention period; "
             f"{prefix}remove {len(report.orphan_files)} orphan file(s); "
             f"{prefix}remove {len(report.rows_without_file)} row(s) without their file; "
             f"{prefix}re-analyse {len(report.stuck)} stuck detection(s); "
