@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test test-sqlite test-postgres check lint screenshots soak bench
+.PHONY: install run test test-sqlite test-postgres check lint screenshots soak bench faults
 
 install: $(STAMP) .env
 
@@ -51,6 +51,10 @@ screenshots: install
 
 soak: install
 	$(PY) benchmarks/soak.py --requests 1000 --clients 8
+
+# Not part of `make test`: gunicorn, a Celery worker, PostgreSQL and Redis with each dependency cut in turn (minutes).
+faults: install
+	$(PY) benchmarks/faults.py
 
 # Not part of `make test`: writes benchmarks/results/latest.{md,json} (a few minutes).
 bench: install
