@@ -285,18 +285,18 @@ def invariants(platform: Platform, results: list, rows: dict) -> list[str]:
     for r in results:
         if r["status"] == 201 and r["id"] not in rows:
             wrong.append(f"accepted upload {r['id']} has no row")
-    files = {p.relative_to(platform.media).as_posix() for p in platform.media.rglob("*") if p.is_file()}
-    files = {f for f in files if not f.startswith(("health/", "faces/", "fill"))}
+    files = media_files(platform)
     known = {name for row in rows.values() for name in row[1:] if name}
     if known - files:
         wrong.append(f"{len(known - files)} file(s) of rows missing")
-    if files - known:
-        wrong.append(f"{len(files - known)} file(s) no row knows")
+    if stray := stray_files(platform):
+        wrong.append(f"{len(stray)} file(s) no row knows")
     unfinished = [pk for pk, row in rows.items() if row[0] not in ("done", "failed")]
     if unfinished:
         wrong.append(f"{len(unfinished)} detection(s) never finished")
     logs = platform.worker_logs()
-    twice = [pk for pk in rows if len(re.findall(rf"detection {pk} analysed", logs)) > 1]
+    # Lines from a worker's pool process, in Celery's format (a copy of the line in another format is not an analysis).
+    twice = [pk for pk in rows if len(re.findall(rf"/ForkPoolWorker-\d+\] detection {pk} analysed", logs)) > 1]
     if twice:
         wrong.append(f"{len(twice)} detection(s) analysed twice")
     return wrong
@@ -343,7 +343,9 @@ def killed_web_worker(platform, clients):
     killed = []
 
     def kill(stop):
-        while not stop.wait(1.0):  # a worker SIGKILLed every second, whatever it is doing; gunicorn starts another
+        wait = 0.3
+        while not stop.wait(wait):  # a worker SIGKILLed now and then every second, whatever it is doing
+            wait = 1.0
             children = Path(f"/proc/{platform.web.pid}/task/{platform.web.pid}/children").read_text().split()
             if children:
                 os.kill(int(children[0]), signal.SIGKILL)
@@ -378,9 +380,21 @@ def disk_full(platform, clients):
         os.posix_fallocate(f.fileno(), 0, max(0, free.f_bavail * free.f_frsize - 150_000))
     try:
         results = burst(platform, clients, 6)
+        left = stray_files(platform)  # at once, before any cleanup: a refused upload must leave nothing
     finally:
         filler.unlink()
-    return results, None
+    return results, f"refused uploads left {len(left)} file(s) behind" if left else None
+
+
+def media_files(platform) -> set[str]:
+    """The uploads and their copies in the media folder (not the readiness probe's, the face pictures or the filler)."""
+    files = {p.relative_to(platform.media).as_posix() for p in platform.media.rglob("*") if p.is_file()}
+    return {f for f in files if not f.startswith(("health/", "faces/", "fill"))}
+
+
+def stray_files(platform) -> set[str]:
+    """Files that no row knows: left by a refused or interrupted upload."""
+    return media_files(platform) - {name for row in platform.rows().values() for name in row[1:] if name}
 
 
 def unmounted_media_under_cleanup(platform, clients):
