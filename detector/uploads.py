@@ -102,6 +102,25 @@ def _png_extent(data: bytes) -> int:
     raise BrokenStructure("no IEND chunk")
 
 
+MISSING_JPEG_DATA = (128, 128, 128)  # what libjpeg decodes the blocks to that a file cut short lacks
+
+
+def _ends_in_missing_data(image: Image.Image) -> bool:
+    """Whether a whole edge band of the decoded JPEG is exactly the grey of missing data: what a file cut
+    part-way, with an end-of-image marker added to pass as whole, decodes to (libjpeg only warns). The band is an
+    eighth of the picture deep, so a genuine flat border is not taken for one (a file cut within its last eighth
+    passes); any edge, since the EXIF orientation may have turned the picture."""
+    w, h = image.size
+    if min(w, h) <= 64:
+        return False
+    across, down = h // 8, w // 8
+    for box in ((0, h - across, w, h), (0, 0, w, across), (0, 0, down, h), (w - down, 0, w, h)):
+        colours = image.crop(box).getcolors(1)  # None where the band has more than one colour
+        if colours and colours[0][1] == MISSING_JPEG_DATA:
+            return True
+    return False
+
+
 def _image_end(data: bytes, decoded: DecodedImage) -> int:
     """Where the image data ends, from the file's own structure (segments, chunks, the RIFF size, an MPO's index)."""
     if decoded.format == "PNG":
@@ -114,6 +133,8 @@ def _image_end(data: bytes, decoded: DecodedImage) -> int:
     # declares pixels it does not hold (a truncated file, or a bomb of mostly grey).
     if scan_bytes * 8 < -(-decoded.width // 8) * -(-decoded.height // 8):
         raise BrokenStructure(f"{scan_bytes} bytes of image data cannot hold {decoded.width}x{decoded.height} pixels")
+    if _ends_in_missing_data(decoded.image):
+        raise BrokenStructure("its last part is missing and decodes to flat grey")
     if decoded.format == "MPO" and mpf is not None:
         with Image.open(io.BytesIO(data)) as im:
             entries = getattr(im, "mpinfo", {}).get(0xB002, [])

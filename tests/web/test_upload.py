@@ -88,6 +88,7 @@ REJECTIONS = [
         "extra data after the image",
     ),
     ("bomb.jpg", grey_bomb, "truncated or damaged"),
+    ("cut.jpg", lambda: (lambda d: d[: len(d) // 2] + b"\xff\xd9")(image_bytes("JPEG", (640, 480))), "truncated"),
     ("truncated.jpg", truncated_jpeg, "truncated or damaged"),
     ("scan.png", tiff_named_png, "not a JPEG, PNG or WebP"),
     ("logo.svg", lambda: SVG, "not a JPEG, PNG or WebP"),
@@ -235,3 +236,11 @@ def test_a_phone_jpeg_with_a_second_image_is_accepted_as_a_jpeg(client, stub_det
 def test_data_after_a_phone_jpegs_last_image_is_refused(client, stub_detector):
     response = client.post(UPLOAD, {"image": upload_file("phone.jpg", mpo_bytes() + b"<html></html>")})
     assert response.status_code == HTTPStatus.BAD_REQUEST and "extra data after the image" in response.content.decode()
+
+
+def test_a_jpeg_with_a_narrow_flat_grey_border_is_accepted(client, stub_detector):
+    image = Image.open(io.BytesIO(image_bytes("JPEG", (640, 480))))
+    image.paste((128, 128, 128), (0, 430, 640, 480))  # a flat border a tenth deep, as a graphic might have
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=90)
+    assert client.post(UPLOAD, {"image": upload_file("banner.jpg", buf.getvalue())}).status_code == HTTPStatus.FOUND
