@@ -1,7 +1,9 @@
 """Where an analysis runs: in the request without a broker, on a Celery worker with one.
 
-The only module that queues jobs. It sits above ``tasks`` and the services (which import neither it nor a
-task) and below the views, the API and the commands that submit uploads or queue detections again.
+It decides where an analysis runs, and queues every job but one kind: beat's sweep (``tasks.sweep``), which runs
+on a worker and so always has the broker, queues the stuck detections it finds itself. It sits above ``tasks`` and
+the services (which import neither it nor a task) and below the views, the API and the commands that submit
+uploads or queue detections again.
 """
 
 from __future__ import annotations
