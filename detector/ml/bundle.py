@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .labels import LABEL_FAKE, LABEL_REAL, LABEL_UNCERTAIN
+from .calibration import Calibration, Thresholds
+from .labels import LABEL_FAKE, LABEL_REAL
 from .preprocessing import PREPROCESSING_VERSION
 
 BUNDLE_FORMAT = 1
@@ -39,71 +39,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-7), 1 - 1e-7)
-    return math.log(p / (1 - p))
-
-
-def _softplus(x: float) -> float:
-    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
-
-
-@dataclass
-class Calibration:
-    """Maps a face's raw logit z to the calibrated probability that it is fake; fitted on the validation split.
-
-    Platt scaling where ``upper_slope`` is None: p = sigmoid(slope · z + intercept).
-    Beta calibration (Kull, Silva Filho and Flach, AISTATS 2017) where it is set: with
-    s = sigmoid(z), p = sigmoid(slope · ln s − upper_slope · ln(1 − s) + intercept), a
-    separate slope for the low and the high end of the scores. With upper_slope equal
-    to slope it is Platt scaling again, since ln s − ln(1 − s) = z.
-    """
-
-    slope: float = 1.0
-    intercept: float = 0.0
-    upper_slope: float | None = None
-
-    @property
-    def method(self) -> str:
-        return "Platt scaling" if self.upper_slope is None else "beta calibration"
-
-    def probability(self, logit: float) -> float:
-        if self.upper_slope is None:
-            z = self.slope * logit + self.intercept
-        else:  # ln s = -softplus(-z), -ln(1 - s) = softplus(z)
-            z = -self.slope * _softplus(-logit) + self.upper_slope * _softplus(logit) + self.intercept
-        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
-
-
-@dataclass
-class Thresholds:
-    """On the calibrated fake probability: Deepfake from ``deepfake_from``, Real below ``real_below``.
-
-    ``decision`` is the threshold chosen on the validation split (a bounded
-    false-accusation rate); Deepfake starts there.  Below it, an image is called
-    Real only where it is also more likely real than fake and clear of the
-    threshold; the scores between are Uncertain, so that nobody is told "Real"
-    about an image the model finds suspicious.
-    """
-
-    decision: float = 0.5
-    real_below: float = 0.5
-    deepfake_from: float = 0.5
-
-    def label(self, p: float) -> str:
-        if p >= self.deepfake_from:
-            return LABEL_FAKE
-        if p < self.real_below:
-            return LABEL_REAL
-        return LABEL_UNCERTAIN
-
-    @classmethod
-    def below(cls, decision: float, band_logit: float) -> Thresholds:
-        """Deepfake from ``decision``; Uncertain for ``band_logit`` below it, and wherever p >= 0.5."""
-        real_below = min(0.5, 1.0 / (1.0 + math.exp(-(_logit(decision) - band_logit))))
-        return cls(decision, real_below, decision)
 
 
 @dataclass

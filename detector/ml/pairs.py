@@ -22,8 +22,9 @@ import numpy as np
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
+from .crops import init_worker, worker_finder
 from .dataset import Sample
-from .preprocessing import FaceFinder, crop_face, decode_image, prepare
+from .preprocessing import crop_face, decode_image, prepare
 
 # Median difference (0-255) along the crop's edges above which the two crops are not the same frame.
 ALIGNED_EDGE_DIFFERENCE = 10.0
@@ -74,20 +75,12 @@ def changed_region(fake: np.ndarray, real: np.ndarray) -> np.ndarray | None:
     return (np.asarray(mask) > 127).astype(np.float32)
 
 
-_finder = None
-
-
-def _init_worker():
-    global _finder
-    _finder = FaceFinder(num_threads=1)
-
-
 def _pair_one(job):
     fake_index, fake_path, real_path, size, margin = job
     fake_image, real_image = decode_image(str(fake_path)), decode_image(str(real_path))
     if fake_image.size != real_image.size:
         return None
-    crop = prepare(fake_image, _finder, size, margin, max_faces=1).crops[0]
+    crop = prepare(fake_image, worker_finder(), size, margin, max_faces=1).crops[0]
     real_pixels = crop_face(real_image, crop.box, size, margin)
     changed = changed_region(crop.pixels, real_pixels)
     return None if changed is None else FramePair(fake_index, changed)
@@ -98,6 +91,6 @@ def frame_pairs(samples: list[Sample], size: int, margin: float, workers: int) -
     jobs = [(f, samples[f].path, samples[r].path, size, margin) for f, r in matching_reals(samples)]
     if not jobs:
         return {}
-    with Pool(workers, initializer=_init_worker) as pool:
+    with Pool(workers, initializer=init_worker) as pool:
         results = list(tqdm(pool.imap(_pair_one, jobs, chunksize=16), total=len(jobs), desc="frame pairs", unit="pair"))
     return {p.fake: p for p in results if p is not None}

@@ -5,7 +5,8 @@ import pytest
 
 from detector.ml.augment import blend_mask, degrade, mask_target, self_blend, training_view
 from detector.ml.bundle import METADATA_FILE, read_metadata
-from detector.ml.training import add_pseudo_fakes, stage_lineage
+from detector.ml.training import stage_lineage
+from detector.ml.weighting import add_pseudo_fakes
 from tests.conftest import build_tiny_bundle
 
 

@@ -123,7 +123,7 @@ def test_beta_calibration_recovers_the_map_that_made_the_labels_and_stays_monoto
     import numpy as np
 
     from detector.ml.bundle import Calibration
-    from detector.ml.training import fit_calibration
+    from detector.ml.calibration import fit_calibration
 
     rng = np.random.default_rng(0)
     truth = Calibration(1.6, 0.25, upper_slope=0.55)  # steep for low scores, flat for high ones: Platt cannot fit it
@@ -139,7 +139,7 @@ def test_beta_calibration_recovers_the_map_that_made_the_labels_and_stays_monoto
 def test_calibration_falls_back_to_platt_where_beta_would_not_be_monotone():
     import numpy as np
 
-    from detector.ml.training import fit_calibration
+    from detector.ml.calibration import fit_calibration
 
     rng = np.random.default_rng(1)
     logits = rng.normal(0.0, 3.0, 4_000)

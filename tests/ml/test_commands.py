@@ -8,6 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
 
+from detector.ml.dataset import read_manifest
 from detector.ml.evaluation import recompressed
 from detector.ml.preprocessing import decode_image
 from tests.conftest import image_bytes
@@ -117,7 +118,7 @@ def test_calibration_is_fitted_on_val_through_the_serving_path(tiny_bundle, tmp_
     import shutil
 
     from detector.ml.bundle import read_metadata
-    from detector.ml.training import calibrate_bundle
+    from detector.ml.calibration import calibrate_bundle
 
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
@@ -129,7 +130,7 @@ def test_calibration_is_fitted_on_val_through_the_serving_path(tiny_bundle, tmp_
             write_image(root / rel, color)
             rows.append(f"{rel},{label},gen,x,g{i},val,no,-")
     (root / "manifest.csv").write_text("\n".join(rows) + "\n")
-    meta = calibrate_bundle(bundle, root, max_far=0.0)
+    meta = calibrate_bundle(bundle, read_manifest(root, "val"), max_far=0.0)
     assert read_metadata(bundle).calibration == meta.calibration  # written, and the checksum still holds
     assert meta.calibration.slope > 0  # higher logit, more likely fake
     assert meta.training["calibration"]["images"] == 24
@@ -140,7 +141,7 @@ def test_calibration_is_fitted_on_val_through_the_serving_path(tiny_bundle, tmp_
 def test_the_threshold_bounds_false_accusations_overall_and_per_source():
     import numpy as np
 
-    from detector.ml.training import choose_threshold
+    from detector.ml.calibration import choose_threshold
 
     rng = np.random.default_rng(0)
     probs = np.concatenate([rng.uniform(0, 0.5, 100), rng.uniform(0, 0.9, 100), rng.uniform(0.5, 1, 100)])
@@ -185,3 +186,32 @@ def test_calibration_measures_the_gap_between_probability_and_share_of_fakes():
     assert overconfident["ece"] == pytest.approx(0.4) and overconfident["fake_share"] == 0.5
     assert overconfident["bins"][9]["fake_share"] == 0.5
     assert calibration([], []) is None
+
+
+def test_train_detector_refuses_a_training_run_without_a_version(tmp_path):
+    with pytest.raises(CommandError, match="--model-version is required"):
+        call_command("train_detector", "--out", str(tmp_path / "b"), "--dataset", str(tmp_path))
+
+
+def test_train_detector_calibrate_only_refits_on_every_datasets_val(tiny_bundle, tmp_path):
+    import shutil
+
+    from detector.ml.bundle import read_metadata
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    roots = []
+    for name, offset in (("one", 0), ("two", 100)):
+        root = tmp_path / name
+        rows = ["path,label,source,kind,group,split,resized,sha256"]
+        for i in range(6):
+            for label, color in (("fake", (150 + i * 10, 0, 0)), ("real", (i * 5, 0, 200))):
+                rel = f"val/{label}/{label}{i}.png"
+                write_image(root / rel, color)
+                rows.append(f"{rel},{label},{name},x,g{i + offset},val,no,-")
+        (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+        roots += ["--dataset", str(root)]
+    out = io.StringIO()
+    call_command("train_detector", "--out", str(bundle), *roots, "--calibrate-only", stdout=out)
+    assert json.loads(out.getvalue())["bundle"] == str(bundle)
+    assert read_metadata(bundle).training["calibration"]["images"] == 24  # both datasets' val

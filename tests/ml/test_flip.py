@@ -74,7 +74,8 @@ def test_the_mirror_images_evidence_is_drawn_where_it_lies_in_the_shown_crop(tmp
 
 def test_calibration_can_switch_on_the_mirror_under_a_new_version(tmp_path):
     from detector.ml.bundle import read_metadata
-    from detector.ml.training import calibrate_bundle
+    from detector.ml.calibration import calibrate_bundle
+    from detector.ml.dataset import read_manifest
     from tests.ml.test_commands import write_image
 
     bundle = left_half_bundle(tmp_path / "bundle", flip=False)
@@ -87,14 +88,16 @@ def test_calibration_can_switch_on_the_mirror_under_a_new_version(tmp_path):
             write_image(root / rel, color)
             rows.append(f"{rel},{label},gen,x,g{i},val,no,-")
     (root / "manifest.csv").write_text("\n".join(rows) + "\n")
-    meta = calibrate_bundle(bundle, root, max_far=0.0, test_time_flip=True, version="left-2")
+    meta = calibrate_bundle(bundle, read_manifest(root, "val"), max_far=0.0, test_time_flip=True, version="left-2")
     stored = read_metadata(bundle)
     assert stored.test_time_flip and stored.version == "left-2"
     assert stored.training["same_weights_as"] == "left-1"
     assert stored.weights_sha256 == weights  # the same weights, scored another way
     assert meta.training["calibration"]["face_logit"] == "mean over the crop and its mirror image"
     assert stored.calibration == meta.calibration and meta.calibration.slope > 0
-    calibrate_bundle(bundle, root, max_far=0.0, version="left-3")  # a second refit of the same weights
+    calibrate_bundle(
+        bundle, read_manifest(root, "val"), max_far=0.0, version="left-3"
+    )  # a second refit of the same weights
     assert read_metadata(bundle).training["same_weights_as"] == "left-1"  # still names the version that trained them
 
 

@@ -58,13 +58,13 @@ def test_face_crop_is_square_with_margin_and_stays_inside_the_image():
 
 
 def test_training_and_serving_crop_identically(tmp_path, portrait_bytes, tiny_bundle):
-    from detector.ml import training
+    from detector.ml import crops
     from detector.ml.predictor import Detector
 
     path = tmp_path / "portrait.jpg"
     path.write_bytes(portrait_bytes)
-    training._init_worker()
-    train_pixels, found = training._crop_one((path, 32, 0.2))
+    crops.init_worker()
+    train_pixels, found = crops.crop_one((path, 32, 0.2))
     served = Detector(tiny_bundle).prepare(decode_image(portrait_bytes))
     assert found and served.face_found
     np.testing.assert_array_equal(train_pixels, served.crops[0].pixels)

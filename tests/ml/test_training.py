@@ -2,13 +2,15 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from detector.ml.copies import STREAMS, CopyMaker, copy_jobs
 from detector.ml.pairs import FramePair
-from detector.ml.training import STREAMS, CopyMaker, copy_jobs, copy_labels_and_weights
+from detector.ml.weighting import copy_labels_and_weights
 from tests.ml.test_augment import face_like
 
 
@@ -110,20 +112,23 @@ def write_dataset(root):
 def test_a_whole_training_run_writes_a_calibrated_bundle(tmp_path):
     from detector.ml.bundle import read_metadata
     from detector.ml.predictor import Detector
+    from detector.ml.recipe import Recipe
     from detector.ml.training import train
 
     write_dataset(tmp_path / "data")
     meta = train(
-        tmp_path / "data",
-        tmp_path / "bundle",
-        version="0.0.1",
-        epochs=1,
-        augment_copies=1,
-        self_blend_copies=1,
-        input_size=64,
-        batch=8,
-        workers=1,
-        bf16=True,
+        Recipe(
+            datasets=(tmp_path / "data",),
+            out=tmp_path / "bundle",
+            version="0.0.1",
+            epochs=1,
+            augment_copies=1,
+            self_blend_copies=1,
+            input_size=64,
+            batch=8,
+            workers=1,
+            bf16=True,
+        )
     )
     t = meta.training
     assert t["frame_pairs"] == 4 and t["self_blended_pseudo_fakes"] == 4
@@ -136,3 +141,67 @@ def test_a_whole_training_run_writes_a_calibrated_bundle(tmp_path):
     assert "mask_logit" not in config and "bfloat16" not in config
     verdict = Detector(tmp_path / "bundle").judge(Image.fromarray(face_like(96)))
     assert verdict.label in ("Real", "Deepfake", "Uncertain") and 0.0 <= verdict.fake_probability <= 1.0
+
+
+def approx_tree(actual, expected, path="metadata"):
+    """Equal apart from float round-off, key by key, so a failure names the field."""
+    if isinstance(expected, dict):
+        assert set(actual) == set(expected), f"{path}: keys {sorted(set(actual) ^ set(expected))} differ"
+        for key in expected:
+            approx_tree(actual[key], expected[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert len(actual) == len(expected), path
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            approx_tree(a, e, f"{path}[{i}]")
+    elif isinstance(expected, float):
+        assert actual == pytest.approx(expected, rel=1e-4, abs=1e-6), path
+    else:
+        assert actual == expected, path
+
+
+def test_the_recipe_trains_the_same_weights_as_the_code_before_it(tmp_path):
+    """The split of training.py into a recipe and modules changed nothing a run makes.
+
+    The reference was recorded by the code before the split (commit 9ba456f) on this
+    dataset with the same settings: each weight array's shape, sum and norm, and the
+    metadata. Since then the metadata keeps the recipe whole (more keys, the old ones
+    unchanged) and names the dataset it was given instead of always shared/datasets/faces.
+    """
+    from detector.ml.bundle import read_metadata
+    from detector.ml.predictor import Detector
+    from detector.ml.recipe import Recipe
+    from detector.ml.training import train
+
+    reference = json.loads((Path(__file__).parent / "data/training-reference.json").read_text())
+    write_dataset(tmp_path / "data")
+    recipe = Recipe(
+        datasets=(tmp_path / "data",),
+        out=tmp_path / "bundle",
+        version="0.0.1",
+        epochs=1,
+        augment_copies=1,
+        self_blend_copies=1,
+        input_size=64,
+        batch=8,
+        workers=1,
+    )
+    train(recipe)
+    weights = Detector(tmp_path / "bundle").model.get_weights()
+    assert len(weights) == len(reference["weights"])
+    for i, (w, (shape, total, norm)) in enumerate(zip(weights, reference["weights"], strict=True)):
+        w = w.astype(np.float64)
+        assert list(w.shape) == shape, i
+        assert np.sqrt((w**2).sum()) == pytest.approx(norm, rel=1e-5, abs=1e-7), i
+        assert w.sum() == pytest.approx(total, abs=1e-5 * max(norm, 1e-3) * np.sqrt(w.size)), i
+
+    meta = json.loads(read_metadata(tmp_path / "bundle").to_json())
+    expected = reference["metadata"]
+    for d in (meta, expected):
+        d.pop("weights_sha256", None)
+        for key in ("finished", "minutes", "dataset"):
+            d["training"].pop(key, None)
+    saved, old_recipe = meta["training"]["recipe"], expected["training"]["recipe"]
+    assert {k: saved[k] for k in old_recipe} == old_recipe  # the old keys, the same values
+    assert saved == {**old_recipe, **recipe.saved()}  # and the rest of the recipe beside them
+    meta["training"]["recipe"] = old_recipe
+    approx_tree(meta, expected)

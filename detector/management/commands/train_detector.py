@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand
+import json
+
+from django.core.management.base import BaseCommand, CommandError
 
 from detector.ml import training
 
@@ -8,13 +10,11 @@ class Command(BaseCommand):
     requires_system_checks = []  # it writes the bundle that the checks look for
 
     def add_arguments(self, parser):
-        training.build_parser(parser)
+        training.add_arguments(parser)
 
-    def handle(self, *args, **opts):
-        argv = []
-        for action in training.build_parser()._actions:
-            value = opts.get(action.dest)
-            if action.dest == "help" or value is None or value is False:
-                continue
-            argv += [action.option_strings[0]] if value is True else [action.option_strings[0], str(value)]
-        training.main(argv)
+    def handle(self, *args, **options):
+        try:
+            result = training.run(options)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(json.dumps(result, indent=2))

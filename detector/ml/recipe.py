@@ -1,0 +1,184 @@
+"""A training recipe: everything that decides what a training stage learns, in one object.
+
+The command line is made from the fields (:func:`add_arguments`), the trainer
+takes the recipe whole (``training.train(recipe)``), and the bundle's metadata
+keeps it whole (``training.recipe``), so a later stage can continue from a
+bundle with the same recipe and change only what it says (as timm keeps one
+``args`` and saves it as ``args.yaml``). Fields whose ``saved`` is False say
+where and how fast to run, not what is learnt, and are not kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from .model import FIRST_TRAINED_BLOCK
+from .preprocessing import DEFAULT_INPUT_SIZE, DEFAULT_MARGIN
+
+log = logging.getLogger(__name__)
+
+REPO_PARENT = Path(__file__).resolve().parents[3]
+DEFAULT_DATASET = REPO_PARENT / "shared/datasets/faces"
+
+# Keys of recipes saved by earlier code (bundles 1.0.0-1.4.0) and what they are called now.
+RENAMED = {"epochs_finetune": "epochs", "lr_finetune": "lr"}
+# Keys that described an earlier stage only: its head-only epochs (that stage is gone), where it started from.
+STAGE_ONLY = {"epochs_head", "init_from"}
+
+
+def _option(help: str, *, flag: str | None = None, saved: bool = True, **argparse_kw):
+    return {"help": help, "flag": flag, "saved": saved, "argparse": argparse_kw}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    datasets: tuple[Path, ...] = field(
+        default=(DEFAULT_DATASET,),
+        metadata=_option(
+            "dataset root with manifest.csv; repeat for several, each keeps its own splits "
+            "(default: ../shared/datasets/faces)",
+            flag="--dataset",
+            action="append",
+            type=Path,
+        ),
+    )
+    out: Path | None = field(default=None, metadata=_option("bundle folder to write", saved=False, type=Path))
+    version: str = field(
+        default="",
+        metadata=_option("version string stored in the bundle (required when training)", flag="--model-version"),
+    )
+    epochs: int = field(default=3, metadata=_option("passes over the cached copies"))
+    augment_copies: int = field(default=3, metadata=_option("augmented copies of every training crop"))
+    augment_strength: float = field(
+        default=1.0,
+        metadata=_option(
+            "scales the chances of down-and-up scaling, blur and JPEG re-compression (1: 50 %%, 30 %%, 70 %%)"
+        ),
+    )
+    self_blend_copies: int = field(
+        default=1, metadata=_option("self-blended pseudo-fakes made from every real training crop (0: none)")
+    )
+    self_blend_share: float = field(
+        default=0.2,
+        metadata=_option("share of the fake class's training weight carried by the self-blended pseudo-fakes"),
+    )
+    mask_weight: float = field(
+        default=1.0,
+        metadata=_option(
+            "weight of the mask head's loss (where the face was changed) beside the classifier's (0: none)"
+        ),
+    )
+    lr: float = field(default=3e-4, metadata=_option("peak learning rate (AdamW, warm-up, cosine decay)"))
+    batch: int = field(default=64, metadata=_option("training batch size"))
+    seed: int = field(default=2026, metadata=_option("seed of every random choice"))
+    input_size: int = field(default=DEFAULT_INPUT_SIZE, metadata=_option("face crop size in pixels"))
+    margin: float = field(
+        default=DEFAULT_MARGIN, metadata=_option("margin around the face box, as a share of its side")
+    )
+    first_trained_block: int = field(
+        default=FIRST_TRAINED_BLOCK,
+        metadata=_option("MBConv blocks before this one (0-15) stay frozen and their output is cached"),
+    )
+    bf16: bool = field(
+        default=False,
+        metadata=_option("run the trained 1x1 convolutions in bfloat16 (fast on CPUs with AMX; weights stay float32)"),
+    )
+    init_from: Path | None = field(
+        default=None,
+        metadata=_option(
+            "start from this bundle's weights instead of ImageNet, with its recipe for every option not given",
+            type=Path,
+        ),
+    )
+    test_time_flip: bool = field(
+        default=True,
+        metadata=_option("score a face as the mean logit of its crop and its mirror image"),
+    )
+    max_false_accusation: float = field(
+        default=0.03,
+        metadata=_option("largest share of val reals, overall and per source, called Deepfake at the threshold"),
+    )
+    uncertain_band: float = field(
+        default=1.0, metadata=_option("width in logits of the Uncertain band below the Deepfake threshold")
+    )
+    limit: int | None = field(default=None, metadata=_option("train on a random subset (smoke runs)"))
+    workers: int | None = field(
+        default=None, metadata=_option("processes for face crops and copies (default: all cores)", saved=False)
+    )
+    cache_dir: Path | None = field(
+        default=None, metadata=_option("keep face crops here between runs", saved=False, type=Path)
+    )
+
+    def saved(self, init_from_version: str | None = None) -> dict:
+        """The recipe as the bundle keeps it: what decides the weights, with paths as names, not machine paths."""
+        kept = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["saved"] and f.name != "version"}
+        kept["datasets"] = [dataset_name(p) for p in self.datasets]
+        kept["init_from"] = (
+            None if self.init_from is None else f"{Path(self.init_from).name} {init_from_version} (its weights)"
+        )
+        return kept
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> dict:
+        """The fields of a recipe kept by a bundle, earlier formats included, as keyword arguments.
+
+        Keys that only described that stage (where it started from, its datasets'
+        names) are not carried over; unknown keys are reported and dropped.
+        """
+        names = {f.name for f in fields(cls) if f.metadata["saved"]}
+        kwargs = {}
+        for key, value in saved.items():
+            key = RENAMED.get(key, key)
+            if key in STAGE_ONLY or key == "datasets":
+                continue
+            if key not in names:
+                log.warning("the earlier stage's recipe has %r, which this code does not know; ignored", key)
+                continue
+            kwargs[key] = value
+        return kwargs
+
+    def continuing(self, earlier: dict, given: set[str]) -> Recipe:
+        """This recipe, with the earlier stage's (``earlier``, as saved) for every field not in ``given``."""
+        inherited = {k: v for k, v in self.from_saved(earlier).items() if k not in given}
+        return replace(self, **inherited)
+
+
+def dataset_name(path: Path) -> str:
+    """A dataset as the metadata names it: its path beside the repository (shared/datasets/faces), else its folder."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(REPO_PARENT))
+    except ValueError:
+        return path.name
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """One option per field; options not given are left out of the parsed result (see :func:`from_options`)."""
+    for f in fields(Recipe):
+        meta = f.metadata
+        flag = meta["flag"] or "--" + f.name.replace("_", "-")
+        kw = {"help": meta["help"], "default": argparse.SUPPRESS, "dest": f.name, **meta["argparse"]}
+        if f.type in ("bool", bool):
+            kw["action"] = argparse.BooleanOptionalAction
+        elif "type" not in kw:
+            default = f.default if f.default is not MISSING else None
+            kw["type"] = type(default) if default is not None else int
+        parser.add_argument(flag, **kw)
+    return parser
+
+
+def from_options(options: dict) -> tuple[Recipe, set[str]]:
+    """The recipe from parsed options (any other keys are ignored), and the names of the fields that were given."""
+    names = {f.name for f in fields(Recipe)}
+    given = {k: v for k, v in options.items() if k in names}
+    if "datasets" in given:
+        given["datasets"] = tuple(Path(p) for p in given["datasets"])
+    return Recipe(**given), set(given)
+
+
+def describe(recipe: Recipe) -> dict:
+    """Every field, for printing at the start of a run."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(recipe).items()}

@@ -1,0 +1,59 @@
+"""The training recipe: one object from the command line to the bundle's metadata and back."""
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from detector.ml import recipe as recipes
+from detector.ml.bundle import read_metadata
+from detector.ml.recipe import Recipe
+from tests.conftest import SHIPPED_BUNDLE
+
+
+def parse(*argv):
+    parser = recipes.add_arguments(argparse.ArgumentParser())
+    return recipes.from_options(vars(parser.parse_args(argv)))
+
+
+def test_the_command_line_gives_the_recipe_and_says_what_was_given():
+    recipe, given = parse(
+        "--out", "/tmp/b", "--model-version", "2.0.0", "--dataset", "a", "--dataset", "b", "--lr", "1e-4", "--bf16"
+    )
+    assert recipe.datasets == (Path("a"), Path("b")) and recipe.out == Path("/tmp/b") and recipe.version == "2.0.0"
+    assert recipe.lr == 1e-4 and recipe.bf16 and recipe.epochs == Recipe().epochs
+    assert given == {"datasets", "out", "version", "lr", "bf16"}
+    recipe, _ = parse("--no-test-time-flip", "--limit", "5")
+    assert recipe.test_time_flip is False and recipe.limit == 5
+    assert parse()[0] == Recipe()
+
+
+def test_what_is_saved_leaves_out_machine_paths_and_run_settings(tmp_path):
+    recipe = Recipe(datasets=(tmp_path / "ffpp",), out=tmp_path / "b", workers=3, cache_dir=tmp_path, version="x")
+    saved = recipe.saved()
+    assert saved["datasets"] == ["ffpp"] and saved["init_from"] is None
+    assert not {"out", "workers", "cache_dir", "version"} & set(saved)
+    assert Recipe(init_from=tmp_path / "faces-v1").saved("1.4.0")["init_from"] == "faces-v1 1.4.0 (its weights)"
+
+
+@pytest.mark.skipif(not SHIPPED_BUNDLE.is_dir(), reason="the shipped bundle is not in this checkout")
+def test_a_continued_stage_takes_the_shipped_bundles_older_recipe_keys():
+    earlier = read_metadata(SHIPPED_BUNDLE).training["recipe"]
+    assert "epochs_finetune" in earlier and "lr_finetune" in earlier  # saved by the code before Recipe
+    recipe = Recipe(epochs=5).continuing(earlier, given={"epochs"})
+    assert recipe.epochs == 5  # given on the command line: kept
+    assert recipe.lr == earlier["lr_finetune"] and recipe.first_trained_block == earlier["first_trained_block"]
+    assert recipe.augment_copies == earlier["augment_copies"] and recipe.seed == earlier["seed"]
+    assert recipe.init_from is None  # where the earlier stage started is its own business
+
+
+def test_a_saved_recipe_reads_back_whole(tmp_path):
+    recipe = Recipe(epochs=2, lr=1e-3, mask_weight=0.0, self_blend_share=0.3, datasets=(tmp_path / "faces",))
+    assert Recipe().continuing(recipe.saved(), given=set()) == Recipe(
+        epochs=2, lr=1e-3, mask_weight=0.0, self_blend_share=0.3
+    )
+
+
+def test_unknown_keys_of_an_earlier_recipe_are_reported_and_dropped(caplog):
+    assert Recipe.from_saved({"epochs": 2, "warp_drive": 9}) == {"epochs": 2}
+    assert "warp_drive" in caplog.text
