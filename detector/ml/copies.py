@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .augment import mask_target, self_blend, training_view
+from .augment import mask_target, reframe, self_blend, training_view
 from .pairs import FramePair
 
 # Random streams of the two kinds of copies, kept apart so that adding one kind changes no other.
@@ -35,7 +35,8 @@ class CopyMaker:
 
     The target says which share of each cell of the ``grid`` x ``grid`` output
     map was changed; its weight is 0 where that is unknown (a swap without its
-    real frame).
+    real frame). ``zoom`` reframes copies (:func:`.augment.reframe`) before the
+    mirror and the damage.
     """
 
     crops: np.ndarray
@@ -46,6 +47,7 @@ class CopyMaker:
     margin: float
     strength: float
     grid: int
+    zoom: float = 0.0
 
     def plain_mask(self, i: int) -> tuple[np.ndarray, float]:
         size = self.crops.shape[1]
@@ -65,6 +67,7 @@ class CopyMaker:
             mask, weight = self.plain_mask(i)
         else:
             (pixels, mask), weight = self_blend(self.crops[i], rng, self.margin), 1.0
+        pixels, mask = reframe(pixels, mask, rng, self.zoom)
         pixels, mask = training_view(pixels, mask, rng, self.strength)
         return pixels, mask_target(mask, self.grid).astype(np.float16), np.float32(weight)
 

@@ -18,6 +18,7 @@ class Sample:
     split: str = ""
     kind: str = ""
     group: str = ""  # images of one group (a source video and its swaps) share a split
+    dataset: str = ""  # the folder of the manifest it came from
 
 
 def read_manifest(root: Path, split: str | None = None) -> list[Sample]:
@@ -26,7 +27,15 @@ def read_manifest(root: Path, split: str | None = None) -> list[Sample]:
     with open(root / "manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return [
-        Sample(root / r["path"], CLASS_INDEX[r["label"]], r["source"], r["split"], r["kind"], r.get("group", ""))
+        Sample(
+            root / r["path"],
+            CLASS_INDEX[r["label"]],
+            r["source"],
+            r["split"],
+            r["kind"],
+            r.get("group", ""),
+            root.name,
+        )
         for r in rows
         if split is None or r["split"] == split
     ]

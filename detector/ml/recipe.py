@@ -11,6 +11,7 @@ where and how fast to run, not what is learnt, and are not kept.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -56,6 +57,13 @@ class Recipe:
         default=1.0,
         metadata=_option(
             "scales the chances of down-and-up scaling, blur and JPEG re-compression (1: 50 %%, 30 %%, 70 %%)"
+        ),
+    )
+    zoom: float = field(
+        default=0.0,
+        metadata=_option(
+            "zoom half the copies in by up to this share of the side, every source alike, so that "
+            "framing carries no label (0: none)"
         ),
     )
     self_blend_copies: int = field(
@@ -181,4 +189,4 @@ def from_options(options: dict) -> tuple[Recipe, set[str]]:
 
 def describe(recipe: Recipe) -> dict:
     """Every field, for printing at the start of a run."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(recipe).items()}
+    return json.loads(json.dumps(asdict(recipe), default=str))

@@ -97,6 +97,7 @@ def train(recipe: Recipe) -> BundleMetadata:
         margin=margin,
         strength=recipe.augment_strength,
         grid=size // FEATURE_STRIDE,
+        zoom=recipe.zoom,
     )
     jobs = copy_jobs(maker.labels, recipe.augment_copies, recipe.self_blend_copies)
     feats, targets, mask_weights = cached_features(bottom, jobs, maker, workers)

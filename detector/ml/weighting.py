@@ -11,10 +11,22 @@ from .dataset import Sample
 
 
 def balanced_weights(samples: list[Sample]) -> np.ndarray:
-    """Both classes weigh the same; within a class, sources count by sqrt(size) so small ones matter."""
+    """Both classes weigh the same; within a class, sources count by sqrt(size) so small ones matter.
+
+    With several datasets, the classes also weigh the same within each dataset, so
+    that no dataset's look (its cameras, compression, framing) comes to mean a class.
+    """
     groups = Counter((s.label, s.source) for s in samples)
     w = np.array([1.0 / math.sqrt(groups[(s.label, s.source)]) for s in samples])
     labels = np.array([s.label for s in samples])
+    datasets = np.array([s.dataset for s in samples])
+    if len(set(datasets.tolist())) > 1:
+        for d in set(datasets.tolist()):
+            mine = datasets == d
+            half = w[mine].sum() / 2
+            for c in (0, 1):
+                if (mine & (labels == c)).any():
+                    w[mine & (labels == c)] *= half / w[mine & (labels == c)].sum()
     for c in (0, 1):
         w[labels == c] *= (len(samples) / 2) / w[labels == c].sum()
     return w.astype(np.float32)

@@ -57,3 +57,8 @@ def test_a_saved_recipe_reads_back_whole(tmp_path):
 def test_unknown_keys_of_an_earlier_recipe_are_reported_and_dropped(caplog):
     assert Recipe.from_saved({"epochs": 2, "warp_drive": 9}) == {"epochs": 2}
     assert "warp_drive" in caplog.text
+
+
+def test_a_recipe_with_several_datasets_describes_itself_as_json(tmp_path):
+    described = recipes.describe(Recipe(datasets=(tmp_path / "a", tmp_path / "b"), init_from=tmp_path / "c"))
+    assert described["datasets"] == [str(tmp_path / "a"), str(tmp_path / "b")] and described["init_from"].endswith("c")

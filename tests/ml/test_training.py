@@ -205,3 +205,33 @@ def test_the_recipe_trains_the_same_weights_as_the_code_before_it(tmp_path):
     assert saved == {**old_recipe, **recipe.saved()}  # and the rest of the recipe beside them
     meta["training"]["recipe"] = old_recipe
     approx_tree(meta, expected)
+
+
+def test_with_several_datasets_each_weighs_its_classes_alike():
+    from detector.ml.dataset import Sample
+    from detector.ml.weighting import balanced_weights
+
+    rows = [(0, "celeba", "faces")] * 8 + [(1, "gan", "faces")] * 2 + [(0, "yt", "ffpp")] * 3 + [(1, "fs", "ffpp")] * 6
+    samples = [Sample(f"{i}.jpg", label, source, dataset=d) for i, (label, source, d) in enumerate(rows)]
+    w = balanced_weights(samples)
+    y = np.array([s.label for s in samples])
+    d = np.array([s.dataset for s in samples])
+    assert w[y == 1].sum() == pytest.approx(w[y == 0].sum()) and w.sum() == pytest.approx(len(rows))
+    for name in ("faces", "ffpp"):
+        assert w[(d == name) & (y == 0)].sum() == pytest.approx(w[(d == name) & (y == 1)].sum())
+
+
+def test_reframing_zooms_pixels_and_mask_alike():
+    from detector.ml.augment import reframe
+
+    pixels = face_like(64)
+    mask = np.zeros((64, 64), np.float32)
+    mask[24:40, 24:40] = 1.0
+    same = reframe(pixels, mask, np.random.default_rng(0), 0.0)
+    assert same[0] is pixels and same[1] is mask  # zoom 0: nothing drawn, nothing changed
+    zoomed = [reframe(pixels, mask, np.random.default_rng(k), 0.4) for k in range(20)]
+    changed = [(p, m) for p, m in zoomed if not np.array_equal(p, pixels)]
+    assert 3 <= len(changed) <= 17  # about half the copies
+    for p, m in changed:
+        assert p.shape == pixels.shape and p.dtype == np.uint8 and m.shape == mask.shape
+        assert m.sum() > mask.sum()  # zoomed in: the marked square covers more of the crop
