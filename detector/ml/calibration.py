@@ -58,11 +58,12 @@ class Calibration:
 class Thresholds:
     """On the calibrated fake probability: Deepfake from ``deepfake_from``, Real below ``real_below``.
 
-    ``decision`` is the threshold chosen on the validation split (a bounded
-    false-accusation rate); Deepfake starts there.  Below it, an image is called
-    Real only where it is also more likely real than fake and clear of the
-    threshold; the scores between are Uncertain, so that nobody is told "Real"
-    about an image the model finds suspicious.
+    Both are chosen on the validation split (:func:`calibrate_bundle`): ``decision``
+    bounds the false accusations (the share of reals called Deepfake), and Deepfake
+    starts there; ``real_below`` bounds the false reassurance (the share of fakes
+    called Real). The scores between are Uncertain, so that nobody is told "Real"
+    about an image the model finds suspicious. (Bundles before 2.2.0 set
+    ``real_below`` a fixed distance below ``decision``, at most 0.5: :meth:`below`.)
     """
 
     decision: float = 0.5
@@ -127,11 +128,43 @@ def choose_threshold(probs, labels, sources, max_far: float, min_source_n: int =
     return threshold
 
 
+def choose_real_below(probs, labels, max_missed: float, upper: float) -> float:
+    """Highest lower threshold under which at most ``max_missed`` of the val fakes fall (they would be called Real).
+
+    At most k = floor(max_missed * n) fakes may score below it, so it sits at the
+    (k+1)-th lowest fake score. It never passes the upper threshold, nor 0.5: an
+    image more likely fake than real is never called Real.
+    """
+    ranked = np.sort(probs[labels == 1])
+    if not ranked.size:
+        return min(upper, 0.5)
+    k = int(np.floor(max_missed * len(ranked)))
+    lower = float(ranked[k]) if k < len(ranked) else 1.0
+    return min(lower, upper, 0.5)
+
+
+def rates_by_source(probs, labels, sources, thresholds: Thresholds) -> dict:
+    """On val, for each source: the share of its reals called Deepfake, of its fakes called Real, and counts."""
+    out = {}
+    for source in np.unique(sources):
+        mine = sources == source
+        label = int(labels[mine][0])
+        p = probs[mine]
+        if label == 0:
+            out[str(source)] = {
+                "reals": int(mine.sum()),
+                "called_deepfake": float((p >= thresholds.deepfake_from).mean()),
+            }
+        else:
+            out[str(source)] = {"fakes": int(mine.sum()), "called_real": float((p < thresholds.real_below).mean())}
+    return out
+
+
 def calibrate_bundle(
     path: Path,
     samples,
     max_far: float = 0.03,
-    band_logit: float = 1.0,
+    max_missed: float = 0.10,
     *,
     test_time_flip: bool | None = None,
     version: str | None = None,
@@ -164,7 +197,8 @@ def calibrate_bundle(
     calibration = fit_calibration(logits, labels)
     probs = np.array([calibration.probability(z) for z in logits])
     meta.calibration = calibration
-    meta.thresholds = Thresholds.below(choose_threshold(probs, labels, sources, max_far), band_logit)
+    upper = choose_threshold(probs, labels, sources, max_far)
+    meta.thresholds = Thresholds(upper, choose_real_below(probs, labels, max_missed, upper), upper)
     meta.training["calibration"] = {
         "split": "val",
         "images": len(rows),
@@ -172,7 +206,8 @@ def calibrate_bundle(
         "face_logit": "mean over the crop and its mirror image" if meta.test_time_flip else "the crop's",
         "threshold_rule": f"at most {max_far:.1%} of validation reals are called Deepfake, overall and in every "
         "real source with 50 or more images",
-        "uncertain_band_logit": band_logit,
+        "real_rule": f"at most {max_missed:.0%} of all validation fakes are called Real (and never where p >= 0.5)",
+        "by_source": rates_by_source(probs, labels, sources, meta.thresholds),
     }
     (Path(path) / METADATA_FILE).write_text(meta.to_json())
     return meta

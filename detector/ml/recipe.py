@@ -109,8 +109,9 @@ class Recipe:
         default=0.03,
         metadata=_option("largest share of val reals, overall and per source, called Deepfake at the threshold"),
     )
-    uncertain_band: float = field(
-        default=1.0, metadata=_option("width in logits of the Uncertain band below the Deepfake threshold")
+    max_missed_fakes: float = field(
+        default=0.10,
+        metadata=_option("largest share of all val fakes called Real below the lower threshold"),
     )
     limit: int | None = field(default=None, metadata=_option("train on a random subset (smoke runs)"))
     workers: int | None = field(

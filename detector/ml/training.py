@@ -156,7 +156,7 @@ def train(recipe: Recipe) -> BundleMetadata:
     if init_meta is not None:
         meta.training.update(stage_lineage(init_meta, meta.training["minutes"]))
     write_bundle(recipe.out, model, meta)
-    return calibrate_bundle(recipe.out, val_samples, recipe.max_false_accusation, recipe.uncertain_band)
+    return calibrate_bundle(recipe.out, val_samples, recipe.max_false_accusation, recipe.max_missed_fakes)
 
 
 def _file_part(name: str) -> str:
@@ -198,6 +198,7 @@ def run(options: dict) -> dict:
             recipe.out,
             val_samples,
             recipe.max_false_accusation,
+            recipe.max_missed_fakes,
             test_time_flip=recipe.test_time_flip if "test_time_flip" in given else None,
             version=recipe.version or None,
         )

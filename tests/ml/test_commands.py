@@ -152,6 +152,26 @@ def test_the_threshold_bounds_false_accusations_overall_and_per_source():
     assert np.mean(probs[100:200] >= np.nextafter(t, 0) - 0.01) > 0.05  # and no higher than needed
 
 
+def test_the_lower_threshold_bounds_the_fakes_called_real():
+    import numpy as np
+
+    from detector.ml.calibration import Thresholds, choose_real_below, rates_by_source
+
+    rng = np.random.default_rng(1)
+    probs = np.concatenate([rng.uniform(0, 0.3, 100), rng.uniform(0.05, 1, 200)])
+    labels = np.array([0] * 100 + [1] * 200)
+    lower = choose_real_below(probs, labels, 0.10, upper=0.9)
+    fakes = probs[labels == 1]
+    assert np.mean(fakes < lower) <= 0.10  # at most a tenth of the fakes told "Real"
+    assert np.mean(fakes < np.nextafter(lower, 1) + 0.01) > 0.10  # and no lower than needed
+    assert choose_real_below(probs, labels, 0.10, upper=0.1) == 0.1  # never above the upper threshold
+    assert choose_real_below(np.full(10, 0.9), np.ones(10), 0.5, upper=0.95) == 0.5  # nor where p >= 0.5
+    sources = np.array(["camera"] * 100 + ["swap"] * 120 + ["gan"] * 80)
+    rates = rates_by_source(probs, labels, sources, Thresholds(0.9, lower, 0.9))
+    assert rates["camera"]["reals"] == 100 and set(rates["swap"]) == {"fakes", "called_real"}
+    assert rates["gan"]["called_real"] == np.mean(probs[220:] < lower)
+
+
 def test_intervals_give_the_counts_behind_each_rate_and_how_far_it_could_be_off():
     import numpy as np
 

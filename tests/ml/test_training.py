@@ -165,7 +165,9 @@ def test_the_recipe_trains_the_same_weights_as_the_code_before_it(tmp_path):
     The reference was recorded by the code before the split (commit 9ba456f) on this
     dataset with the same settings: each weight array's shape, sum and norm, and the
     metadata. Since then the metadata keeps the recipe whole (more keys, the old ones
-    unchanged) and names the dataset it was given instead of always shared/datasets/faces.
+    unchanged) and names the dataset it was given instead of always shared/datasets/faces,
+    and the lower threshold has its own rule (at most 10 % of val fakes called Real)
+    instead of sitting a fixed distance below the upper one.
     """
     from detector.ml.bundle import read_metadata
     from detector.ml.predictor import Detector
@@ -204,6 +206,12 @@ def test_the_recipe_trains_the_same_weights_as_the_code_before_it(tmp_path):
     assert {k: saved[k] for k in old_recipe} == old_recipe  # the old keys, the same values
     assert saved == {**old_recipe, **recipe.saved()}  # and the rest of the recipe beside them
     meta["training"]["recipe"] = old_recipe
+    chosen = meta["training"]["calibration"]
+    assert chosen.pop("real_rule").startswith("at most 10% of all validation fakes")
+    assert set(chosen.pop("by_source")) == {"dfdc", "gan256"}
+    assert expected["training"]["calibration"].pop("uncertain_band_logit") == 1.0
+    assert meta["thresholds"]["real_below"] <= meta["thresholds"]["deepfake_from"]
+    meta["thresholds"]["real_below"] = expected["thresholds"]["real_below"]
     approx_tree(meta, expected)
 
 
