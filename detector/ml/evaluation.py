@@ -233,9 +233,12 @@ def verdict_shares(labels, verdicts) -> dict:
 
 
 def report(scores: Scores, threshold: float, model_version: str) -> dict:
-    """``{"model", "overall", "by_source", "calibration", "verdicts", "intervals"}``, as ``evaluate_detector --json``.
+    """``{"model", "overall", "by_source", "against_reals", "calibration", "verdicts", "intervals"}``, as
+    ``evaluate_detector --json``.
 
-    ``overall`` and ``by_source`` hold the metric set of ``METRIC_KEYS``; ``verdicts``
+    ``overall`` and ``by_source`` hold the metric set of ``METRIC_KEYS``; ``against_reals``
+    holds it for each source of fakes alone (a manipulation method) ranked against every
+    real image of the set, with the AUC's interval; ``verdicts``
     splits each group's reals and fakes by the verdict they were given,
     ``calibration`` says how far the probability can be taken at its word, and
     ``intervals`` how far the AUC and the rates could be off by chance (:func:`intervals`).
@@ -246,10 +249,24 @@ def report(scores: Scores, threshold: float, model_version: str) -> dict:
     pick = lambda idx: (scores.labels[idx], scores.probs[idx], scores.verdicts[idx], scores.face_found[idx])  # noqa: E731
     everything = np.arange(len(scores.labels))
     by_source = {name: np.array(idx) for name, idx in sorted(groups.items())}
+    reals = np.flatnonzero(scores.labels == 0)
+    # A source of fakes alone has no AUC of its own: rank its fakes against every real of the set.
+    against = {
+        name: np.concatenate([idx, reals])
+        for name, idx in by_source.items()
+        if reals.size and (scores.labels[idx] == 1).all()
+    }
     return {
         "model": model_version,
         "overall": metrics(*pick(everything), threshold),
         "by_source": {name: metrics(*pick(idx), threshold) for name, idx in by_source.items()},
+        "against_reals": {
+            name: {
+                **metrics(*pick(idx), threshold),
+                "auc_interval": intervals(scores.labels[idx], scores.probs[idx], scores.verdicts[idx])["auc"],
+            }
+            for name, idx in against.items()
+        },
         "calibration": calibration(scores.labels, scores.probs),
         "verdicts": {
             "overall": verdict_shares(scores.labels, scores.verdicts),
@@ -292,6 +309,15 @@ def format_table(rep: dict) -> str:
     lines.append("source".ljust(width) + "".join(h.rjust(11) for h in heads))
     for name, m in rows:
         lines.append(name.ljust(width) + "".join(fmt_metric(m[c]).rjust(11) for c in cols))
+    if rep.get("against_reals"):
+        lines.append("each source of fakes against all the reals:")
+        for name, m in rep["against_reals"].items():
+            ci = m["auc_interval"]
+            interval = f" (95 % interval {ci['low']:.3f}-{ci['high']:.3f})" if ci else ""
+            lines.append(
+                f"  {name}: AUC {fmt_metric(m['auc'])}{interval}, TPR@1% {fmt_metric(m['tpr_at_fpr_1'])}, "
+                f"detected {fmt_metric(m['detection_rate'])}"
+            )
     cal = rep.get("calibration")
     if cal:
         lines.append(

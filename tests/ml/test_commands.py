@@ -48,25 +48,31 @@ def test_evaluate_detector_on_a_generated_folder(tiny_detector, tmp_path, capsys
         write_image(tmp_path / "set_a" / "fake" / f"f{i}.png", (250, 10 * i, 0))
         write_image(tmp_path / "set_a" / "real" / f"r{i}.png", (0, 10 * i, 250))
         write_image(tmp_path / "set_b" / "real" / f"r{i}.jpg", (10 * i, 0, 240))
+        write_image(tmp_path / "set_c" / "fake" / f"f{i}.png", (240, 0, 10 * i))
     roc = tmp_path / "roc.png"
     call_command("evaluate_detector", str(tmp_path), "--by-folder", "--json", "--roc", str(roc))
     report = json.loads(capsys.readouterr().out)
     assert report["model"] == "tiny-1"
     overall = report["overall"]
-    assert overall["n"] == 9 and overall["auc"] == 1.0
+    assert overall["n"] == 12 and overall["auc"] == 1.0
+    # A source of fakes alone is ranked against every real of the set (a method's AUC).
+    assert set(report["against_reals"]) == {"set_c"}
+    method = report["against_reals"]["set_c"]
+    assert method["n"] == 3 + 6 and method["auc"] == 1.0 and method["detection_rate"] == 1.0
+    assert method["auc_interval"]["high"] == 1.0
     assert overall["detection_rate"] == 1.0 and overall["false_accusation_rate"] == 0.0
     assert report["by_source"]["set_b"]["auc"] is None  # one class only
     assert report["by_source"]["set_b"]["detection_rate"] is None
     assert report["by_source"]["set_a"]["tpr_at_fpr_1"] == 1.0
     calibration = report["calibration"]
-    assert calibration["n"] == 9 and calibration["fake_share"] == pytest.approx(3 / 9)
-    assert sum(b["n"] for b in calibration["bins"]) == 9 and len(calibration["bins"]) == 10
+    assert calibration["n"] == 12 and calibration["fake_share"] == pytest.approx(6 / 12)
+    assert sum(b["n"] for b in calibration["bins"]) == 12 and len(calibration["bins"]) == 10
     verdicts = report["verdicts"]
     assert verdicts["overall"]["fakes"] == {"Real": 0.0, "Uncertain": 0.0, "Deepfake": 1.0}
     assert verdicts["by_source"]["set_b"]["reals"]["Real"] == 1.0
     assert verdicts["by_source"]["set_b"]["fakes"] == {"Real": None, "Uncertain": None, "Deepfake": None}
     spread = report["intervals"]
-    assert spread["overall"]["detection_rate"]["k"] == 3 and spread["overall"]["detection_rate"]["n"] == 3
+    assert spread["overall"]["detection_rate"]["k"] == 6 and spread["overall"]["detection_rate"]["n"] == 6
     assert spread["overall"]["detection_rate"]["low"] < 1.0 == spread["overall"]["detection_rate"]["high"]
     assert spread["by_source"]["set_b"]["auc"] is None and spread["by_source"]["set_b"]["detection_rate"] is None
     assert roc.stat().st_size > 1000
@@ -75,10 +81,12 @@ def test_evaluate_detector_on_a_generated_folder(tiny_detector, tmp_path, capsys
 def test_evaluate_detector_table_and_empty_folder(tiny_detector, tmp_path, capsys):
     write_image(tmp_path / "real" / "a.png", (0, 0, 250))
     write_image(tmp_path / "fake" / "b.png", (250, 0, 0))
-    call_command("evaluate_detector", str(tmp_path))
+    write_image(tmp_path / "swap" / "fake" / "c.png", (240, 0, 10))
+    call_command("evaluate_detector", str(tmp_path), "--by-folder")
     out = capsys.readouterr().out
     assert "overall" in out and "false-acc." in out
-    assert "expected calibration error" in out and "for a mix of 50% fakes" in out
+    assert "expected calibration error" in out and "for a mix of 67% fakes" in out
+    assert "each source of fakes against all the reals:" in out and "  swap: AUC 1.000" in out
     (tmp_path / "empty").mkdir()
     with pytest.raises(CommandError, match="no images"):
         call_command("evaluate_detector", str(tmp_path / "empty"))
