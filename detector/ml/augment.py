@@ -90,6 +90,29 @@ def blend_mask(size: int, rng: np.random.Generator, margin: float = 0.2) -> np.n
     return mask / max(float(mask.max()), 1e-6)
 
 
+def landmark_mask(points: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A soft mask in [0, 1], (size, size) float32, drawn from the face's landmarks (as the SBI paper does).
+
+    The convex hull of the mesh (the face from brows to chin), scaled about its centre
+    by a random amount on each axis and its corners jittered, so the boundary does not
+    always follow the face's outline; then eroded or dilated and feathered at random.
+    """
+    from scipy.spatial import ConvexHull
+
+    hull = points[ConvexHull(points).vertices]
+    centre = hull.mean(0)
+    scale = rng.uniform([0.8, 0.8], [1.05, 1.05])
+    side = float(np.ptp(hull[:, 0]) + np.ptp(hull[:, 1])) / 2
+    hull = centre + (hull - centre) * scale + rng.uniform(-0.03, 0.03, hull.shape) * side
+    im = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(im).polygon([tuple(p) for p in hull.tolist()], fill=255)
+    k = 2 * int(rng.integers(1, 6)) + 1
+    im = im.filter(ImageFilter.MinFilter(k) if rng.random() < 0.5 else ImageFilter.MaxFilter(k))
+    im = im.filter(ImageFilter.GaussianBlur(rng.uniform(1.0, 0.04 * size)))
+    mask = np.asarray(im, np.float32) / 255.0
+    return mask / max(float(mask.max()), 1e-6)
+
+
 def _recolour(im: Image.Image, rng: np.random.Generator) -> Image.Image:
     """Shift colour, brightness, contrast and saturation a little (the source's colour mismatch)."""
     a = np.asarray(im, np.float32) + rng.uniform(-12, 12, 3)
@@ -119,8 +142,12 @@ def _shift(im: Image.Image, rng: np.random.Generator) -> Image.Image:
     return im.transform((size, size), Image.AFFINE, coeffs, Image.BILINEAR)
 
 
-def self_blend(pixels: np.ndarray, rng: np.random.Generator, margin: float = 0.2):
-    """A pseudo-fake made from a real crop, a transformed copy of its face blended onto it: (pixels, mask)."""
+def self_blend(pixels: np.ndarray, rng: np.random.Generator, margin: float = 0.2, points: np.ndarray | None = None):
+    """A pseudo-fake made from a real crop, a transformed copy of its face blended onto it: (pixels, mask).
+
+    The mask follows the face's landmarks where ``points`` are given
+    (:func:`landmark_mask`), else it is an ellipse where the face should be (:func:`blend_mask`).
+    """
     target = Image.fromarray(pixels)
     source = target
     if rng.random() < 0.8:
@@ -128,7 +155,9 @@ def self_blend(pixels: np.ndarray, rng: np.random.Generator, margin: float = 0.2
     if rng.random() < 0.8:
         source = _resharpen(source, rng)
     source = _shift(source, rng)
-    mask = blend_mask(pixels.shape[0], rng, margin) * float(rng.choice(BLEND_RATIOS))
+    size = pixels.shape[0]
+    shape = blend_mask(size, rng, margin) if points is None else landmark_mask(points, size, rng)
+    mask = shape * float(rng.choice(BLEND_RATIOS))
     alpha = mask[..., None]
     out = np.asarray(source, np.float32) * alpha + pixels.astype(np.float32) * (1 - alpha)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8), mask

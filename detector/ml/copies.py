@@ -48,6 +48,7 @@ class CopyMaker:
     strength: float
     grid: int
     zoom: float = 0.0
+    landmarks: dict[int, np.ndarray] | None = None  # real crop index -> its face mesh, for the blend masks
 
     def plain_mask(self, i: int) -> tuple[np.ndarray, float]:
         size = self.crops.shape[1]
@@ -59,6 +60,9 @@ class CopyMaker:
             return np.ones((size, size), np.float32), 1.0
         return np.zeros((size, size), np.float32), 0.0
 
+    def points(self, i: int) -> np.ndarray | None:
+        return None if self.landmarks is None else self.landmarks.get(i)
+
     def __call__(self, job: tuple[str, int, int]):
         kind, i, copy = job
         rng = np.random.default_rng([self.seed, STREAMS[kind], copy, i])
@@ -66,7 +70,7 @@ class CopyMaker:
             pixels = self.crops[i]
             mask, weight = self.plain_mask(i)
         else:
-            (pixels, mask), weight = self_blend(self.crops[i], rng, self.margin), 1.0
+            (pixels, mask), weight = self_blend(self.crops[i], rng, self.margin, self.points(i)), 1.0
         pixels, mask = reframe(pixels, mask, rng, self.zoom)
         pixels, mask = training_view(pixels, mask, rng, self.strength)
         return pixels, mask_target(mask, self.grid).astype(np.float16), np.float32(weight)

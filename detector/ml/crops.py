@@ -30,6 +30,27 @@ def worker_finder() -> FaceFinder:
     return _finder
 
 
+_landmarker = None
+
+
+def _landmarks_of(crop: np.ndarray):
+    global _landmarker
+    if _landmarker is None:
+        from .landmarks import FaceLandmarker
+
+        _landmarker = FaceLandmarker(num_threads=1)
+    return _landmarker(crop)
+
+
+def crop_landmarks(crops: np.ndarray, indices, workers: int) -> dict[int, np.ndarray]:
+    """The face mesh of each crop of ``indices`` where the landmark model finds a face."""
+    indices = [int(i) for i in indices]
+    with Pool(workers) as pool:
+        found = pool.imap(_landmarks_of, (crops[i] for i in indices), chunksize=32)
+        pairs = zip(indices, tqdm(found, total=len(indices), desc="landmarks", unit="img"), strict=True)
+        return {i: points for i, points in pairs if points is not None}
+
+
 def crop_one(args):
     path, size, margin = args
     prepared = prepare(decode_image(str(path)), worker_finder(), size, margin, max_faces=1)

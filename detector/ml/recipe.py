@@ -73,6 +73,29 @@ class Recipe:
         default=0.2,
         metadata=_option("share of the fake class's training weight carried by the self-blended pseudo-fakes"),
     )
+    landmark_masks: bool = field(
+        default=False,
+        metadata=_option(
+            "draw the self-blend masks from each real crop's face landmarks (MediaPipe's face mesh) instead of an "
+            "ellipse where the face should be"
+        ),
+    )
+    pseudo_fakes_only: bool = field(
+        default=False,
+        metadata=_option(
+            "learn from the real images alone, the fakes being their self-blended copies (the training set's fakes "
+            "are left out; val keeps them, to choose the epoch)"
+        ),
+    )
+    exclude_sources: tuple[str, ...] = field(
+        default=(),
+        metadata=_option(
+            "leave this source out of train and val, to measure it as an unseen method (repeat for several)",
+            flag="--exclude-source",
+            action="append",
+            type=str,
+        ),
+    )
     mask_weight: float = field(
         default=1.0,
         metadata=_option(
@@ -125,6 +148,7 @@ class Recipe:
         """The recipe as the bundle keeps it: what decides the weights, with paths as names, not machine paths."""
         kept = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["saved"] and f.name != "version"}
         kept["datasets"] = [dataset_name(p) for p in self.datasets]
+        kept["exclude_sources"] = list(self.exclude_sources)
         kept["init_from"] = (
             None if self.init_from is None else f"{Path(self.init_from).name} {init_from_version} (its weights)"
         )
@@ -143,6 +167,8 @@ class Recipe:
             key = RENAMED.get(key, key)
             if key in STAGE_ONLY or key == "datasets":
                 continue
+            if key == "exclude_sources":
+                value = tuple(value)
             if key not in names:
                 log.warning("the earlier stage's recipe has %r, which this code does not know; ignored", key)
                 continue
@@ -185,6 +211,8 @@ def from_options(options: dict) -> tuple[Recipe, set[str]]:
     given = {k: v for k, v in options.items() if k in names}
     if "datasets" in given:
         given["datasets"] = tuple(Path(p) for p in given["datasets"])
+    if "exclude_sources" in given:
+        given["exclude_sources"] = tuple(given["exclude_sources"])
     return Recipe(**given), set(given)
 
 

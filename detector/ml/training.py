@@ -31,7 +31,7 @@ from . import recipe as recipes
 from .bundle import BundleMetadata, Calibration, Thresholds, load_keras_model, read_metadata, write_bundle
 from .calibration import calibrate_bundle
 from .copies import CopyMaker, copy_jobs
-from .crops import cached_crops
+from .crops import cached_crops, crop_landmarks
 from .dataset import Sample, read_manifest
 from .export import export_bundle
 from .features import FEATURE_STRIDE, cached_features, extract_features, inference
@@ -45,8 +45,19 @@ log = logging.getLogger(__name__)
 
 
 def read_splits(recipe: Recipe, *splits: str) -> list[list[Sample]]:
-    """Each split's samples over every dataset of the recipe, each dataset keeping its own split column."""
-    return [[s for root in recipe.datasets for s in read_manifest(root, split)] for split in splits]
+    """Each split's samples over every dataset of the recipe, each dataset keeping its own split column.
+
+    Sources the recipe excludes are left out of every split; with ``pseudo_fakes_only``
+    the training split keeps its reals alone.
+    """
+    out = []
+    for split in splits:
+        samples = [s for root in recipe.datasets for s in read_manifest(root, split)]
+        samples = [s for s in samples if s.source not in recipe.exclude_sources]
+        if split == "train" and recipe.pseudo_fakes_only:
+            samples = [s for s in samples if s.label == 0]
+        out.append(samples)
+    return out
 
 
 def train(recipe: Recipe) -> BundleMetadata:
@@ -78,6 +89,10 @@ def train(recipe: Recipe) -> BundleMetadata:
     )
     val_crops, val_found = cached_crops(val_samples, size, margin, workers, recipe.cache_dir, f"{cache_key}-val")
     pairs = frame_pairs(train_samples, size, margin, workers) if recipe.mask_weight else {}
+    labels = np.array([s.label for s in train_samples])
+    landmarks = None
+    if recipe.landmark_masks and recipe.self_blend_copies:
+        landmarks = crop_landmarks(train_crops, np.flatnonzero(labels == 0), workers)
 
     init_meta = None
     if recipe.init_from is not None:  # continue from a trained bundle's weights
@@ -90,7 +105,7 @@ def train(recipe: Recipe) -> BundleMetadata:
 
     maker = CopyMaker(
         crops=train_crops,
-        labels=np.array([s.label for s in train_samples]),
+        labels=labels,
         kinds=np.array([s.kind for s in train_samples]),
         pairs=pairs,
         seed=recipe.seed,
@@ -98,6 +113,7 @@ def train(recipe: Recipe) -> BundleMetadata:
         strength=recipe.augment_strength,
         grid=size // FEATURE_STRIDE,
         zoom=recipe.zoom,
+        landmarks=landmarks,
     )
     jobs = copy_jobs(maker.labels, recipe.augment_copies, recipe.self_blend_copies)
     feats, targets, mask_weights = cached_features(bottom, jobs, maker, workers)
@@ -153,6 +169,8 @@ def train(recipe: Recipe) -> BundleMetadata:
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
+    if landmarks is not None:  # real crops whose blend masks follow their landmarks (the rest: an ellipse)
+        meta.training["landmark_masks"] = {"reals": int((labels == 0).sum()), "found": len(landmarks)}
     if init_meta is not None:
         meta.training.update(stage_lineage(init_meta, meta.training["minutes"]))
     write_bundle(recipe.out, model, meta)

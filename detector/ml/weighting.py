@@ -28,7 +28,8 @@ def balanced_weights(samples: list[Sample]) -> np.ndarray:
                 if (mine & (labels == c)).any():
                     w[mine & (labels == c)] *= half / w[mine & (labels == c)].sum()
     for c in (0, 1):
-        w[labels == c] *= (len(samples) / 2) / w[labels == c].sum()
+        if (labels == c).any():
+            w[labels == c] *= (len(samples) / 2) / w[labels == c].sum()
     return w.astype(np.float32)
 
 
@@ -51,7 +52,10 @@ def copy_labels_and_weights(samples, jobs, self_blend_share: float):
     """Labels and sample weights of the copies, in :func:`.copies.copy_jobs`' order.
 
     Plain copies weigh as :func:`balanced_weights` says; the self-blended fakes
-    carry ``self_blend_share`` of the fake class's weight.
+    carry ``self_blend_share`` of the fake class's weight. Where there are no plain
+    fakes (a model that learns from self-blended fakes alone), the self-blended fakes
+    are the fake class: each weighs what the real it was made from weighs, so that
+    both classes, and every source within them, weigh the same.
     """
     kinds = [kind for kind, _, _ in jobs]
     plain = kinds.count("plain")
@@ -59,6 +63,11 @@ def copy_labels_and_weights(samples, jobs, self_blend_share: float):
         raise ValueError("copies must come plain first, then self-blended")
     y = np.array([samples[i].label for _, i, _ in jobs[:plain]], np.float32)
     w = balanced_weights(samples)[[i for _, i, _ in jobs[:plain]]]
+    if len(kinds) > plain and not y.any():
+        blended = balanced_weights(samples)[[i for _, i, _ in jobs[plain:]]]
+        blended *= w.sum() / blended.sum()
+        y = np.concatenate([y, np.ones(len(blended), np.float32)])
+        return y, np.concatenate([w, blended]).astype(np.float32)
     if len(kinds) > plain:
         y, w = add_pseudo_fakes(y, w, len(kinds) - plain, self_blend_share)
     return y, w

@@ -117,3 +117,31 @@ def test_pseudo_fakes_carry_their_share_of_the_fake_class_and_the_classes_stay_e
     assert w2[3] / w2[4] == pytest.approx(2.0)  # the real fakes keep their proportions
     with pytest.raises(ValueError):
         add_pseudo_fakes(y, w, 6, 1.0)
+
+
+def test_a_landmark_mask_covers_the_face_the_points_outline():
+    from detector.ml.augment import landmark_mask
+
+    t = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    points = np.stack([112 + 50 * np.cos(t), 120 + 60 * np.sin(t)], 1).astype(np.float32)
+    for seed in range(5):
+        mask = landmark_mask(points, 224, np.random.default_rng(seed))
+        assert mask.shape == (224, 224) and mask.max() == pytest.approx(1.0)
+        assert mask[120, 112] > 0.9 and mask[5, 5] == 0.0 and mask[120, 200] < 0.05
+    pixels, blended = self_blend(face_like(224), np.random.default_rng(0), 0.2, points)
+    assert blended[120, 112] > 0 and blended[5, 5] == 0.0
+
+
+def test_the_landmark_model_finds_the_mesh_of_a_face():
+    from PIL import Image as PILImage
+
+    skimage_data = pytest.importorskip("skimage.data")
+
+    from detector.ml.landmarks import POINTS, FaceLandmarker
+    from detector.ml.preprocessing import FaceFinder, prepare
+
+    crop = prepare(PILImage.fromarray(skimage_data.astronaut()), FaceFinder(), 224, 0.2, max_faces=1).crops[0].pixels
+    mesh = FaceLandmarker()(crop)
+    assert mesh is not None and mesh.shape == (POINTS, 2)
+    assert 20 < mesh[:, 0].mean() < 204 and 20 < mesh[:, 1].mean() < 204  # on the face, inside the crop
+    assert FaceLandmarker()(np.asarray(PILImage.new("RGB", (224, 224), (40, 90, 200)))) is None  # no face: none

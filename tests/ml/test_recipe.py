@@ -62,3 +62,9 @@ def test_unknown_keys_of_an_earlier_recipe_are_reported_and_dropped(caplog):
 def test_a_recipe_with_several_datasets_describes_itself_as_json(tmp_path):
     described = recipes.describe(Recipe(datasets=(tmp_path / "a", tmp_path / "b"), init_from=tmp_path / "c"))
     assert described["datasets"] == [str(tmp_path / "a"), str(tmp_path / "b")] and described["init_from"].endswith("c")
+
+
+def test_a_left_out_source_and_pseudo_fakes_only_come_from_the_command_line_and_read_back():
+    recipe, given = parse("--exclude-source", "ffpp_faceswap", "--pseudo-fakes-only", "--landmark-masks")
+    assert recipe.exclude_sources == ("ffpp_faceswap",) and recipe.pseudo_fakes_only and recipe.landmark_masks
+    assert Recipe().continuing(recipe.saved(), given=set()).exclude_sources == ("ffpp_faceswap",)

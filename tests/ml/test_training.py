@@ -243,3 +243,30 @@ def test_reframing_zooms_pixels_and_mask_alike():
     for p, m in changed:
         assert p.shape == pixels.shape and p.dtype == np.uint8 and m.shape == mask.shape
         assert m.sum() > mask.sum()  # zoomed in: the marked square covers more of the crop
+
+
+def test_self_blended_fakes_alone_weigh_as_the_reals_they_were_made_from():
+    from detector.ml.dataset import Sample
+
+    samples = [Sample(f"{i}.jpg", 0, "big") for i in range(6)] + [Sample("s.jpg", 0, "small")]
+    labels = np.array([s.label for s in samples])
+    jobs = copy_jobs(labels, augment_copies=1, self_blend_copies=2)
+    y, w = copy_labels_and_weights(samples, jobs, self_blend_share=0.2)
+    assert y.tolist() == [0] * 7 + [1] * 14
+    assert w[y == 1].sum() == pytest.approx(w[y == 0].sum())
+    small = [k for k, (_, i, _) in enumerate(jobs) if i == 6]
+    big = [k for k, (_, i, _) in enumerate(jobs) if i == 0]
+    # within each class, the small source keeps the same weight against the big one
+    assert w[small[1]] / w[big[1]] == pytest.approx(w[small[0]] / w[big[0]])
+    assert w[small[1]] + w[small[2]] == pytest.approx(w[small[0]])  # its two blends weigh as its real
+
+
+def test_a_training_run_can_leave_a_source_out_and_learn_from_self_blends_alone(tmp_path):
+    from detector.ml.recipe import Recipe
+    from detector.ml.training import read_splits
+
+    write_dataset(tmp_path / "data")
+    recipe = Recipe(datasets=(tmp_path / "data",), exclude_sources=("gan256",), pseudo_fakes_only=True)
+    train_samples, val_samples = read_splits(recipe, "train", "val")
+    assert {s.label for s in train_samples} == {0} and {s.source for s in train_samples} == {"dfdc"}
+    assert {(s.label, s.source) for s in val_samples} == {(0, "dfdc"), (1, "dfdc")}  # val keeps its fakes
