@@ -113,8 +113,10 @@ def stub_detector():
     inference.set_detector(previous)
 
 
-def build_tiny_bundle(path: Path, input_size: int = 32, version: str = "tiny-1") -> Path:
-    """A real Keras model saved as a bundle; its logit is 0.05 * (mean red - mean blue).
+def build_tiny_bundle(
+    path: Path, input_size: int = 32, version: str = "tiny-1", kernel: tuple = (0.05, 0.0, -0.05)
+) -> Path:
+    """A real Keras model saved as a bundle; its logit is 0.05 * (mean red - mean blue) (``kernel``: per channel).
 
     So a red image is 'fake' and a blue one 'real', which pins the label mapping.
     """
@@ -127,7 +129,8 @@ def build_tiny_bundle(path: Path, input_size: int = 32, version: str = "tiny-1")
     x = keras.layers.GlobalAveragePooling2D(name="pool")(inputs)
     outputs = keras.layers.Dense(1, name="fake_logit")(x)
     model = keras.Model(inputs, outputs)
-    model.get_layer("fake_logit").set_weights([np.array([[0.05], [0.0], [-0.05]], np.float32), np.zeros(1, np.float32)])
+    weights = np.array(kernel, np.float32).reshape(3, 1)
+    model.get_layer("fake_logit").set_weights([weights, np.zeros(1, np.float32)])
     meta = BundleMetadata(
         name=path.name,
         version=version,

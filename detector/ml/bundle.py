@@ -57,9 +57,20 @@ class BundleMetadata:
     training: dict = field(default_factory=dict)
     engines: dict = field(default_factory=dict)  # name -> {"file", "sha256", "check": {...}, ...}
     test_time_flip: bool = False  # a face's logit: the mean over the crop and its mirror image
+    # An ensemble: no network of its own, its members' face logits combined (see :mod:`.ensemble`).
+    members: list = field(default_factory=list)  # [{"bundle": folder beside it, "version", "title", "weight"}]
+    stacking: dict = field(default_factory=dict)  # {"rule", "intercept", ...}
+
+    @property
+    def is_ensemble(self) -> bool:
+        return bool(self.members)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        d = asdict(self)
+        for key in ("members", "stacking"):  # a single network's metadata stays as it was
+            if not d[key]:
+                del d[key]
+        return json.dumps(d, indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_dict(cls, d: dict) -> BundleMetadata:
@@ -92,12 +103,41 @@ def read_metadata(path: Path) -> BundleMetadata:
         )
     if meta.labels.get("1") != LABEL_FAKE or meta.labels.get("0") != LABEL_REAL:
         raise BundleError(f"model bundle {path} has an unknown label mapping {meta.labels}")
+    if meta.is_ensemble:
+        _verify_members(path, meta)
+        return meta
     _verify(path, meta.weights_file, meta.weights_sha256, "weights")
     for name, engine in meta.engines.items():
         if not isinstance(engine, dict) or not engine.get("file") or not engine.get("sha256"):
             raise BundleError(f"model bundle {path}: engine {name!r} lacks its file or checksum")
         _verify(path, engine["file"], engine["sha256"], f"{name} engine")
     return meta
+
+
+def member_path(path: Path, member: dict) -> Path:
+    """An ensemble's member bundle: a folder beside the ensemble's own (both in ml_models/)."""
+    return Path(path).parent / member["bundle"]
+
+
+def _verify_members(path: Path, meta: BundleMetadata) -> None:
+    """Each member is there, intact, the version the ensemble was fitted on, and crops faces alike."""
+    for member in meta.members:
+        try:
+            found = read_metadata(member_path(path, member))
+        except BundleError as exc:
+            raise BundleError(f"ensemble {path}: member {member.get('bundle')!r}: {exc}") from exc
+        if found.is_ensemble:
+            raise BundleError(f"ensemble {path}: member {member['bundle']!r} is an ensemble itself")
+        if found.version != member.get("version"):
+            raise BundleError(
+                f"ensemble {path} was fitted on {member['bundle']} {member.get('version')}, "
+                f"but that folder holds {found.version}"
+            )
+        if (found.input_size, found.face_margin) != (meta.input_size, meta.face_margin):
+            raise BundleError(
+                f"ensemble {path}: member {member['bundle']} crops faces at {found.input_size} px with margin "
+                f"{found.face_margin}; the ensemble at {meta.input_size} px with margin {meta.face_margin}"
+            )
 
 
 def _verify(path: Path, name: str, expected: str, what: str) -> None:
@@ -116,6 +156,8 @@ def load_keras_model(path: Path, meta: BundleMetadata):
     """Load the verified weights and check the network's shape against the metadata."""
     import keras
 
+    if meta.is_ensemble:
+        raise BundleError(f"model bundle {path} is an ensemble: it has no network of its own, its members have")
     try:
         model = keras.saving.load_model(Path(path) / meta.weights_file, compile=False)
     except Exception as exc:  # Keras raises many types for a bad archive

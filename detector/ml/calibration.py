@@ -160,6 +160,25 @@ def rates_by_source(probs, labels, sources, thresholds: Thresholds) -> dict:
     return out
 
 
+def fit_scores(logits, labels, sources, max_far: float = 0.03, max_missed: float = 0.10):
+    """Calibration and both thresholds from val images' logits (each image's most suspicious face), and their record."""
+    logits, labels, sources = np.asarray(logits, float), np.asarray(labels), np.asarray(sources)
+    calibration = fit_calibration(logits, labels)
+    probs = np.array([calibration.probability(z) for z in logits])
+    upper = choose_threshold(probs, labels, sources, max_far)
+    thresholds = Thresholds(upper, choose_real_below(probs, labels, max_missed, upper), upper)
+    record = {
+        "split": "val",
+        "images": int(len(logits)),
+        "method": f"{calibration.method} of the image's largest face logit",
+        "threshold_rule": f"at most {max_far:.1%} of validation reals are called Deepfake, overall and in every "
+        "real source with 50 or more images",
+        "real_rule": f"at most {max_missed:.0%} of all validation fakes are called Real (and never where p >= 0.5)",
+        "by_source": rates_by_source(probs, labels, sources, thresholds),
+    }
+    return calibration, thresholds, record
+
+
 def calibrate_bundle(
     path: Path,
     samples,
@@ -194,20 +213,8 @@ def calibrate_bundle(
     labels = np.array([r[0] for r in rows])
     sources = np.array([r[1] for r in rows])
     logits = np.array([r[2] for r in rows])
-    calibration = fit_calibration(logits, labels)
-    probs = np.array([calibration.probability(z) for z in logits])
-    meta.calibration = calibration
-    upper = choose_threshold(probs, labels, sources, max_far)
-    meta.thresholds = Thresholds(upper, choose_real_below(probs, labels, max_missed, upper), upper)
-    meta.training["calibration"] = {
-        "split": "val",
-        "images": len(rows),
-        "method": f"{calibration.method} of the image's largest face logit",
-        "face_logit": "mean over the crop and its mirror image" if meta.test_time_flip else "the crop's",
-        "threshold_rule": f"at most {max_far:.1%} of validation reals are called Deepfake, overall and in every "
-        "real source with 50 or more images",
-        "real_rule": f"at most {max_missed:.0%} of all validation fakes are called Real (and never where p >= 0.5)",
-        "by_source": rates_by_source(probs, labels, sources, meta.thresholds),
-    }
+    meta.calibration, meta.thresholds, record = fit_scores(logits, labels, sources, max_far, max_missed)
+    face_logit = "mean over the crop and its mirror image" if meta.test_time_flip else "the crop's"
+    meta.training["calibration"] = {"face_logit": face_logit, **record}
     (Path(path) / METADATA_FILE).write_text(meta.to_json())
     return meta

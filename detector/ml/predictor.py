@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .bundle import BundleError, BundleMetadata, load_keras_model, read_metadata
+from .bundle import BundleError, BundleMetadata, load_keras_model, member_path, read_metadata
 from .engines import ENGINES, KERAS, LITERT, KerasEngine, LiteRTEngine
 from .explain import GradCam, upsample
 from .labels import LABEL_FAKE, LABEL_REAL
@@ -20,6 +20,8 @@ from .preprocessing import DecodedImage, FaceFinder, PreparedImage, prepare
 class FaceResult:
     box: list[int] | None  # [x, y, w, h] in pixels of the full upright picture; None: whole-image fallback
     fake_probability: float
+    # An ensemble's verdict: each member's own calibrated probability for this face, by member bundle.
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)
@@ -61,31 +63,42 @@ class Detector:
     exported LiteRT form where it has one (no TensorFlow needed to serve), else
     the Keras model.  The Keras model itself is loaded on first use only (for the
     heatmaps, or as the engine).
+
+    An ensemble bundle has no network: its ``members`` (each a Detector) score
+    the same face crops, and :meth:`combine` turns their logits into its own.
     """
 
     def __init__(self, bundle_path: Path | str, num_threads: int | None = None, engine: str = "auto"):
         self.path = Path(bundle_path)
         self.meta: BundleMetadata = read_metadata(self.path)
+        self._model = None
+        self._model_lock = threading.Lock()
+        self._finder = FaceFinder(num_threads=num_threads)
+        self._finder_lock = threading.Lock()  # the TFLite interpreters are not thread-safe
+        self._explainer = None
+        self._explainer_lock = threading.Lock()
+        self.members: list[Detector] = [
+            Detector(member_path(self.path, m), num_threads, engine) for m in self.meta.members
+        ]
+        if self.members:
+            self.engine = None
+            return
         if engine == "auto":
             engine = LITERT if LITERT in self.meta.engines else KERAS
         if engine not in ENGINES:
             raise BundleError(f"unknown engine {engine!r}; choose one of auto, {', '.join(ENGINES)}")
         if engine == LITERT and LITERT not in self.meta.engines:
             raise BundleError(f"model bundle {self.path} has no exported {LITERT} engine (run export_detector)")
-        self._model = None
-        self._model_lock = threading.Lock()
         if engine == LITERT:
             self.engine = LiteRTEngine(self.path / self.meta.engines[LITERT]["file"], num_threads)
         else:
             self.engine = KerasEngine(self.model, self.meta.input_size)
-        self._finder = FaceFinder(num_threads=num_threads)
-        self._finder_lock = threading.Lock()  # the TFLite interpreters are not thread-safe
-        self._explainer = None
-        self._explainer_lock = threading.Lock()
 
     @property
     def model(self):
         """The Keras model (the reference network), loaded on first use."""
+        if self.members:
+            raise BundleError(f"model bundle {self.path} is an ensemble: it has no network of its own")
         with self._model_lock:
             if self._model is None:
                 self._model = load_keras_model(self.path, self.meta)
@@ -100,9 +113,20 @@ class Detector:
             kwargs = {"max_faces": max_faces} if max_faces else {}
             return prepare(image, self._finder, self.meta.input_size, self.meta.face_margin, **kwargs)
 
+    def member_logits(self, crops: np.ndarray) -> np.ndarray:
+        """An ensemble's members' face logits, (n crops, n members)."""
+        return np.stack([m.face_logits(crops) for m in self.members], axis=1)
+
+    def combine(self, member_logits: np.ndarray) -> np.ndarray:
+        """An ensemble's face logit from its members' (see :mod:`.ensemble`)."""
+        weights = np.array([m["weight"] for m in self.meta.members], float)
+        return member_logits @ weights + float(self.meta.stacking.get("intercept", 0.0))
+
     def face_logits(self, crops: np.ndarray) -> np.ndarray:
         """The fake logit of each crop, all in one call: where the bundle says so, the mean over the crop
-        and its mirror image (both views in the same batch)."""
+        and its mirror image (both views in the same batch); for an ensemble, its members' combined."""
+        if self.members:
+            return self.combine(self.member_logits(crops))
         if not self.meta.test_time_flip:
             return self.engine.logits(crops)
         return mirror_mean(self.engine.logits, crops)
@@ -114,7 +138,8 @@ class Detector:
         """Calibrated fake probability of each crop."""
         return self.calibrated(self.face_logits(crops))
 
-    def verdict_for(self, prepared: PreparedImage, probs: np.ndarray) -> Verdict:
+    def verdict_for(self, prepared: PreparedImage, probs: np.ndarray, scores: dict | None = None) -> Verdict:
+        """The image's verdict from its faces' probabilities; ``scores``: each member's, by member bundle."""
         p = float(probs.max())
         label = self.meta.thresholds.label(p)
         return Verdict(
@@ -127,8 +152,12 @@ class Detector:
             width=prepared.width,
             height=prepared.height,
             faces=[
-                FaceResult(box=c.box.as_list() if c.box else None, fake_probability=float(q))
-                for c, q in zip(prepared.crops, probs, strict=True)
+                FaceResult(
+                    box=c.box.as_list() if c.box else None,
+                    fake_probability=float(q),
+                    scores={name: float(member[k]) for name, member in (scores or {}).items()},
+                )
+                for k, (c, q) in enumerate(zip(prepared.crops, probs, strict=True))
             ],
         )
 
@@ -136,7 +165,12 @@ class Detector:
         """Verdict for an upright RGB image (or one decoded by ``preprocessing.decode``): the most suspicious
         face decides."""
         prepared = self.prepare(image)
-        return self.verdict_for(prepared, self.face_probabilities(prepared.batch()))
+        crops = prepared.batch()
+        if not self.members:
+            return self.verdict_for(prepared, self.face_probabilities(crops))
+        z = self.member_logits(crops)
+        scores = {m.path.name: m.calibrated(z[:, i]) for i, m in enumerate(self.members)}
+        return self.verdict_for(prepared, self.calibrated(self.combine(z)), scores)
 
     def heatmaps(self, prepared: PreparedImage) -> np.ndarray:
         """Grad-CAM maps of the fake score for each face crop, in [0, 1] (see :mod:`.explain`).
@@ -144,6 +178,10 @@ class Detector:
         From the exported engine's second output where it has one, else by Grad-CAM on the Keras model;
         where the bundle scores the mirror image too, its map (mirrored back) is averaged in, as its logit is.
         """
+        if self.members:  # the members' maps, each weighed by its share of the ensemble's positive weights
+            weights = np.clip([m["weight"] for m in self.meta.members], 0, None)
+            maps = [w * m.heatmaps(prepared) for w, m in zip(weights, self.members, strict=True) if w > 0]
+            return sum(maps) / max(float(weights.sum()), 1e-9)
         crops = prepared.batch()
         if self.meta.test_time_flip:
             maps = mirror_mean(self._raw_maps, crops, mirror_back=True)

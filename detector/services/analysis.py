@@ -52,7 +52,10 @@ def analyse(detection: Detection, decoded: DecodedImage | None = None) -> Detect
         detection.threshold = verdict.threshold
         detection.model_version = verdict.model_version
         detection.face_found = verdict.face_found
-        detection.faces = [{"box": f.box, "fake_probability": f.fake_probability} for f in verdict.faces]
+        detection.faces = [
+            {"box": f.box, "fake_probability": f.fake_probability, **({"scores": f.scores} if f.scores else {})}
+            for f in verdict.faces
+        ]
         detection.error_message = ""
     detection.processing_ms = round((time.perf_counter() - started) * 1000)
     detection.save()

@@ -1,0 +1,225 @@
+"""One verdict from several models: their face logits combined by a rule fitted on ``val``, then calibrated.
+
+The members are bundles that score the same face crop (same size and margin).
+Two rules are tried on the validation split of every dataset given:
+
+- ``stacking``: a logistic regression on the members' logits (weights and an
+  intercept), fitted with cross-fitting: the val images are split into folds by
+  group (a source video and its swaps stay together), and each fold is scored by
+  a regression fitted on the other folds, so no image is scored by weights that
+  saw it;
+- ``mean``: the members' logits averaged, nothing fitted.
+
+The rule with the higher out-of-fold AUC is kept, and only where it beats the
+best single member on val by more than ``MIN_GAIN``; the calibration and both thresholds are then fitted
+on the out-of-fold logits, as for a single model (:func:`.calibration.fit_scores`).
+The ensemble bundle holds no weights: its metadata names its members (folders
+beside it in ``ml_models/``) with their versions, which :mod:`.bundle` checks.
+
+    python -m detector.ml.ensemble --member faces-effnetlite0-v2 --member sbi-effnetlite0-v1 \\
+        --out ml_models/ensemble-v1 --model-version 2.5.0 \\
+        --dataset ../shared/datasets/faces --dataset .cache/datasets/ffpp
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from .bundle import METADATA_FILE, BundleMetadata, read_metadata
+from .calibration import fit_scores
+from .dataset import Sample, read_manifest
+from .recipe import dataset_name
+
+log = logging.getLogger(__name__)
+
+FOLDS = 5
+# An ensemble costs a second network per face: it ships only where its val AUC is this much above the best member's.
+MIN_GAIN = 0.002
+
+
+class _Members:
+    """The members side by side, for :func:`.evaluation.prepared_batches`: one face search, every member's logits."""
+
+    def __init__(self, detectors):
+        self.detectors = detectors
+
+    def prepare(self, image):
+        return self.detectors[0].prepare(image)
+
+    def face_logits(self, crops):
+        return np.stack([d.face_logits(crops) for d in self.detectors], axis=1)
+
+
+def member_face_logits(detectors, samples: list[Sample], progress: bool = True):
+    """Per val image: its label, source, group and its faces' logits by member, (faces, members)."""
+    from .evaluation import prepared_batches
+
+    rows = []
+    for s, _, logits in prepared_batches(_Members(detectors), samples, progress=progress):
+        rows.append((s.label, s.source, s.group or str(s.path), np.asarray(logits, float)))
+    return rows
+
+
+def image_logits(rows, combine) -> np.ndarray:
+    """Each image's logit as serving computes it: its most suspicious face's combined logit."""
+    return np.array([float(np.max(combine(z))) for *_, z in rows])
+
+
+def _auc(labels, scores) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, scores))
+
+
+def fit_stacking(rows, c: float = 1.0):
+    """A logistic regression on the members' face logits, each face labelled with its image's label."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.concatenate([z for *_, z in rows])
+    y = np.concatenate([np.full(len(z), label) for label, *_, z in rows])
+    lr = LogisticRegression(C=c, max_iter=1000).fit(x, y)
+    return lr.coef_[0].astype(float), float(lr.intercept_[0])
+
+
+def cross_fitted(rows, folds: int = FOLDS, seed: int = 0, columns=None) -> tuple[np.ndarray, list]:
+    """Out-of-fold image logits of the stacking rule (folds by group), and each fold's weights.
+
+    ``columns`` picks members (all by default): one member alone, cross-fitted the same way,
+    is what the stacking of several must beat, since refitting by fold moves the AUC by itself.
+    """
+    if columns is not None:
+        rows = [(*r[:3], r[3][:, columns]) for r in rows]
+    from sklearn.model_selection import GroupKFold
+
+    groups = np.array([g for _, _, g, _ in rows])
+    labels = np.array([label for label, *_ in rows])
+    out = np.empty(len(rows))
+    fitted = []
+    for train, held in GroupKFold(folds, shuffle=True, random_state=seed).split(labels, labels, groups):
+        w, b = fit_stacking([rows[i] for i in train])
+        fitted.append({"weights": w.tolist(), "intercept": b})
+        out[held] = image_logits([rows[i] for i in held], lambda z, w=w, b=b: z @ w + b)
+    return out, fitted
+
+
+def fit_ensemble(
+    members: list[Path],
+    out: Path,
+    version: str,
+    datasets: list[Path],
+    max_far: float = 0.03,
+    max_missed: float = 0.10,
+    progress: bool = True,
+) -> dict:
+    """Fit, compare and (where it earns its place) write the ensemble bundle; returns the comparison."""
+    from .predictor import Detector
+
+    detectors = [Detector(p) for p in members]
+    metas = [d.meta for d in detectors]
+    if len({(m.input_size, m.face_margin) for m in metas}) != 1:
+        raise ValueError("the members crop faces differently; an ensemble needs one crop for all")
+    samples = [s for root in datasets for s in read_manifest(root, "val")]
+    rows = member_face_logits(detectors, samples, progress)
+    labels = np.array([label for label, *_ in rows])
+    sources = np.array([source for _, source, *_ in rows])
+
+    singles = {m.name: _auc(labels, image_logits(rows, lambda z, i=i: z[:, i])) for i, m in enumerate(metas)}
+    singles_refit = {m.name: _auc(labels, cross_fitted(rows, columns=[i])[0]) for i, m in enumerate(metas)}
+    mean_logits = image_logits(rows, lambda z: z.mean(axis=1))
+    stacked_logits, folds = cross_fitted(rows)
+    rules = {"mean": _auc(labels, mean_logits), "stacking": _auc(labels, stacked_logits)}
+    rule = max(rules, key=rules.get)
+    best_single = max(*singles.values(), *singles_refit.values())
+    comparison = {
+        "val_images": len(rows),
+        "val_auc": {
+            "members": singles,
+            "members refitted by fold": singles_refit,
+            "mean": rules["mean"],
+            "stacking (out of fold)": rules["stacking"],
+        },
+        "rule": rule,
+        "beats_best_member": rules[rule] > best_single + MIN_GAIN,
+    }
+    if not comparison["beats_best_member"]:
+        log.warning("no ensemble rule beats the best member on val (%.4f): nothing written", best_single)
+        return comparison
+
+    if rule == "stacking":
+        weights, intercept = fit_stacking(rows)
+        fitted_logits = stacked_logits
+    else:
+        weights, intercept = np.full(len(metas), 1.0 / len(metas)), 0.0
+        fitted_logits = mean_logits
+    calibration, thresholds, record = fit_scores(fitted_logits, labels, sources, max_far, max_missed)
+    record["face_logit"] = "the members' face logits combined by the ensemble's rule"
+    record["fitted_on"] = "out-of-fold logits" if rule == "stacking" else "the members' mean logit"
+    names = [dataset_name(p) for p in datasets]
+    meta = BundleMetadata(
+        name=Path(out).name,
+        version=version,
+        input_size=metas[0].input_size,
+        face_margin=metas[0].face_margin,
+        calibration=calibration,
+        thresholds=thresholds,
+        weights_file="",
+        test_time_flip=all(m.test_time_flip for m in metas),
+        members=[
+            {
+                "bundle": Path(p).name,
+                "version": m.version,
+                "title": m.training.get("title", m.name),
+                "weight": float(w),
+            }
+            for p, m, w in zip(members, metas, weights, strict=True)
+        ],
+        stacking={
+            "rule": rule,
+            "intercept": float(intercept),
+            "folds": FOLDS if rule == "stacking" else None,
+            "fold_weights": folds if rule == "stacking" else None,
+        },
+        training={
+            "dataset": f"{' + '.join(names)} (val split: the rule, the calibration and the thresholds)",
+            "val_images": len(rows),
+            "comparison": comparison,
+            "calibration": record,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / METADATA_FILE).write_text(meta.to_json())
+    read_metadata(out)  # the members check out as written
+    return comparison
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--member", action="append", type=Path, required=True, help="a member bundle (repeat)")
+    p.add_argument("--out", type=Path, required=True, help="the ensemble bundle to write (beside its members)")
+    p.add_argument("--model-version", required=True)
+    p.add_argument("--dataset", action="append", type=Path, required=True, help="a dataset whose val split to use")
+    p.add_argument("--max-false-accusation", type=float, default=0.03)
+    p.add_argument("--max-missed-fakes", type=float, default=0.10)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if any(m.resolve().parent != args.out.resolve().parent for m in args.member):
+        p.error("the members must be folders beside --out (an ensemble refers to them by name)")
+    comparison = fit_ensemble(
+        args.member, args.out, args.model_version, args.dataset, args.max_false_accusation, args.max_missed_fakes
+    )
+    print(json.dumps(comparison, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""An ensemble bundle: members fitted together on val, served as one detector that keeps each member's score."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector.ml.bundle import METADATA_FILE, BundleError, read_metadata
+from tests.conftest import build_tiny_bundle
+
+
+def write_val(root, n=16):
+    """Fakes that are red or green (each member sees one kind), reals in shades of blue."""
+    rows = ["path,label,source,kind,group,split,resized,sha256"]
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        for label, colour, source in (
+            ("fake", (200 + rng.integers(0, 50), 20, 60), "red"),
+            ("fake", (20, 200 + rng.integers(0, 50), 60), "green"),
+            ("real", (rng.integers(0, 120), rng.integers(0, 120), 200), "camera"),
+            ("real", (rng.integers(0, 120), rng.integers(0, 120), 120), "camera"),
+        ):
+            rel = f"val/{label}/{source}{i}-{len(rows)}.png"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (48, 48), tuple(int(c) for c in colour)).save(root / rel)
+            rows.append(f"{rel},{label},{source},x,g{len(rows)},val,no,-")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture
+def models(tmp_path):
+    folder = tmp_path / "ml_models"
+    red = build_tiny_bundle(folder / "sees-red", version="r-1", kernel=(0.05, 0.0, -0.02))
+    green = build_tiny_bundle(folder / "sees-green", version="g-1", kernel=(0.0, 0.05, -0.02))
+    return folder, red, green
+
+
+def test_an_ensemble_that_beats_its_members_is_written_and_serves_with_every_members_score(models, tmp_path):
+    from detector.ml.ensemble import fit_ensemble
+    from detector.ml.predictor import Detector
+
+    folder, red, green = models
+    data = write_val(tmp_path / "data")
+    out = folder / "both"
+    comparison = fit_ensemble([red, green], out, "e-1", [data], progress=False)
+    aucs = comparison["val_auc"]
+    assert comparison["beats_best_member"] and comparison["rule"] in ("mean", "stacking")
+    assert max(aucs["mean"], aucs["stacking (out of fold)"]) > max(aucs["members"].values())
+
+    meta = read_metadata(out)
+    assert meta.is_ensemble and [m["bundle"] for m in meta.members] == ["sees-red", "sees-green"]
+    assert not (out / "model.keras").exists()  # it refers to its members instead of copying them
+    assert meta.training["calibration"]["split"] == "val" and meta.thresholds.real_below <= meta.thresholds.decision
+
+    detector = Detector(out)
+    for colour, expected in (((240, 20, 60), "Deepfake"), ((20, 240, 60), "Deepfake"), ((30, 30, 220), "Real")):
+        verdict = detector.judge(Image.new("RGB", (64, 64), colour))
+        assert verdict.label == expected and verdict.model_version == "e-1"
+        assert set(verdict.faces[0].scores) == {"sees-red", "sees-green"}
+    scores = detector.judge(Image.new("RGB", (64, 64), (240, 20, 60))).faces[0].scores
+    assert scores["sees-red"] > scores["sees-green"]  # side by side: the member that sees red is the sure one
+    prepared = detector.prepare(Image.new("RGB", (64, 64), (240, 20, 60)))
+    maps = detector.heatmaps(prepared)
+    assert maps.shape == (1, 32, 32) and 0.0 <= maps.min() <= maps.max() <= 1.0
+    with pytest.raises(BundleError, match="no network of its own"):
+        detector.model  # noqa: B018
+
+
+def test_no_ensemble_is_written_where_it_does_not_beat_the_best_member(models, tmp_path):
+    from detector.ml.ensemble import fit_ensemble
+
+    folder, red, _ = models
+    data = write_val(tmp_path / "data")
+    twin = build_tiny_bundle(folder / "also-red", version="r-2", kernel=(0.05, 0.0, -0.02))
+    comparison = fit_ensemble([red, twin], folder / "same", "e-2", [data], progress=False)
+    assert not comparison["beats_best_member"] and not (folder / "same").exists()
+
+
+def test_an_ensemble_whose_member_changed_or_went_missing_is_refused(models, tmp_path):
+    from detector.ml.ensemble import fit_ensemble
+
+    folder, red, green = models
+    out = folder / "both"
+    fit_ensemble([red, green], out, "e-1", [write_val(tmp_path / "data")], progress=False)
+    meta = json.loads((out / METADATA_FILE).read_text())
+    meta["members"][1]["version"] = "g-0"
+    (out / METADATA_FILE).write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="was fitted on sees-green g-0, but that folder holds g-1"):
+        read_metadata(out)
+    meta["members"][1].update(version="g-1", bundle="gone")
+    (out / METADATA_FILE).write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="member 'gone'"):
+        read_metadata(out)
