@@ -174,6 +174,10 @@ class Detection(models.Model):
                     "label_y": y - font_size // 4 if y > font_size else y + h + font_size,
                     "fake_percent": round(face["fake_probability"] * 100),
                     "suspicious": face["fake_probability"] >= (self.threshold or 0.5),
+                    "models": [
+                        {"title": s.get("title") or s["model"], "fake_percent": round(s["fake_probability"] * 100)}
+                        for s in face.get("scores", [])
+                    ],
                 }
             )
         return out

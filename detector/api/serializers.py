@@ -33,10 +33,20 @@ class BoxSerializer(serializers.Serializer):
     height = serializers.IntegerField()
 
 
+class ModelScoreSerializer(serializers.Serializer):
+    model = serializers.CharField(help_text="The member model's bundle.")
+    version = serializers.CharField()
+    title = serializers.CharField(help_text="What the member model looks for, in words.")
+    fake_probability = serializers.FloatField(help_text="That model's own calibrated probability for this face.")
+
+
 class FaceSerializer(serializers.Serializer):
     number = serializers.IntegerField(help_text="From 1, as on the result page.")
     box = BoxSerializer(allow_null=True, help_text="In image pixels; null where no face was found.")
     fake_probability = serializers.FloatField(help_text="Calibrated probability that this face is fake.")
+    models = ModelScoreSerializer(
+        many=True, help_text="Where an ensemble judged the face: each of its models' own score, side by side."
+    )
     crop_url = serializers.URLField()
     heatmap_url = serializers.URLField(help_text="The face with its Grad-CAM heatmap of the fake score (PNG).")
 
@@ -98,6 +108,7 @@ class DetectionSerializer(serializers.ModelSerializer):
                     "number": number,
                     "box": dict(zip(("x", "y", "width", "height"), box, strict=True)) if box else None,
                     "fake_probability": face["fake_probability"],
+                    "models": face.get("scores", []),
                     "crop_url": absolute(request, "api:face_image", detection.pk, number, "crop"),
                     "heatmap_url": absolute(request, "api:face_image", detection.pk, number, "heatmap"),
                 }

@@ -20,8 +20,9 @@ from .preprocessing import DecodedImage, FaceFinder, PreparedImage, prepare
 class FaceResult:
     box: list[int] | None  # [x, y, w, h] in pixels of the full upright picture; None: whole-image fallback
     fake_probability: float
-    # An ensemble's verdict: each member's own calibrated probability for this face, by member bundle.
-    scores: dict[str, float] = field(default_factory=dict)
+    # An ensemble's verdict: each member's own calibrated probability for this face:
+    # [{"model": member bundle, "version", "title", "fake_probability"}], in the ensemble's order.
+    scores: list[dict] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
@@ -138,8 +139,10 @@ class Detector:
         """Calibrated fake probability of each crop."""
         return self.calibrated(self.face_logits(crops))
 
-    def verdict_for(self, prepared: PreparedImage, probs: np.ndarray, scores: dict | None = None) -> Verdict:
-        """The image's verdict from its faces' probabilities; ``scores``: each member's, by member bundle."""
+    def verdict_for(
+        self, prepared: PreparedImage, probs: np.ndarray, member_probs: np.ndarray | None = None
+    ) -> Verdict:
+        """The image's verdict from its faces' probabilities; ``member_probs``: an ensemble's members', (faces, members)."""
         p = float(probs.max())
         label = self.meta.thresholds.label(p)
         return Verdict(
@@ -155,7 +158,7 @@ class Detector:
                 FaceResult(
                     box=c.box.as_list() if c.box else None,
                     fake_probability=float(q),
-                    scores={name: float(member[k]) for name, member in (scores or {}).items()},
+                    scores=[] if member_probs is None else self.member_scores(member_probs[k]),
                 )
                 for k, (c, q) in enumerate(zip(prepared.crops, probs, strict=True))
             ],
@@ -169,8 +172,20 @@ class Detector:
         if not self.members:
             return self.verdict_for(prepared, self.face_probabilities(crops))
         z = self.member_logits(crops)
-        scores = {m.path.name: m.calibrated(z[:, i]) for i, m in enumerate(self.members)}
-        return self.verdict_for(prepared, self.calibrated(self.combine(z)), scores)
+        member_probs = np.stack([m.calibrated(z[:, i]) for i, m in enumerate(self.members)], axis=1)
+        return self.verdict_for(prepared, self.calibrated(self.combine(z)), member_probs)
+
+    def member_scores(self, probs) -> list[dict]:
+        """One face's members' probabilities, each with what the member is."""
+        return [
+            {
+                "model": m["bundle"],
+                "version": m["version"],
+                "title": m.get("title", m["bundle"]),
+                "fake_probability": float(p),
+            }
+            for m, p in zip(self.meta.members, probs, strict=True)
+        ]
 
     def heatmaps(self, prepared: PreparedImage) -> np.ndarray:
         """Grad-CAM maps of the fake score for each face crop, in [0, 1] (see :mod:`.explain`).

@@ -51,6 +51,10 @@ class Recipe:
         default="",
         metadata=_option("version string stored in the bundle (required when training)", flag="--model-version"),
     )
+    title: str = field(
+        default="",
+        metadata=_option("what the model is, in a few words, for pages that show several models side by side"),
+    )
     epochs: int = field(default=3, metadata=_option("passes over the cached copies"))
     augment_copies: int = field(default=3, metadata=_option("augmented copies of every training crop"))
     augment_strength: float = field(
@@ -146,7 +150,8 @@ class Recipe:
 
     def saved(self, init_from_version: str | None = None) -> dict:
         """The recipe as the bundle keeps it: what decides the weights, with paths as names, not machine paths."""
-        kept = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["saved"] and f.name != "version"}
+        skip = {"version", "title"}  # kept in the metadata beside the recipe
+        kept = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["saved"] and f.name not in skip}
         kept["datasets"] = [dataset_name(p) for p in self.datasets]
         kept["exclude_sources"] = list(self.exclude_sources)
         kept["init_from"] = (

@@ -169,6 +169,8 @@ def train(recipe: Recipe) -> BundleMetadata:
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
+    if recipe.title:
+        meta.training["title"] = recipe.title
     if landmarks is not None:  # real crops whose blend masks follow their landmarks (the rest: an ellipse)
         meta.training["landmark_masks"] = {"reals": int((labels == 0).sum()), "found": len(landmarks)}
     if init_meta is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from django.conf import settings
 
 from ..ml.bundle import BundleError, read_metadata
+from ..ml.sources import training_summary
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ METRICS_FILE = "metrics-test.json"
 def bundle_facts() -> dict | None:
     """The configured bundle's metadata and its measured test metrics, for pages that explain the model.
 
-    ``recompressed`` holds the overall metrics of the test split re-encoded (``evaluate_detector --recompress``).
+    ``recompressed`` holds the overall metrics of the test split re-encoded (``evaluate_detector --recompress``);
+    ``trained`` what it learnt from (:func:`..ml.sources.training_summary`), members and all for an ensemble.
     """
     return _bundle_facts(str(settings.DETECTOR_MODEL))
 
@@ -89,4 +91,8 @@ def _bundle_facts(path: str) -> dict | None:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
     reruns = (json.loads(p.read_text()) for p in sorted(Path(path).glob("metrics-test-*.json")))
     recompressed = [{"conditions": r["recompressed"], "overall": r["overall"]} for r in reruns if r.get("recompressed")]
-    return {"meta": meta, "metrics": metrics, "recompressed": recompressed}
+    try:
+        trained = training_summary(meta, Path(path))
+    except BundleError:
+        return None
+    return {"meta": meta, "metrics": metrics, "recompressed": recompressed, "trained": trained}

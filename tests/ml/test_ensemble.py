@@ -58,9 +58,10 @@ def test_an_ensemble_that_beats_its_members_is_written_and_serves_with_every_mem
     for colour, expected in (((240, 20, 60), "Deepfake"), ((20, 240, 60), "Deepfake"), ((30, 30, 220), "Real")):
         verdict = detector.judge(Image.new("RGB", (64, 64), colour))
         assert verdict.label == expected and verdict.model_version == "e-1"
-        assert set(verdict.faces[0].scores) == {"sees-red", "sees-green"}
-    scores = detector.judge(Image.new("RGB", (64, 64), (240, 20, 60))).faces[0].scores
-    assert scores["sees-red"] > scores["sees-green"]  # side by side: the member that sees red is the sure one
+        assert [s["model"] for s in verdict.faces[0].scores] == ["sees-red", "sees-green"]
+    red_score, green_score = detector.judge(Image.new("RGB", (64, 64), (240, 20, 60))).faces[0].scores
+    assert red_score["version"] == "r-1" and red_score["title"] == "sees-red"
+    assert red_score["fake_probability"] > green_score["fake_probability"]  # side by side: the one that sees red
     prepared = detector.prepare(Image.new("RGB", (64, 64), (240, 20, 60)))
     maps = detector.heatmaps(prepared)
     assert maps.shape == (1, 32, 32) and 0.0 <= maps.min() <= maps.max() <= 1.0

@@ -1,0 +1,70 @@
+"""An ensemble as the served model: its members' scores side by side on the result page and in the API."""
+
+import pytest
+from django.urls import reverse
+
+from detector.models import Detection
+from tests.conftest import image_bytes
+from tests.ml.test_ensemble import write_val
+from tests.web.conftest import upload_file
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def ensemble_bundle(tmp_path_factory):
+    from detector.ml.bundle import METADATA_FILE, read_metadata
+    from detector.ml.ensemble import fit_ensemble
+    from tests.conftest import build_tiny_bundle
+
+    root = tmp_path_factory.mktemp("ensemble")
+    folder = root / "ml_models"
+    red = build_tiny_bundle(folder / "sees-red", version="r-1", kernel=(0.05, 0.0, -0.02))
+    green = build_tiny_bundle(folder / "sees-green", version="g-1", kernel=(0.0, 0.05, -0.02))
+    for bundle, title, source in ((red, "Red detector", "dfdc"), (green, "Green detector", "ffpp_faceswap")):
+        meta = read_metadata(bundle)
+        meta.training.update(title=title, train_images=50, train_by_source={f"{source}/fake": 20, "celeba/real": 30})
+        (bundle / METADATA_FILE).write_text(meta.to_json())
+    out = folder / "both"
+    assert fit_ensemble([red, green], out, "e-1", [write_val(root / "data")], progress=False)["beats_best_member"]
+    return out
+
+
+@pytest.fixture
+def ensemble(ensemble_bundle, settings):
+    from detector.ml.predictor import Detector
+    from detector.services import inference
+
+    settings.DETECTOR_MODEL = ensemble_bundle
+    previous = inference._detector
+    inference.set_detector(Detector(ensemble_bundle))
+    yield
+    inference.set_detector(previous)
+
+
+def test_the_result_page_shows_each_models_score_beside_the_combined_one(alice, ensemble):
+    alice.post(reverse("detector:upload"), {"image": upload_file(data=image_bytes(color=(240, 20, 60)))})
+    detection = Detection.objects.get()
+    assert detection.model_version == "e-1"
+    assert [s["model"] for s in detection.faces[0]["scores"]] == ["sees-red", "sees-green"]
+    page = alice.get(reverse("detector:result", args=[detection.pk])).content.decode()
+    assert 'aria-label="Each model\'s score for this face"' in page
+    assert "<li>Red detector:" in page and "<li>Green detector:" in page
+    assert "It combines 2 models trained" in page and "FaceForensics++ FaceSwap face swaps" in page
+    assert "about 18,000" not in page
+
+
+def test_the_api_gives_each_models_score_per_face(api, ensemble):
+    response = api.post(reverse("api:detections"), {"image": upload_file(data=image_bytes(color=(240, 20, 60)))})
+    pk = response.json()["results"][0]["detection"]["id"]
+    face = api.get(reverse("api:detection", args=[pk])).json()["faces"][0]
+    assert [m["model"] for m in face["models"]] == ["sees-red", "sees-green"]
+    assert {"version", "title", "fake_probability"} <= set(face["models"][0])
+
+
+def test_the_about_page_lists_the_models_it_combines_and_what_each_learnt_from(client, ensemble):
+    page = client.get(reverse("detector:about_model")).content.decode()
+    assert "<h2>The models it combines</h2>" in page
+    assert "<strong>Red detector</strong> (sees-red r-1, weight" in page and "(sees-green g-1" in page
+    assert "DFDC videos (real frames, and face swaps made from them): 20" in page
+    assert "CelebA celebrity portraits: 30" in page
