@@ -142,7 +142,10 @@ class Detector:
     def verdict_for(
         self, prepared: PreparedImage, probs: np.ndarray, member_probs: np.ndarray | None = None
     ) -> Verdict:
-        """The image's verdict from its faces' probabilities; ``member_probs``: an ensemble's members' (faces, members)."""
+        """The image's verdict from its faces' probabilities.
+
+        ``member_probs``: an ensemble's members' probabilities, (faces, members).
+        """
         p = float(probs.max())
         label = self.meta.thresholds.label(p)
         return Verdict(
