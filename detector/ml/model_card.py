@@ -33,6 +33,7 @@ def metrics_table(report: dict) -> str:
     head = "| source | " + " | ".join(h for _, h in COLUMNS) + " |"
     rule = "|---" * (len(COLUMNS) + 1) + "|"
     rows = [("**overall**", report["overall"])] + sorted(report["by_source"].items())
+    rows += [(f"{name} against all reals", m) for name, m in sorted(report.get("against_reals", {}).items())]
     body = ["| " + name + " | " + " | ".join(fmt_metric(m[k]) for k, _ in COLUMNS) + " |" for name, m in rows]
     return "\n".join([head, rule, *body])
 
@@ -161,17 +162,10 @@ def engine_lines(engines: dict) -> list[str]:
     return lines
 
 
-def render(bundle: Path) -> str:
-    meta = read_metadata(bundle)
-    load = lambda name: json.loads((bundle / name).read_text()) if (bundle / name).is_file() else None  # noqa: E731
-    test, baseline, faces = load("metrics-test.json"), load("baseline-test.json"), load("face-detectors.json")
-    notes = (bundle / "notes.md").read_text() if (bundle / "notes.md").is_file() else ""
-    others = {p.name: json.loads(p.read_text()) for p in sorted(bundle.glob("metrics-*.json"))}
-    others.pop("metrics-test.json", None)
-    recompressed_runs = [r for r in others.values() if r.get("recompressed")]
+def single_model_lines(meta) -> list[str]:
+    """The decision rule and the training run of one network."""
     t = meta.training
-    out = [f"# Model card: {meta.name} {meta.version}", "", notes.split("<!-- results -->")[0].strip(), ""]
-    out += [
+    out = [
         "## Decision rule (from `metadata.json`)",
         "",
         f"- Input: the face crop, {meta.input_size}×{meta.input_size} px, {meta.face_margin:.0%} margin, "
@@ -223,6 +217,61 @@ def render(bundle: Path) -> str:
         *stages,
         "",
     ]
+    return out
+
+
+def ensemble_lines(meta) -> list[str]:
+    """The decision rule of an ensemble: its members, how their logits are combined, and the comparison on val."""
+    t = meta.training
+    stacking = meta.stacking
+    out = [
+        "## Decision rule (from `metadata.json`)",
+        "",
+        f"- Input: the face crop, {meta.input_size}×{meta.input_size} px, {meta.face_margin:.0%} margin, "
+        f"preprocessing v{meta.preprocessing_version}; every member scores the same crop"
+        + (" and its mirror image." if meta.test_time_flip else "."),
+        "- Members (bundles beside this one, checked by version when loaded):",
+        *[f"  - `{m['bundle']}` {m['version']} ({m.get('title', '')}): weight {m['weight']:.4f}" for m in meta.members],
+        f"- Combined face logit: {stacking['rule']} of the members' logits, intercept {stacking['intercept']:+.4f}.",
+        f"- Calibration: {t['calibration']['method']} ({t['calibration'].get('fitted_on', '')}), "
+        + calibration_formula(meta.calibration)
+        + ".",
+        f"- Deepfake when p ≥ {meta.thresholds.deepfake_from:.4f}; Real when p < {meta.thresholds.real_below:.4f}; "
+        "Uncertain between.",
+        f"- Threshold rules: Deepfake from the lowest threshold at which {t['calibration']['threshold_rule']}; "
+        f"Real below the highest at which {t['calibration']['real_rule']}.",
+        "",
+        f"## How the rule was chosen ({t['val_images']} val images)",
+        "",
+        "| on val | AUC |",
+        "|---|---|",
+    ]
+    aucs = t["comparison"]["val_auc"]
+    out += [f"| member `{name}` | {auc:.4f} |" for name, auc in aucs["members"].items()]
+    out += [
+        f"| member `{name}`, refitted by fold | {auc:.4f} |" for name, auc in aucs["members refitted by fold"].items()
+    ]
+    out += [
+        f"| mean of the logits | {aucs['mean']:.4f} |",
+        f"| stacking, out of fold | {aucs['stacking (out of fold)']:.4f} |",
+    ]
+    out += ["", f"Kept: {t['comparison']['rule']}.", ""]
+    return out
+
+
+def render(bundle: Path) -> str:
+    meta = read_metadata(bundle)
+    load = lambda name: json.loads((bundle / name).read_text()) if (bundle / name).is_file() else None  # noqa: E731
+    test, baseline, faces = load("metrics-test.json"), load("baseline-test.json"), load("face-detectors.json")
+    notes = (bundle / "notes.md").read_text() if (bundle / "notes.md").is_file() else ""
+    others = {p.name: json.loads(p.read_text()) for p in sorted(bundle.glob("metrics-*.json"))}
+    others.pop("metrics-test.json", None)
+    recompressed_runs = [r for r in others.values() if r.get("recompressed")]
+    out = [f"# Model card: {meta.name} {meta.version}", "", notes.split("<!-- results -->")[0].strip(), ""]
+    if meta.is_ensemble:
+        out += ensemble_lines(meta)
+    else:
+        out += single_model_lines(meta)
     if test:
         out += [
             "## Test split, per source (`evaluate_detector --split test`)",

@@ -68,6 +68,12 @@ def test_an_ensemble_that_beats_its_members_is_written_and_serves_with_every_mem
     with pytest.raises(BundleError, match="no network of its own"):
         detector.model  # noqa: B018
 
+    from detector.ml.model_card import render
+
+    card = render(out)
+    assert "  - `sees-red` r-1" in card and "| member `sees-green`, refitted by fold |" in card
+    assert f"Kept: {comparison['rule']}." in card and "Real below the highest at which at most 10%" in card
+
 
 def test_no_ensemble_is_written_where_it_does_not_beat_the_best_member(models, tmp_path):
     from detector.ml.ensemble import fit_ensemble
