@@ -8,7 +8,13 @@ Two rules are tried on the validation split of every dataset given:
   group (a source video and its swaps stay together), and each fold is scored by
   a regression fitted on the other folds, so no image is scored by weights that
   saw it;
-- ``mean``: the members' logits averaged, nothing fitted.
+- ``mean``: the members' logits averaged, nothing fitted;
+- ``max``: each member's logit rescaled by a logistic regression of its own
+  (a slope and an offset, cross-fitted the same way), and the face as suspicious
+  as its most suspicious member: for members that each see something the others
+  miss (a blend-artefact model blind to generated faces beside a supervised one),
+  where a weighted sum would let one member's confident "real" cancel the other's
+  "fake".
 
 The rule with the higher out-of-fold AUC is kept, and only where it beats the
 best single member on val by more than ``MIN_GAIN``; the calibration and both thresholds are then fitted
@@ -89,6 +95,29 @@ def fit_stacking(rows, c: float = 1.0):
     return lr.coef_[0].astype(float), float(lr.intercept_[0])
 
 
+def fit_rescaling(rows):
+    """Each member's own logistic regression on its logits: (slopes, offsets)."""
+    fitted = [fit_stacking([(*r[:3], r[3][:, [i]]) for r in rows]) for i in range(rows[0][3].shape[1])]
+    return np.array([w[0] for w, _ in fitted]), np.array([b for _, b in fitted])
+
+
+def max_combine(slopes, offsets):
+    return lambda z: (z * slopes + offsets).max(axis=1)
+
+
+def cross_fitted_max(rows, folds: int = FOLDS, seed: int = 0) -> np.ndarray:
+    """Out-of-fold image logits of the max rule, its rescaling fitted on the other folds."""
+    from sklearn.model_selection import GroupKFold
+
+    groups = np.array([g for _, _, g, _ in rows])
+    labels = np.array([label for label, *_ in rows])
+    out = np.empty(len(rows))
+    for train, held in GroupKFold(folds, shuffle=True, random_state=seed).split(labels, labels, groups):
+        slopes, offsets = fit_rescaling([rows[i] for i in train])
+        out[held] = image_logits([rows[i] for i in held], max_combine(slopes, offsets))
+    return out
+
+
 def cross_fitted(rows, folds: int = FOLDS, seed: int = 0, columns=None) -> tuple[np.ndarray, list]:
     """Out-of-fold image logits of the stacking rule (folds by group), and each fold's weights.
 
@@ -135,7 +164,12 @@ def fit_ensemble(
     singles_refit = {m.name: _auc(labels, cross_fitted(rows, columns=[i])[0]) for i, m in enumerate(metas)}
     mean_logits = image_logits(rows, lambda z: z.mean(axis=1))
     stacked_logits, folds = cross_fitted(rows)
-    rules = {"mean": _auc(labels, mean_logits), "stacking": _auc(labels, stacked_logits)}
+    max_logits = cross_fitted_max(rows)
+    rules = {
+        "mean": _auc(labels, mean_logits),
+        "stacking": _auc(labels, stacked_logits),
+        "max": _auc(labels, max_logits),
+    }
     rule = max(rules, key=rules.get)
     best_single = max(*singles.values(), *singles_refit.values())
     comparison = {
@@ -145,6 +179,7 @@ def fit_ensemble(
             "members refitted by fold": singles_refit,
             "mean": rules["mean"],
             "stacking (out of fold)": rules["stacking"],
+            "max (out of fold)": rules["max"],
         },
         "rule": rule,
         "beats_best_member": rules[rule] > best_single + MIN_GAIN,
@@ -153,15 +188,19 @@ def fit_ensemble(
         log.warning("no ensemble rule beats the best member on val (%.4f): nothing written", best_single)
         return comparison
 
+    offsets = np.zeros(len(metas))
     if rule == "stacking":
         weights, intercept = fit_stacking(rows)
         fitted_logits = stacked_logits
+    elif rule == "max":
+        (weights, offsets), intercept = fit_rescaling(rows), 0.0
+        fitted_logits = max_logits
     else:
         weights, intercept = np.full(len(metas), 1.0 / len(metas)), 0.0
         fitted_logits = mean_logits
     calibration, thresholds, record = fit_scores(fitted_logits, labels, sources, max_far, max_missed)
     record["face_logit"] = "the members' face logits combined by the ensemble's rule"
-    record["fitted_on"] = "out-of-fold logits" if rule == "stacking" else "the members' mean logit"
+    record["fitted_on"] = "the members' mean logit" if rule == "mean" else "out-of-fold logits"
     names = [dataset_name(p) for p in datasets]
     meta = BundleMetadata(
         name=Path(out).name,
@@ -178,13 +217,14 @@ def fit_ensemble(
                 "version": m.version,
                 "title": m.training.get("title", m.name),
                 "weight": float(w),
+                **({"offset": float(o)} if rule == "max" else {}),
             }
-            for p, m, w in zip(members, metas, weights, strict=True)
+            for p, m, w, o in zip(members, metas, weights, offsets, strict=True)
         ],
         stacking={
             "rule": rule,
             "intercept": float(intercept),
-            "folds": FOLDS if rule == "stacking" else None,
+            "folds": None if rule == "mean" else FOLDS,
             "fold_weights": folds if rule == "stacking" else None,
         },
         training={

@@ -231,8 +231,17 @@ def ensemble_lines(meta) -> list[str]:
         f"preprocessing v{meta.preprocessing_version}; every member scores the same crop"
         + (" and its mirror image." if meta.test_time_flip else "."),
         "- Members (bundles beside this one, checked by version when loaded):",
-        *[f"  - `{m['bundle']}` {m['version']} ({m.get('title', '')}): weight {m['weight']:.4f}" for m in meta.members],
-        f"- Combined face logit: {stacking['rule']} of the members' logits, intercept {stacking['intercept']:+.4f}.",
+        *[
+            f"  - `{m['bundle']}` {m['version']} ({m.get('title', '')}): weight {m['weight']:.4f}"
+            + (f", offset {m['offset']:+.4f}" if "offset" in m else "")
+            for m in meta.members
+        ],
+        "- Combined face logit: "
+        + (
+            "the largest of the members' logits, each times its weight plus its offset."
+            if stacking["rule"] == "max"
+            else f"{stacking['rule']} of the members' logits, intercept {stacking['intercept']:+.4f}."
+        ),
         f"- Calibration: {t['calibration']['method']} ({t['calibration'].get('fitted_on', '')}), "
         + calibration_formula(meta.calibration)
         + ".",

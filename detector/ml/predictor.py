@@ -121,6 +121,9 @@ class Detector:
     def combine(self, member_logits: np.ndarray) -> np.ndarray:
         """An ensemble's face logit from its members' (see :mod:`.ensemble`)."""
         weights = np.array([m["weight"] for m in self.meta.members], float)
+        if self.meta.stacking.get("rule") == "max":  # the most suspicious member, each rescaled on val
+            offsets = np.array([m.get("offset", 0.0) for m in self.meta.members], float)
+            return (member_logits * weights + offsets).max(axis=1)
         return member_logits @ weights + float(self.meta.stacking.get("intercept", 0.0))
 
     def face_logits(self, crops: np.ndarray) -> np.ndarray:

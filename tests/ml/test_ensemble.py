@@ -46,8 +46,8 @@ def test_an_ensemble_that_beats_its_members_is_written_and_serves_with_every_mem
     out = folder / "both"
     comparison = fit_ensemble([red, green], out, "e-1", [data], progress=False)
     aucs = comparison["val_auc"]
-    assert comparison["beats_best_member"] and comparison["rule"] in ("mean", "stacking")
-    assert max(aucs["mean"], aucs["stacking (out of fold)"]) > max(aucs["members"].values())
+    assert comparison["beats_best_member"] and comparison["rule"] in ("mean", "stacking", "max")
+    assert max(aucs["mean"], aucs["stacking (out of fold)"], aucs["max (out of fold)"]) > max(aucs["members"].values())
 
     meta = read_metadata(out)
     assert meta.is_ensemble and [m["bundle"] for m in meta.members] == ["sees-red", "sees-green"]
@@ -100,3 +100,23 @@ def test_an_ensemble_whose_member_changed_or_went_missing_is_refused(models, tmp
     (out / METADATA_FILE).write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="member 'gone'"):
         read_metadata(out)
+
+
+def test_the_max_rule_takes_the_most_suspicious_member_each_rescaled(models, tmp_path):
+    from detector.ml.ensemble import fit_ensemble
+    from detector.ml.predictor import Detector
+
+    folder, red, green = models
+    out = folder / "both"
+    fit_ensemble([red, green], out, "e-1", [write_val(tmp_path / "data")], progress=False)
+    meta = json.loads((out / METADATA_FILE).read_text())
+    meta["stacking"]["rule"] = "max"
+    meta["members"][0].update(weight=2.0, offset=-1.0)
+    meta["members"][1].update(weight=1.0, offset=0.5)
+    (out / METADATA_FILE).write_text(json.dumps(meta))
+    combined = Detector(out).combine(np.array([[3.0, 1.0], [-2.0, 0.0]]))
+    assert combined.tolist() == [5.0, 0.5]  # max(2*3-1, 1+0.5), max(2*-2-1, 0+0.5)
+
+    from detector.ml.model_card import render
+
+    assert "the largest of the members' logits" in render(out) and "offset -1.0000" in render(out)
