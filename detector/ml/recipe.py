@@ -100,6 +100,16 @@ class Recipe:
             type=str,
         ),
     )
+    choose_on_kinds: tuple[str, ...] = field(
+        default=(),
+        metadata=_option(
+            "choose the epoch on the val fakes of this kind only (faceswap, gan, diffusion), beside every val real "
+            "(repeat for several; default: every val fake)",
+            flag="--choose-on-kind",
+            action="append",
+            type=str,
+        ),
+    )
     mask_weight: float = field(
         default=1.0,
         metadata=_option(
@@ -154,6 +164,7 @@ class Recipe:
         kept = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["saved"] and f.name not in skip}
         kept["datasets"] = [dataset_name(p) for p in self.datasets]
         kept["exclude_sources"] = list(self.exclude_sources)
+        kept["choose_on_kinds"] = list(self.choose_on_kinds)
         kept["init_from"] = (
             None if self.init_from is None else f"{Path(self.init_from).name} {init_from_version} (its weights)"
         )
@@ -172,7 +183,7 @@ class Recipe:
             key = RENAMED.get(key, key)
             if key in STAGE_ONLY or key == "datasets":
                 continue
-            if key == "exclude_sources":
+            if key in ("exclude_sources", "choose_on_kinds"):
                 value = tuple(value)
             if key not in names:
                 log.warning("the earlier stage's recipe has %r, which this code does not know; ignored", key)
@@ -216,8 +227,9 @@ def from_options(options: dict) -> tuple[Recipe, set[str]]:
     given = {k: v for k, v in options.items() if k in names}
     if "datasets" in given:
         given["datasets"] = tuple(Path(p) for p in given["datasets"])
-    if "exclude_sources" in given:
-        given["exclude_sources"] = tuple(given["exclude_sources"])
+    for key in ("exclude_sources", "choose_on_kinds"):
+        if key in given:
+            given[key] = tuple(given[key])
     return Recipe(**given), set(given)
 
 

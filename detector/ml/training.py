@@ -80,6 +80,10 @@ def train(recipe: Recipe) -> BundleMetadata:
             val_samples[i] for i in sorted(rng.choice(len(val_samples), min(limit, len(val_samples)), replace=False))
         ]
     y_val = np.array([s.label for s in val_samples], np.float32)
+    # The val images the epoch is chosen on: every real, and the fakes of the kinds the recipe names (default: all).
+    chosen_on = np.array(
+        [s.label == 0 or not recipe.choose_on_kinds or s.kind in recipe.choose_on_kinds for s in val_samples]
+    )
 
     names = [dataset_name(p) for p in recipe.datasets]
     cache_key = "+".join(_file_part(n) for n in names)
@@ -129,7 +133,7 @@ def train(recipe: Recipe) -> BundleMetadata:
                 for i in range(0, len(val_feats), 256)
             ]
         )
-        return float(roc_auc_score(y_val, logits))
+        return float(roc_auc_score(y_val[chosen_on], logits[chosen_on]))
 
     steps = recipe.epochs * math.ceil(len(feats) / recipe.batch)
     trainer = MaskedTrainer(

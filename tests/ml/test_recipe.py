@@ -68,3 +68,9 @@ def test_a_left_out_source_and_pseudo_fakes_only_come_from_the_command_line_and_
     recipe, given = parse("--exclude-source", "ffpp_faceswap", "--pseudo-fakes-only", "--landmark-masks")
     assert recipe.exclude_sources == ("ffpp_faceswap",) and recipe.pseudo_fakes_only and recipe.landmark_masks
     assert Recipe().continuing(recipe.saved(), given=set()).exclude_sources == ("ffpp_faceswap",)
+
+
+def test_the_epoch_can_be_chosen_on_one_kind_of_fake():
+    recipe, _ = parse("--choose-on-kind", "faceswap")
+    assert recipe.choose_on_kinds == ("faceswap",) and recipe.saved()["choose_on_kinds"] == ["faceswap"]
+    assert Recipe().continuing(recipe.saved(), given=set()).choose_on_kinds == ("faceswap",)

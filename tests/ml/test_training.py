@@ -128,9 +128,11 @@ def test_a_whole_training_run_writes_a_calibrated_bundle(tmp_path):
             batch=8,
             workers=1,
             bf16=True,
+            choose_on_kinds=("faceswap",),
         )
     )
     t = meta.training
+    assert t["recipe"]["choose_on_kinds"] == ["faceswap"]  # the epoch chosen on the swaps and the reals
     assert t["frame_pairs"] == 4 and t["self_blended_pseudo_fakes"] == 4
     assert len(t["history"]) == 1 and 0.0 <= t["val_auc"] <= 1.0
     assert t["recipe"]["mask_weight"] == 1.0 and t["calibration"]["split"] == "val"
