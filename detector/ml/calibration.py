@@ -144,19 +144,17 @@ def choose_real_below(probs, labels, max_missed: float, upper: float) -> float:
 
 
 def rates_by_source(probs, labels, sources, thresholds: Thresholds) -> dict:
-    """On val, for each source: the share of its reals called Deepfake, of its fakes called Real, and counts."""
+    """On val, for each source: the share of its reals called Deepfake and of its fakes called Real, with counts."""
     out = {}
     for source in np.unique(sources):
         mine = sources == source
-        label = int(labels[mine][0])
-        p = probs[mine]
-        if label == 0:
-            out[str(source)] = {
-                "reals": int(mine.sum()),
-                "called_deepfake": float((p >= thresholds.deepfake_from).mean()),
-            }
-        else:
-            out[str(source)] = {"fakes": int(mine.sum()), "called_real": float((p < thresholds.real_below).mean())}
+        reals, fakes = probs[mine & (labels == 0)], probs[mine & (labels == 1)]
+        row = {}
+        if reals.size:
+            row.update(reals=int(reals.size), called_deepfake=float((reals >= thresholds.deepfake_from).mean()))
+        if fakes.size:
+            row.update(fakes=int(fakes.size), called_real=float((fakes < thresholds.real_below).mean()))
+        out[str(source)] = row
     return out
 
 

@@ -3,8 +3,8 @@
 The members are bundles that score the same face crop (same size and margin).
 Two rules are tried on the validation split of every dataset given:
 
-- ``stacking``: a logistic regression on the members' logits (weights and an
-  intercept), fitted with cross-fitting: the val images are split into folds by
+- ``stacking``: a logistic regression on the members' logits (non-negative weights
+  and an intercept), fitted with cross-fitting: the val images are split into folds by
   group (a source video and its swaps stay together), and each fold is scored by
   a regression fitted on the other folds, so no image is scored by weights that
   saw it;
@@ -86,13 +86,27 @@ def _auc(labels, scores) -> float:
 
 
 def fit_stacking(rows, c: float = 1.0):
-    """A logistic regression on the members' face logits, each face labelled with its image's label."""
+    """A logistic regression on the members' face logits, each face labelled with its image's label.
+
+    The weights are kept non-negative, as in Breiman's stacked regressions: each member's
+    logit is evidence that a face is fake, and a negative weight would trade on a member's
+    blind spot in the val sources (a blend-artefact model that finds generated faces more
+    real than real ones) rather than on what it sees. A member whose weight comes out
+    negative is dropped (weight 0) and the rest refitted.
+    """
     from sklearn.linear_model import LogisticRegression
 
     x = np.concatenate([z for *_, z in rows])
     y = np.concatenate([np.full(len(z), label) for label, *_, z in rows])
-    lr = LogisticRegression(C=c, max_iter=1000).fit(x, y)
-    return lr.coef_[0].astype(float), float(lr.intercept_[0])
+    kept = np.arange(x.shape[1])
+    while True:
+        lr = LogisticRegression(C=c, max_iter=1000).fit(x[:, kept], y)
+        if (lr.coef_[0] >= 0).all() or len(kept) == 1:
+            break
+        kept = kept[lr.coef_[0] >= 0] if (lr.coef_[0] >= 0).any() else kept[[int(np.argmax(lr.coef_[0]))]]
+    weights = np.zeros(x.shape[1])
+    weights[kept] = lr.coef_[0]
+    return weights, float(lr.intercept_[0])
 
 
 def fit_rescaling(rows):

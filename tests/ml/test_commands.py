@@ -175,8 +175,12 @@ def test_the_lower_threshold_bounds_the_fakes_called_real():
     assert choose_real_below(probs, labels, 0.10, upper=0.1) == 0.1  # never above the upper threshold
     assert choose_real_below(np.full(10, 0.9), np.ones(10), 0.5, upper=0.95) == 0.5  # nor where p >= 0.5
     sources = np.array(["camera"] * 100 + ["swap"] * 120 + ["gan"] * 80)
+    sources[:10] = "swap"  # a source with both classes (as DFDC: real frames and the swaps made from them)
     rates = rates_by_source(probs, labels, sources, Thresholds(0.9, lower, 0.9))
-    assert rates["camera"]["reals"] == 100 and set(rates["swap"]) == {"fakes", "called_real"}
+    assert rates["camera"]["reals"] == 90 and set(rates["camera"]) == {"reals", "called_deepfake"}
+    assert rates["swap"]["reals"] == 10 and rates["swap"]["fakes"] == 120
+    assert rates["swap"]["called_deepfake"] == np.mean(probs[:10] >= 0.9)
+    assert rates["swap"]["called_real"] == np.mean(probs[100:220] < lower)
     assert rates["gan"]["called_real"] == np.mean(probs[220:] < lower)
 
 

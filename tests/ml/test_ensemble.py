@@ -120,3 +120,15 @@ def test_the_max_rule_takes_the_most_suspicious_member_each_rescaled(models, tmp
     from detector.ml.model_card import render
 
     assert "the largest of the members' logits" in render(out) and "offset -1.0000" in render(out)
+
+
+def test_stacking_never_weighs_a_member_against_its_own_evidence():
+    from detector.ml.ensemble import fit_stacking
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 200)
+    good = labels * 2.0 + rng.normal(0, 1, 400)
+    inverted = -labels * 1.5 + rng.normal(0, 1, 400)  # finds the fakes more real than the reals
+    rows = [(int(y), "s", f"g{i}", np.array([[a, b]])) for i, (y, a, b) in enumerate(zip(labels, good, inverted))]
+    weights, _ = fit_stacking(rows)
+    assert weights[0] > 0 and weights[1] == 0.0
