@@ -129,6 +129,9 @@ def test_stacking_never_weighs_a_member_against_its_own_evidence():
     labels = np.repeat([0, 1], 200)
     good = labels * 2.0 + rng.normal(0, 1, 400)
     inverted = -labels * 1.5 + rng.normal(0, 1, 400)  # finds the fakes more real than the reals
-    rows = [(int(y), "s", f"g{i}", np.array([[a, b]])) for i, (y, a, b) in enumerate(zip(labels, good, inverted))]
+    rows = [
+        (int(y), "s", f"g{i}", np.array([[a, b]]))
+        for i, (y, a, b) in enumerate(zip(labels, good, inverted, strict=True))
+    ]
     weights, _ = fit_stacking(rows)
     assert weights[0] > 0 and weights[1] == 0.0
