@@ -40,7 +40,7 @@ from PIL import Image, ImageFilter
 
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
-BUNDLE = ROOT / "ml_models" / "faces-effnetlite0-v1"
+BUNDLE = ROOT / "ml_models" / "faces-effnetlite0-v2"
 SHARED_FACES = ROOT.parent / "shared" / "datasets" / "faces"
 CORES = os.cpu_count() or 1
 CLIENTS = (1, 4, 16)

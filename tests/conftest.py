@@ -14,7 +14,8 @@ from detector.ml.bundle import Thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FACES = ROOT.parent / "shared" / "datasets" / "faces"
-SHIPPED_BUNDLE = ROOT / "ml_models" / "faces-effnetlite0-v1"
+SHIPPED_BUNDLE = ROOT / "ml_models" / "faces-effnetlite0-v2"  # the default
+SHIPPED_BUNDLES = sorted(p.parent for p in (ROOT / "ml_models").glob("*/metadata.json"))
 
 needs_shared = pytest.mark.skipif(
     not (SHARED_FACES / "manifest.csv").is_file(),

@@ -40,14 +40,15 @@ DETECTION = {
     "label": "Deepfake",
     "fake_probability": 0.982,
     "confidence": 0.982,
-    "threshold": 0.912,
-    "model_version": "1.4.0",
+    "threshold": 0.964,
+    "model_version": "2.4.0",
     "face_found": True,
     "faces": [
         {
             "number": 1,
             "box": {"x": 212, "y": 96, "width": 180, "height": 180},
             "fake_probability": 0.982,
+            "models": [],
             "crop_url": f"{HOST}/api/v1/detections/{ID}/faces/1/crop.png",
             "heatmap_url": f"{HOST}/api/v1/detections/{ID}/faces/1/heatmap.png",
         }
@@ -300,19 +301,19 @@ MODEL = extend_schema(
         OpenApiExample(
             "The shipped model",
             value={
-                "name": "faces-effnetlite0-v1",
-                "version": "1.4.0",
+                "name": "faces-effnetlite0-v2",
+                "version": "2.4.0",
                 "loaded": True,
                 "input_size": 224,
-                "thresholds": {"deepfake_from": 0.912, "real_below": 0.5, "decision": 0.912},
+                "thresholds": {"deepfake_from": 0.964, "real_below": 0.403, "decision": 0.964},
                 "training": {
-                    "dataset": "shared/datasets/faces (train split; val for epoch, calibration and thresholds)",
-                    "train_images": 17806,
-                    "val_images": 2310,
+                    "dataset": "shared/datasets/faces + ffpp (train split; val for epoch, calibration and thresholds)",
+                    "train_images": 20656,
+                    "val_images": 2792,
                     "train_by_source": {"celeba/real": 3169, "dfdc/fake": 4801, "dfdc/real": 4764},
-                    "chosen": "fine-tune epoch 1",
-                    "finished": "2026-11-25T05:40:42+00:00",
-                    "val_auc": 0.951,
+                    "chosen": "fine-tune epoch 3",
+                    "finished": "2026-12-04T16:43:17+00:00",
+                    "val_auc": 0.946,
                     "threshold_rule": "at most 3.0% of validation reals are called Deepfake",
                 },
                 "test_metrics": {

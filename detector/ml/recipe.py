@@ -22,6 +22,7 @@ from .preprocessing import DEFAULT_INPUT_SIZE, DEFAULT_MARGIN
 log = logging.getLogger(__name__)
 
 REPO_PARENT = Path(__file__).resolve().parents[3]
+REPO_NAME = Path(__file__).resolve().parents[2].name
 DEFAULT_DATASET = REPO_PARENT / "shared/datasets/faces"
 
 # Keys of recipes saved by earlier code (bundles 1.0.0-1.4.0) and what they are called now.
@@ -198,12 +199,15 @@ class Recipe:
 
 
 def dataset_name(path: Path) -> str:
-    """A dataset as the metadata names it: its path beside the repository (shared/datasets/faces), else its folder."""
+    """A dataset as the metadata names it: its path in the repository (.cache/datasets/ffpp) or beside it
+    (shared/datasets/faces), else its folder's name; never a path of one machine."""
     path = Path(path).resolve()
-    try:
-        return str(path.relative_to(REPO_PARENT))
-    except ValueError:
-        return path.name
+    for base in (REPO_PARENT / REPO_NAME, REPO_PARENT):
+        try:
+            return str(path.relative_to(base))
+        except ValueError:
+            continue
+    return path.name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

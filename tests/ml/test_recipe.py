@@ -3,12 +3,12 @@
 import argparse
 from pathlib import Path
 
-import pytest
-
 from detector.ml import recipe as recipes
 from detector.ml.bundle import read_metadata
 from detector.ml.recipe import Recipe
-from tests.conftest import SHIPPED_BUNDLE
+from tests.conftest import ROOT
+
+VERSION_1 = ROOT / "ml_models" / "faces-effnetlite0-v1"  # saved by the code before Recipe
 
 
 def parse(*argv):
@@ -36,9 +36,8 @@ def test_what_is_saved_leaves_out_machine_paths_and_run_settings(tmp_path):
     assert Recipe(init_from=tmp_path / "faces-v1").saved("1.4.0")["init_from"] == "faces-v1 1.4.0 (its weights)"
 
 
-@pytest.mark.skipif(not SHIPPED_BUNDLE.is_dir(), reason="the shipped bundle is not in this checkout")
 def test_a_continued_stage_takes_the_shipped_bundles_older_recipe_keys():
-    earlier = read_metadata(SHIPPED_BUNDLE).training["recipe"]
+    earlier = read_metadata(VERSION_1).training["recipe"]
     assert "epochs_finetune" in earlier and "lr_finetune" in earlier  # saved by the code before Recipe
     recipe = Recipe(epochs=5).continuing(earlier, given={"epochs"})
     assert recipe.epochs == 5  # given on the command line: kept
@@ -74,3 +73,10 @@ def test_the_epoch_can_be_chosen_on_one_kind_of_fake():
     recipe, _ = parse("--choose-on-kind", "faceswap")
     assert recipe.choose_on_kinds == ("faceswap",) and recipe.saved()["choose_on_kinds"] == ["faceswap"]
     assert Recipe().continuing(recipe.saved(), given=set()).choose_on_kinds == ("faceswap",)
+
+
+def test_datasets_are_named_by_their_place_in_or_beside_the_repository_not_by_a_machines_path():
+    from detector.ml.recipe import dataset_name
+
+    assert dataset_name(ROOT / ".cache" / "datasets" / "ffpp") == ".cache/datasets/ffpp"
+    assert dataset_name(ROOT.parent / "shared" / "datasets" / "faces") == "shared/datasets/faces"

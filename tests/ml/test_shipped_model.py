@@ -6,24 +6,37 @@ import numpy as np
 import pytest
 
 from detector.ml.bundle import read_metadata
-from tests.conftest import SHARED_FACES, SHIPPED_BUNDLE, needs_shared
+from tests.conftest import SHARED_FACES, SHIPPED_BUNDLE, SHIPPED_BUNDLES, needs_shared
+
+MB = 1024 * 1024
 
 
-def test_the_shipped_bundle_is_intact_and_documented():
-    meta = read_metadata(SHIPPED_BUNDLE)
+def test_the_default_is_shipped_and_the_models_folder_keeps_within_its_limits():
+    assert SHIPPED_BUNDLE in SHIPPED_BUNDLES and len(SHIPPED_BUNDLES) >= 2
+    sizes = {b.name: sum(f.stat().st_size for f in b.rglob("*") if f.is_file()) for b in SHIPPED_BUNDLES}
+    assert all(size < 50 * MB for size in sizes.values()), sizes
+    assert sum(sizes.values()) < 120 * MB, sizes
+
+
+@pytest.mark.parametrize("bundle", SHIPPED_BUNDLES, ids=lambda b: b.name)
+def test_every_shipped_bundle_is_intact_and_documented(bundle):
+    meta = read_metadata(bundle)
     assert meta.labels["1"] == "Deepfake" and meta.labels["0"] == "Real"
     assert meta.thresholds.real_below <= meta.thresholds.decision == meta.thresholds.deepfake_from
-    assert meta.training["train_images"] > 10_000
-    assert (SHIPPED_BUNDLE / "MODEL_CARD.md").is_file()
-    assert (SHIPPED_BUNDLE / "model.keras").stat().st_size < 50 * 1024 * 1024
+    assert (bundle / "MODEL_CARD.md").is_file()
+    if not meta.is_ensemble:
+        assert meta.training["train_images"] > 8_000
+        assert "litert" in meta.engines
 
 
-def test_the_model_card_is_up_to_date_with_the_bundles_metadata_and_measurements():
+@pytest.mark.parametrize("bundle", SHIPPED_BUNDLES, ids=lambda b: b.name)
+def test_every_model_card_is_up_to_date_with_its_bundles_metadata_and_measurements(bundle):
     from detector.ml.model_card import render
 
-    card = (SHIPPED_BUNDLE / "MODEL_CARD.md").read_text()
-    assert card == render(SHIPPED_BUNDLE), "run: python -m detector.ml.model_card ml_models/faces-effnetlite0-v1"
-    assert "## Calibration on the test split" in card
+    card = (bundle / "MODEL_CARD.md").read_text()
+    assert card == render(bundle), f"run: python -m detector.ml.model_card ml_models/{bundle.name}"
+    if (bundle / "metrics-test.json").is_file():
+        assert "## Calibration on the test split" in card
 
 
 def test_the_shipped_model_gives_a_verdict_on_a_portrait(shipped_detector):
