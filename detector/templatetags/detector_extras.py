@@ -9,3 +9,9 @@ def percent(value, digits=1):
     if value is None or value == "":
         return "—"
     return f"{float(value) * 100:.{int(digits)}f} %"
+
+
+@register.filter
+def thousands(value):
+    """12345 -> "12,345" (a count in running text); anything else as it is."""
+    return f"{value:,}" if isinstance(value, int) else value

@@ -28,6 +28,10 @@ def test_a_portrait_upload_gets_a_real_verdict_from_the_shipped_model(client, sh
     assert detection.threshold == shipped.meta.thresholds.decision
     page = client.get(response.url).content.decode()
     assert detection.label in page and shipped.version in page
+    # What the model knows comes from its bundle: its training count and sources, both thresholds and their rules.
+    trained = shipped.meta.training
+    assert f"on {trained['train_images']:,} face images" in page and "FaceForensics++ FaceSwap face swaps" in page
+    assert "An image is called Real only below" in page and "of all validation fakes are called Real" in page
 
 
 def test_the_service_loads_the_configured_bundle_once(settings, monkeypatch):
