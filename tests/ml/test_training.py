@@ -109,28 +109,21 @@ def write_dataset(root):
         writer.writerows({**r, "resized": "no", "sha256": ""} for r in rows)
 
 
+def small_recipe(tmp_path, **changes):
+    """A one-epoch recipe on :func:`write_dataset`'s images (written to ``tmp_path/data``), 64 px crops."""
+    from detector.ml.recipe import Recipe
+
+    write_dataset(tmp_path / "data")
+    settings = dict(epochs=1, augment_copies=1, self_blend_copies=1, input_size=64, batch=8, workers=1)
+    return Recipe(datasets=(tmp_path / "data",), out=tmp_path / "bundle", version="0.0.1", **{**settings, **changes})
+
+
 def test_a_whole_training_run_writes_a_calibrated_bundle(tmp_path):
     from detector.ml.bundle import read_metadata
     from detector.ml.predictor import Detector
-    from detector.ml.recipe import Recipe
     from detector.ml.training import train
 
-    write_dataset(tmp_path / "data")
-    meta = train(
-        Recipe(
-            datasets=(tmp_path / "data",),
-            out=tmp_path / "bundle",
-            version="0.0.1",
-            epochs=1,
-            augment_copies=1,
-            self_blend_copies=1,
-            input_size=64,
-            batch=8,
-            workers=1,
-            bf16=True,
-            choose_on_kinds=("faceswap",),
-        )
-    )
+    meta = train(small_recipe(tmp_path, bf16=True, choose_on_kinds=("faceswap",)))
     t = meta.training
     assert t["recipe"]["choose_on_kinds"] == ["faceswap"]  # the epoch chosen on the swaps and the reals
     assert t["frame_pairs"] == 4 and t["self_blended_pseudo_fakes"] == 4
@@ -173,22 +166,10 @@ def test_the_recipe_trains_the_same_weights_as_the_code_before_it(tmp_path):
     """
     from detector.ml.bundle import read_metadata
     from detector.ml.predictor import Detector
-    from detector.ml.recipe import Recipe
     from detector.ml.training import train
 
     reference = json.loads((Path(__file__).parent / "data/training-reference.json").read_text())
-    write_dataset(tmp_path / "data")
-    recipe = Recipe(
-        datasets=(tmp_path / "data",),
-        out=tmp_path / "bundle",
-        version="0.0.1",
-        epochs=1,
-        augment_copies=1,
-        self_blend_copies=1,
-        input_size=64,
-        batch=8,
-        workers=1,
-    )
+    recipe = small_recipe(tmp_path)
     train(recipe)
     weights = Detector(tmp_path / "bundle").model.get_weights()
     assert len(weights) == len(reference["weights"])
