@@ -175,8 +175,8 @@ def test_the_about_page_says_when_the_model_learnt_from_self_blends_and_masks(cl
     (bundle / METADATA_FILE).write_text(meta.to_json())
     settings.DETECTOR_MODEL = bundle
     page = client.get(reverse("detector:about_model")).content.decode()
-    assert "4321 <strong>self-blended</strong> faces" in page
-    assert "for 1600\n  DFDC swaps the dataset also holds the real frame" in page
+    assert "4,321 <strong>self-blended</strong> faces" in page
+    assert "for 1,600\n  DFDC swaps the dataset also holds the real frame" in page
 
 
 def test_the_about_page_shows_the_shipped_models_test_metrics(client):
