@@ -74,7 +74,8 @@ class Detector:
         self.meta: BundleMetadata = read_metadata(self.path)
         self._model = None
         self._model_lock = threading.Lock()
-        self._finder = FaceFinder(num_threads=num_threads)
+        self._num_threads = num_threads
+        self._finder = None  # made on first use: an ensemble's members never find faces themselves
         self._finder_lock = threading.Lock()  # the TFLite interpreters are not thread-safe
         self._explainer = None
         self._explainer_lock = threading.Lock()
@@ -111,6 +112,8 @@ class Detector:
 
     def prepare(self, image: Image.Image | DecodedImage, max_faces: int | None = None) -> PreparedImage:
         with self._finder_lock:
+            if self._finder is None:
+                self._finder = FaceFinder(num_threads=self._num_threads)
             kwargs = {"max_faces": max_faces} if max_faces else {}
             return prepare(image, self._finder, self.meta.input_size, self.meta.face_margin, **kwargs)
 

@@ -20,6 +20,18 @@ def write_image(path, color):
     return path
 
 
+def write_val_set(root, n, source="gen", first_group=0):
+    """A val-only manifest dataset of ``n`` red fakes and ``n`` blue reals, one group per pair."""
+    rows = ["path,label,source,kind,group,split,resized,sha256"]
+    for i in range(n):
+        for label, color in (("fake", (150 + i * 10, 0, 0)), ("real", (i * 5, 0, 200))):
+            rel = f"val/{label}/{label}{i}.png"
+            write_image(root / rel, color)
+            rows.append(f"{rel},{label},{source},x,g{i + first_group},val,no,-")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
 def test_detect_prints_one_json_line_per_file(tiny_detector, tmp_path, capsys):
     red = write_image(tmp_path / "red.png", (250, 0, 0))
     blue = write_image(tmp_path / "blue.png", (0, 0, 250))
@@ -234,15 +246,7 @@ def test_train_detector_calibrate_only_refits_on_every_datasets_val(tiny_bundle,
     shutil.copytree(tiny_bundle, bundle)
     roots = []
     for name, offset in (("one", 0), ("two", 100)):
-        root = tmp_path / name
-        rows = ["path,label,source,kind,group,split,resized,sha256"]
-        for i in range(6):
-            for label, color in (("fake", (150 + i * 10, 0, 0)), ("real", (i * 5, 0, 200))):
-                rel = f"val/{label}/{label}{i}.png"
-                write_image(root / rel, color)
-                rows.append(f"{rel},{label},{name},x,g{i + offset},val,no,-")
-        (root / "manifest.csv").write_text("\n".join(rows) + "\n")
-        roots += ["--dataset", str(root)]
+        roots += ["--dataset", str(write_val_set(tmp_path / name, 6, source=name, first_group=offset))]
     out = io.StringIO()
     call_command("train_detector", "--out", str(bundle), *roots, "--calibrate-only", stdout=out)
     assert json.loads(out.getvalue())["bundle"] == str(bundle)

@@ -76,18 +76,11 @@ def test_calibration_can_switch_on_the_mirror_under_a_new_version(tmp_path):
     from detector.ml.bundle import read_metadata
     from detector.ml.calibration import calibrate_bundle
     from detector.ml.dataset import read_manifest
-    from tests.ml.test_commands import write_image
+    from tests.ml.test_commands import write_val_set
 
     bundle = left_half_bundle(tmp_path / "bundle", flip=False)
     weights = read_metadata(bundle).weights_sha256
-    root = tmp_path / "data"
-    rows = ["path,label,source,kind,group,split,resized,sha256"]
-    for i in range(8):
-        for label, color in (("fake", (150 + i * 10, 0, 0)), ("real", (i * 5, 0, 200))):
-            rel = f"val/{label}/{label}{i}.png"
-            write_image(root / rel, color)
-            rows.append(f"{rel},{label},gen,x,g{i},val,no,-")
-    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    root = write_val_set(tmp_path / "data", 8)
     meta = calibrate_bundle(bundle, read_manifest(root, "val"), max_far=0.0, test_time_flip=True, version="left-2")
     stored = read_metadata(bundle)
     assert stored.test_time_flip and stored.version == "left-2"
