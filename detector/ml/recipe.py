@@ -199,14 +199,12 @@ class Recipe:
 
 
 def dataset_name(path: Path) -> str:
-    """A dataset as the metadata names it: its path in the repository (.cache/datasets/ffpp) or beside it
-    (shared/datasets/faces), else its folder's name; never a path of one machine."""
+    """A dataset as the metadata names it: its path in the repository (.cache/datasets/ffpp) or in the team's
+    shared folder beside it (shared/datasets/faces), else its folder's name; never a path of one machine."""
     path = Path(path).resolve()
-    for base in (REPO_PARENT / REPO_NAME, REPO_PARENT):
-        try:
-            return str(path.relative_to(base))
-        except ValueError:
-            continue
+    for base, prefix in ((REPO_PARENT / REPO_NAME, ""), (REPO_PARENT / "shared", "shared/")):
+        if path.is_relative_to(base):
+            return prefix + str(path.relative_to(base))
     return path.name
 
 
