@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from collections import Counter
 from dataclasses import dataclass, field
@@ -59,6 +60,16 @@ def image_bytes(fmt="JPEG", size=(320, 240), color=(180, 120, 90), **save_kwargs
     return buf.getvalue()
 
 
+@functools.cache
+def portrait_bytes() -> bytes:
+    """A real photograph with one face the face finder finds (scikit-image's astronaut), as JPEG."""
+    from skimage import data as skimage_data
+
+    buf = io.BytesIO()
+    Image.fromarray(skimage_data.astronaut()).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
 @pytest.fixture
 def jpeg_bytes():
     return image_bytes("JPEG")
@@ -74,32 +85,35 @@ class StubMeta:
 class StubDetector:
     """Stands in for the model in view tests: fast, deterministic, records its calls."""
 
-    def __init__(self, fake_probability=0.9, error: Exception | None = None):
+    def __init__(self, fake_probability=0.9, error: Exception | None = None, face_found: bool = True):
         self.meta = StubMeta()
         self.version = self.meta.version
         self.fake_probability = fake_probability
         self.error = error
+        self.face_found = face_found
         self.calls = 0
 
     def judge(self, image):
+        from detector.ml.labels import LABEL_NO_FACE
         from detector.ml.predictor import FaceResult, Verdict, confidence_for
 
         self.calls += 1
         if self.error:
             raise self.error
         p = self.fake_probability
-        label = self.meta.thresholds.label(p)
-        box = [image.width // 4, image.height // 4, image.width // 2, image.height // 2]
+        label = self.meta.thresholds.label(p) if self.face_found else LABEL_NO_FACE
+        box = [image.width // 4, image.height // 4, image.width // 2, image.height // 2] if self.face_found else None
         return Verdict(
             label=label,
             fake_probability=p,
             confidence=confidence_for(label, p),
             threshold=0.5,
+            real_below=self.meta.thresholds.real_below,
             model_version=self.version,
-            face_found=True,
+            face_found=self.face_found,
             width=image.width,
             height=image.height,
-            faces=[FaceResult(box=box, fake_probability=p)],
+            faces=[FaceResult(box=box, fake_probability=p, label=label)],
         )
 
 

@@ -158,6 +158,38 @@ def rates_by_source(probs, labels, sources, thresholds: Thresholds) -> dict:
     return out
 
 
+REFERENCE_POINTS = 201  # the val scores of each class at every half percent
+
+
+def val_reference(probs, labels) -> dict:
+    """The calibrated val scores of the reals and of the fakes, as quantiles (0 %, 0.5 %, ..., 100 %).
+
+    With them a verdict can say where a score stands among images whose truth is known:
+    "higher than 97 of 100 real images of the validation set" (:func:`share_below`).
+    """
+    grid = np.linspace(0.0, 1.0, REFERENCE_POINTS)
+    out = {"points": REFERENCE_POINTS}
+    for name, value in (("reals", 0), ("fakes", 1)):
+        mine = np.asarray(probs, float)[np.asarray(labels) == value]
+        out[name] = int(mine.size)
+        out[f"{name}_quantiles"] = [round(float(q), 6) for q in np.quantile(mine, grid)] if mine.size else []
+    return out
+
+
+def share_below(quantiles: list[float], p: float) -> float:
+    """The share of a reference class scoring below ``p``, read off its quantiles (0 where it has none)."""
+    if not quantiles:
+        return 0.0
+    q = np.asarray(quantiles, float)
+    grid = np.linspace(0.0, 1.0, len(q))
+    if p <= q[0]:
+        return 0.0
+    if p > q[-1]:
+        return 1.0
+    # the highest grid point whose quantile is below p, interpolated where the quantiles rise
+    return float(np.interp(p, q, grid, left=0.0, right=1.0)) if np.all(np.diff(q) > 0) else float(grid[q < p].max())
+
+
 def fit_scores(logits, labels, sources, max_far: float = 0.03, max_missed: float = 0.10):
     """Calibration and both thresholds from val images' logits (each image's most suspicious face), and their record."""
     logits, labels, sources = np.asarray(logits, float), np.asarray(labels), np.asarray(sources)
@@ -173,6 +205,7 @@ def fit_scores(logits, labels, sources, max_far: float = 0.03, max_missed: float
         "real source with 50 or more images",
         "real_rule": f"at most {max_missed:.0%} of all validation fakes are called Real (and never where p >= 0.5)",
         "by_source": rates_by_source(probs, labels, sources, thresholds),
+        "reference": val_reference(probs, labels),
     }
     return calibration, thresholds, record
 

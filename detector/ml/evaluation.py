@@ -14,7 +14,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .dataset import Sample
-from .labels import LABEL_FAKE, LABEL_REAL, LABEL_UNCERTAIN
+from .labels import LABEL_FAKE, LABEL_NO_FACE, LABEL_REAL, LABEL_UNCERTAIN
 from .preprocessing import ImageDecodeError, decode_image
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,10 @@ def verdict_shares(labels, verdicts) -> dict:
     out = {}
     for name, value in (("reals", 0), ("fakes", 1)):
         mine = verdicts[labels == value]
-        out[name] = {v: (_rate(mine == v) if mine.size else None) for v in (LABEL_REAL, LABEL_UNCERTAIN, LABEL_FAKE)}
+        out[name] = {
+            v: (_rate(mine == v) if mine.size else None)
+            for v in (LABEL_REAL, LABEL_UNCERTAIN, LABEL_FAKE, LABEL_NO_FACE)
+        }
     return out
 
 

@@ -12,14 +12,15 @@ from PIL import Image
 from .bundle import BundleError, BundleMetadata, load_keras_model, member_path, read_metadata
 from .engines import ENGINES, KERAS, LITERT, KerasEngine, LiteRTEngine
 from .explain import GradCam, upsample
-from .labels import LABEL_FAKE, LABEL_REAL
+from .labels import LABEL_FAKE, LABEL_NO_FACE, LABEL_REAL
 from .preprocessing import DecodedImage, FaceFinder, PreparedImage, prepare
 
 
 @dataclass(kw_only=True)
 class FaceResult:
-    box: list[int] | None  # [x, y, w, h] in pixels of the full upright picture; None: whole-image fallback
+    box: list[int] | None  # [x, y, w, h] in pixels of the full upright picture; None: the centre square, no face
     fake_probability: float
+    label: str = ""  # this face's own verdict by the bundle's thresholds (No face for the centre square)
     # An ensemble's verdict: each member's own calibrated probability for this face:
     # [{"model": member bundle, "version", "title", "fake_probability"}], in the ensemble's order.
     scores: list[dict] = field(default_factory=list)
@@ -27,15 +28,22 @@ class FaceResult:
 
 @dataclass(kw_only=True)
 class Verdict:
-    label: str  # one of bundle.LABELS
+    """An image's verdict: its most suspicious face decides.
+
+    Where no face was found the label is ``No face``: nothing was judged. ``fake_probability`` is
+    then the centre square's score, kept for measurement and for reviewers, never a verdict.
+    """
+
+    label: str  # Real, Deepfake, Uncertain or No face (.labels)
     fake_probability: float
-    confidence: float
+    confidence: float | None  # for Real and Deepfake only: the calibrated probability that the label is right
     threshold: float
     model_version: str
     face_found: bool
     width: int
     height: int
     faces: list[FaceResult] = field(default_factory=list)
+    real_below: float | None = None  # Real below it, Deepfake from ``threshold``, Uncertain between
 
 
 def mirror_mean(run, crops: np.ndarray, mirror_back: bool = False) -> np.ndarray:
@@ -48,13 +56,13 @@ def mirror_mean(run, crops: np.ndarray, mirror_back: bool = False) -> np.ndarray
     return (both[: len(crops)] + (mirrored[:, :, ::-1] if mirror_back else mirrored)) / 2
 
 
-def confidence_for(label: str, p: float) -> float:
-    """Calibrated probability that the shown label is right (for Uncertain: of the likelier side)."""
+def confidence_for(label: str, p: float) -> float | None:
+    """Calibrated probability that the shown label is right; None for Uncertain and No face, which claim nothing."""
     if label == LABEL_FAKE:
         return p
     if label == LABEL_REAL:
         return 1.0 - p
-    return max(p, 1.0 - p)
+    return None
 
 
 class Detector:
@@ -153,12 +161,13 @@ class Detector:
         ``member_probs``: an ensemble's members' probabilities, (faces, members).
         """
         p = float(probs.max())
-        label = self.meta.thresholds.label(p)
+        label = self.meta.thresholds.label(p) if prepared.face_found else LABEL_NO_FACE
         return Verdict(
             label=label,
             fake_probability=p,
             confidence=confidence_for(label, p),
             threshold=self.meta.thresholds.decision,
+            real_below=self.meta.thresholds.real_below,
             model_version=self.version,
             face_found=prepared.face_found,
             width=prepared.width,
@@ -167,6 +176,7 @@ class Detector:
                 FaceResult(
                     box=c.box.as_list() if c.box else None,
                     fake_probability=float(q),
+                    label=self.meta.thresholds.label(float(q)) if c.box else LABEL_NO_FACE,
                     scores=[] if member_probs is None else self.member_scores(member_probs[k]),
                 )
                 for k, (c, q) in enumerate(zip(prepared.crops, probs, strict=True))

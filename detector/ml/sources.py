@@ -25,8 +25,32 @@ SOURCES = {
 }
 
 
+# Source -> a short name for tables on user pages, where codenames ("gan256", "sdfd") mean nothing.
+SHORT_NAMES = {
+    "celeba": "CelebA portraits",
+    "dfdc": "DFDC video frames",
+    "ffhq": "FFHQ portraits",
+    "unsplash": "Unsplash portraits",
+    "gan256": "GAN portraits (256 px)",
+    "stylegan": "StyleGAN portraits",
+    "tpdne1024": "StyleGAN2 portraits (1024 px)",
+    "sdfd": "Stable Diffusion faces",
+    "ffpp_real": "FaceForensics++ real videos",
+    "ffpp_deepfakes": "FaceForensics++ Deepfakes",
+    "ffpp_face2face": "FaceForensics++ Face2Face",
+    "ffpp_faceswap": "FaceForensics++ FaceSwap",
+}
+
+
 def describe_source(name: str) -> str:
     return SOURCES.get(name, name)
+
+
+def short_name(name: str) -> str:
+    """A source's name for a table row: "gan256" -> "GAN portraits (256 px)"; "all" -> "All test images"."""
+    if name == "all":
+        return "All test images"
+    return SHORT_NAMES.get(name, name.replace("_", " "))
 
 
 def training_summary(meta: BundleMetadata, path=None) -> dict:

@@ -37,9 +37,19 @@ def test_high_output_means_deepfake_never_inverted(tiny_bundle):
     detector = Detector(tiny_bundle)
     red = detector.judge(Image.new("RGB", (64, 64), (250, 0, 0)))  # logit +12.5
     blue = detector.judge(Image.new("RGB", (64, 64), (0, 0, 250)))  # logit -12.5
-    assert red.label == "Deepfake" and red.fake_probability > 0.99
-    assert blue.label == "Real" and blue.fake_probability < 0.01
-    assert red.confidence > 0.99 and blue.confidence > 0.99
+    assert red.fake_probability > 0.99 and blue.fake_probability < 0.01
+    thresholds = detector.meta.thresholds
+    assert thresholds.label(red.fake_probability) == "Deepfake" and thresholds.label(blue.fake_probability) == "Real"
+
+
+def test_no_face_found_means_no_verdict(tiny_bundle):
+    """A plain colour has no face: the centre square is scored (for measurement and reviewers) but not judged."""
+    from detector.ml.predictor import Detector
+
+    verdict = Detector(tiny_bundle).judge(Image.new("RGB", (64, 64), (250, 0, 0)))
+    assert not verdict.face_found and verdict.label == "No face" and verdict.confidence is None
+    assert verdict.fake_probability > 0.99  # the centre square's score is kept
+    assert [(f.box, f.label) for f in verdict.faces] == [(None, "No face")]
 
 
 def test_damaged_weights_fail_the_checksum(tiny_bundle, tmp_path):

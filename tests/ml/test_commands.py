@@ -37,7 +37,9 @@ def test_detect_prints_one_json_line_per_file(tiny_detector, tmp_path, capsys):
     blue = write_image(tmp_path / "blue.png", (0, 0, 250))
     call_command("detect", str(red), str(blue), "--json")
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [line["label"] for line in lines] == ["Deepfake", "Real"]
+    # Plain colours hold no face: no verdict, and no probability claimed for the image.
+    assert [line["label"] for line in lines] == ["No face", "No face"]
+    assert lines[0]["fake_probability"] is None and lines[0]["confidence"] is None and lines[0]["faces"] == []
     assert set(lines[0]) == {"file", "label", "fake_probability", "confidence", "faces"}
 
 
@@ -51,7 +53,7 @@ def test_detect_reports_bad_files_and_still_processes_the_others(tiny_detector, 
         call_command("detect", str(text), str(truncated), str(good))
     assert err.value.returncode == 2
     captured = capsys.readouterr()
-    assert "good.png: Deepfake" in captured.out
+    assert "good.png: No face" in captured.out
     assert "notes.jpg: not analysed" in captured.err and "cut.jpg: not analysed" in captured.err
 
 
@@ -70,9 +72,12 @@ def test_evaluate_detector_on_a_generated_folder(tiny_detector, tmp_path, capsys
     # A source of fakes alone is ranked against every real of the set (a method's AUC).
     assert set(report["against_reals"]) == {"set_c"}
     method = report["against_reals"]["set_c"]
-    assert method["n"] == 3 + 6 and method["auc"] == 1.0 and method["detection_rate"] == 1.0
+    assert method["n"] == 3 + 6 and method["auc"] == 1.0
     assert method["auc_interval"]["high"] == 1.0
-    assert overall["detection_rate"] == 1.0 and overall["false_accusation_rate"] == 0.0
+    # Plain colours hold no face: the scores rank them (the AUC), but the served verdict is No face for every
+    # one, so none is counted caught or accused.
+    assert overall["face_found_rate"] == 0.0 and report["verdicts"]["overall"]["fakes"]["No face"] == 1.0
+    assert overall["detection_rate"] == 0.0 and overall["false_accusation_rate"] == 0.0
     assert report["by_source"]["set_b"]["auc"] is None  # one class only
     assert report["by_source"]["set_b"]["detection_rate"] is None
     assert report["by_source"]["set_a"]["tpr_at_fpr_1"] == 1.0
@@ -80,12 +85,12 @@ def test_evaluate_detector_on_a_generated_folder(tiny_detector, tmp_path, capsys
     assert calibration["n"] == 12 and calibration["fake_share"] == pytest.approx(6 / 12)
     assert sum(b["n"] for b in calibration["bins"]) == 12 and len(calibration["bins"]) == 10
     verdicts = report["verdicts"]
-    assert verdicts["overall"]["fakes"] == {"Real": 0.0, "Uncertain": 0.0, "Deepfake": 1.0}
-    assert verdicts["by_source"]["set_b"]["reals"]["Real"] == 1.0
-    assert verdicts["by_source"]["set_b"]["fakes"] == {"Real": None, "Uncertain": None, "Deepfake": None}
+    assert verdicts["overall"]["fakes"] == {"Real": 0.0, "Uncertain": 0.0, "Deepfake": 0.0, "No face": 1.0}
+    assert verdicts["by_source"]["set_b"]["reals"]["No face"] == 1.0
+    assert set(verdicts["by_source"]["set_b"]["fakes"].values()) == {None}
     spread = report["intervals"]
-    assert spread["overall"]["detection_rate"]["k"] == 6 and spread["overall"]["detection_rate"]["n"] == 6
-    assert spread["overall"]["detection_rate"]["low"] < 1.0 == spread["overall"]["detection_rate"]["high"]
+    assert spread["overall"]["detection_rate"]["k"] == 0 and spread["overall"]["detection_rate"]["n"] == 6
+    assert spread["overall"]["detection_rate"]["low"] == 0.0 < spread["overall"]["detection_rate"]["high"]
     assert spread["by_source"]["set_b"]["auc"] is None and spread["by_source"]["set_b"]["detection_rate"] is None
     assert roc.stat().st_size > 1000
 

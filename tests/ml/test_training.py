@@ -134,8 +134,15 @@ def test_a_whole_training_run_writes_a_calibrated_bundle(tmp_path):
     # The bundle is the classifier alone, in float32, and serves.
     config = json.dumps(Detector(tmp_path / "bundle").model.get_config())
     assert "mask_logit" not in config and "bfloat16" not in config
-    verdict = Detector(tmp_path / "bundle").judge(Image.fromarray(face_like(96)))
-    assert verdict.label in ("Real", "Deepfake", "Uncertain") and 0.0 <= verdict.fake_probability <= 1.0
+    served = Detector(tmp_path / "bundle")
+    verdict = served.judge(Image.fromarray(face_like(96)))
+    told = served.meta.thresholds.label(verdict.fake_probability) if verdict.face_found else "No face"
+    assert verdict.label == told and 0.0 <= verdict.fake_probability <= 1.0
+    # Where its validation scores stand, for the words of a verdict: quantiles of each class, rising.
+    reference = t["calibration"]["reference"]
+    assert reference["reals"] + reference["fakes"] == t["calibration"]["images"]
+    assert len(reference["reals_quantiles"]) == reference["points"]
+    assert reference["reals_quantiles"] == sorted(reference["reals_quantiles"])
 
 
 def approx_tree(actual, expected, path="metadata"):
@@ -192,6 +199,7 @@ def test_the_recipe_trains_the_same_weights_as_the_code_before_it(tmp_path):
     chosen = meta["training"]["calibration"]
     assert chosen.pop("real_rule").startswith("at most 10% of all validation fakes")
     assert set(chosen.pop("by_source")) == {"dfdc", "gan256"}
+    assert chosen.pop("reference")["points"] == 201  # the val quantiles, kept since for the verdict's words
     assert expected["training"]["calibration"].pop("uncertain_band_logit") == 1.0
     assert meta["thresholds"]["real_below"] <= meta["thresholds"]["deepfake_from"]
     meta["thresholds"]["real_below"] = expected["thresholds"]["real_below"]

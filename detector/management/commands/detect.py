@@ -31,21 +31,29 @@ class Command(BaseCommand):
                 failures += 1
                 self.stderr.write(f"{path}: not analysed: {exc}")
                 continue
-            faces = [{"box": f.box, "fake_probability": round(f.fake_probability, 4)} for f in verdict.faces if f.box]
+            faces = [
+                {"box": f.box, "label": f.label, "fake_probability": round(f.fake_probability, 4)}
+                for f in verdict.faces
+                if f.box
+            ]
+            # No face, no verdict: as the API, no probability or confidence is claimed for the image.
+            p = round(verdict.fake_probability, 4) if verdict.face_found else None
+            confidence = None if verdict.confidence is None else round(verdict.confidence, 4)
             if opts["json"]:
                 self.stdout.write(
                     json.dumps(
                         {
                             "file": str(path),
                             "label": verdict.label,
-                            "fake_probability": round(verdict.fake_probability, 4),
-                            "confidence": round(verdict.confidence, 4),
+                            "fake_probability": p,
+                            "confidence": confidence,
                             "faces": faces,
                         }
                     )
                 )
+            elif faces:
+                self.stdout.write(f"{path}: {verdict.label}  fake probability {p:.3f}  {len(faces)} face(s)")
             else:
-                found = f"{len(faces)} face(s)" if faces else "no face found (whole image judged)"
-                self.stdout.write(f"{path}: {verdict.label}  fake probability {verdict.fake_probability:.3f}  {found}")
+                self.stdout.write(f"{path}: {verdict.label}  (no face found, so nothing was judged)")
         if failures:
             raise CommandError(f"{failures} of {len(files)} file(s) could not be analysed", returncode=2)
