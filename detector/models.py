@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from .ml.labels import LABEL_FAKE, LABEL_REAL, LABEL_UNCERTAIN
+from .ml.labels import LABEL_FAKE, LABEL_NO_FACE, LABEL_REAL, LABEL_UNCERTAIN
 
 
 class Status(models.TextChoices):
@@ -22,7 +22,34 @@ class Label(models.TextChoices):
     REAL = LABEL_REAL, "Real"
     DEEPFAKE = LABEL_FAKE, "Deepfake"
     UNCERTAIN = LABEL_UNCERTAIN, "Uncertain"
-    NO_VERDICT = "No verdict", "No verdict"
+    NO_FACE = LABEL_NO_FACE, "No face"  # nothing was judged: the detector judges faces only
+    NO_VERDICT = "No verdict", "No verdict"  # the analysis failed
+
+
+# One look per verdict, the same on every page: the CSS class that carries its colour and mark.
+VERDICT_STYLES = {
+    Label.REAL: "real",
+    Label.DEEPFAKE: "deepfake",
+    Label.UNCERTAIN: "uncertain",
+    Label.NO_FACE: "no-face",
+    Label.NO_VERDICT: "failed",
+}
+
+
+def verdict_style(label: str) -> str:
+    """The CSS class suffix of a verdict (``badge-…``, ``verdict-…``, ``face-…``); ``waiting`` before one."""
+    return VERDICT_STYLES.get(label, "waiting")
+
+
+def percent_text(p: float | None) -> str:
+    """A probability for people: whole percents, and never 0 % or 100 %, which the model never is."""
+    if p is None:
+        return "—"
+    if p < 0.01:
+        return "< 1 %"
+    if p > 0.99:
+        return "> 99 %"
+    return f"{round(p * 100)} %"
 
 
 class ReviewVerdict(models.TextChoices):
@@ -40,6 +67,7 @@ VERDICT_FIELDS = (
     "fake_probability",
     "confidence",
     "threshold",
+    "real_below",
     "model_version",
     "face_found",
     "faces",
@@ -111,7 +139,8 @@ class Detection(models.Model):
     label = models.CharField(max_length=12, choices=Label.choices, blank=True, db_index=True)
     fake_probability = models.FloatField(null=True, blank=True)
     confidence = models.FloatField(null=True, blank=True)
-    threshold = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True, help_text="Deepfake from this fake probability.")
+    real_below = models.FloatField(null=True, blank=True, help_text="Real below this fake probability.")
     model_version = models.CharField(max_length=40, blank=True, db_index=True)
     faces = models.JSONField(default=list, blank=True)
     face_found = models.BooleanField(null=True)
@@ -153,29 +182,73 @@ class Detection(models.Model):
         return None if self.fake_probability is None else round(self.fake_probability * 100)
 
     @property
-    def confidence_percent(self):
-        return None if self.confidence is None else round(self.confidence * 100)
+    def fake_text(self) -> str:
+        """The fake probability for people ("< 1 %" … "> 99 %"); "—" where there is none."""
+        return percent_text(self.fake_probability)
+
+    @property
+    def style(self) -> str:
+        """The verdict's look (:data:`VERDICT_STYLES`), or ``waiting`` while it is queued or analysed."""
+        return verdict_style(self.label) if self.status not in Status.unfinished() else "waiting"
+
+    @property
+    def is_judged(self) -> bool:
+        """Whether the model gave a verdict on a face (Real, Deepfake or Uncertain)."""
+        return self.status == Status.DONE and self.label in (Label.REAL, Label.DEEPFAKE, Label.UNCERTAIN)
+
+    @property
+    def centre_score(self) -> float | None:
+        """For a detection without a face: the centre square's score, for reviewers only (it is no verdict)."""
+        if self.label != Label.NO_FACE:
+            return None
+        centre = next((f for f in self.faces or [] if not f.get("box")), None)
+        return centre and centre.get("fake_probability")
+
+    @property
+    def review_outcome(self) -> dict | None:
+        """What a reviewer found, for its owner: the outcome and the note, never who reviewed."""
+        if not self.review_verdict:
+            return None
+        verdict = ReviewVerdict(self.review_verdict)
+        return {"verdict": verdict.value, "text": verdict.label, "note": self.review_note, "at": self.reviewed_at}
+
+    def face_label(self, face: dict) -> str:
+        """A face's own verdict: stored with it since the No face release; for older rows, told from the scores."""
+        if face.get("label"):
+            return face["label"]
+        if not face.get("box"):
+            return Label.NO_FACE
+        if len(self.faces) == 1 and self.label in (Label.REAL, Label.DEEPFAKE, Label.UNCERTAIN):
+            return self.label
+        return Label.DEEPFAKE if face["fake_probability"] >= (self.threshold or 0.5) else Label.UNCERTAIN
 
     def face_boxes(self):
-        """Numbered faces with their boxes in image pixels and a label size that suits the image."""
-        font_size = max(12, round(max(self.width, self.height) / 40))
+        """The judged faces, numbered, with their boxes in image pixels (and in percent of the image, for the
+        overlay), each one's own verdict and score; ``decided``: the most suspicious face, whose score is the
+        image's. A detection without a face has none (its centre square is no face)."""
+        judged = [(n, f) for n, f in enumerate(self.faces or [], start=1) if f.get("box")]
+        top = max((f["fake_probability"] for _, f in judged), default=None)
         out = []
-        for number, face in enumerate(self.faces or [], start=1):
-            x, y, w, h = face.get("box") or (0, 0, 0, 0)
+        for number, face in judged:
+            x, y, w, h = face["box"]
+            label = self.face_label(face)
             out.append(
                 {
-                    "has_box": bool(face.get("box")),
                     "number": number,
                     "x": x,
                     "y": y,
                     "w": w,
                     "h": h,
-                    "font_size": font_size,
-                    "label_y": y - font_size // 4 if y > font_size else y + h + font_size,
-                    "fake_percent": round(face["fake_probability"] * 100),
-                    "suspicious": face["fake_probability"] >= (self.threshold or 0.5),
+                    "left": 100 * x / self.width,
+                    "top": 100 * y / self.height,
+                    "width": 100 * w / self.width,
+                    "height": 100 * h / self.height,
+                    "label": label,
+                    "style": verdict_style(label),
+                    "fake_text": percent_text(face["fake_probability"]),
+                    "decided": len(judged) > 1 and face["fake_probability"] == top,
                     "models": [
-                        {"title": s.get("title") or s["model"], "fake_percent": round(s["fake_probability"] * 100)}
+                        {"title": s.get("title") or s["model"], "fake_text": percent_text(s["fake_probability"])}
                         for s in face.get("scores", [])
                     ],
                 }

@@ -47,6 +47,7 @@ DETECTION = {
         {
             "number": 1,
             "box": {"x": 212, "y": 96, "width": 180, "height": 180},
+            "label": "Deepfake",
             "fake_probability": 0.982,
             "models": [],
             "crop_url": f"{HOST}/api/v1/detections/{ID}/faces/1/crop.png",
@@ -55,6 +56,7 @@ DETECTION = {
     ],
     "processing_ms": 61,
     "error_message": "",
+    "review": {"verdict": "fake", "note": "Matches a known face-swap video.", "reviewed_at": "2026-11-25T11:02:40Z"},
     "image": {
         "format": "JPEG",
         "content_type": "image/jpeg",
@@ -230,7 +232,8 @@ UPLOAD = extend_schema(
                 429,
                 _refused(
                     "rate_limited",
-                    "Too many uploads. Please wait 1800 seconds before the next one; nothing was stored.",
+                    "Too many uploads: you have used all your checks for now. Please wait 30 minutes before the "
+                    "next one; nothing was stored.",
                 ),
             ),
         ),

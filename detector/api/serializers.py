@@ -42,13 +42,22 @@ class ModelScoreSerializer(serializers.Serializer):
 
 class FaceSerializer(serializers.Serializer):
     number = serializers.IntegerField(help_text="From 1, as on the result page.")
-    box = BoxSerializer(allow_null=True, help_text="In image pixels; null where no face was found.")
+    box = BoxSerializer(help_text="In image pixels.")
+    label = serializers.ChoiceField(
+        choices=["Real", "Deepfake", "Uncertain"], help_text="This face's own verdict by the model's thresholds."
+    )
     fake_probability = serializers.FloatField(help_text="Calibrated probability that this face is fake.")
     models = ModelScoreSerializer(
         many=True, help_text="Where an ensemble judged the face: each of its models' own score, side by side."
     )
     crop_url = serializers.URLField()
     heatmap_url = serializers.URLField(help_text="The face with its Grad-CAM heatmap of the fake score (PNG).")
+
+
+class ReviewSerializer(serializers.Serializer):
+    verdict = serializers.ChoiceField(choices=["real", "fake"], help_text="What the reviewer found the image to be.")
+    note = serializers.CharField(allow_blank=True, help_text="The reviewer's note to the owner (may be empty).")
+    reviewed_at = serializers.DateTimeField(allow_null=True)
 
 
 class ImageInfoSerializer(serializers.Serializer):
@@ -73,20 +82,27 @@ class DetectionSerializer(serializers.ModelSerializer):
     file_name = serializers.CharField(source="original_name", help_text="The client's file name, for display.")
     label = LabelField(choices=Label.choices, allow_null=True, help_text="The verdict; null until analysed.")
     faces = serializers.SerializerMethodField()
+    review = serializers.SerializerMethodField(
+        help_text="Once a reviewer has checked the upload: what they found, beside the model's verdict; null before."
+    )
     image = ImageInfoSerializer(source="*")
 
     class Meta:
         model = Detection
-        fields = ["id", "url", "page", "file_name", "created_at", *VERDICT_FIELDS, "image"]
+        fields = ["id", "url", "page", "file_name", "created_at", *VERDICT_FIELDS, "review", "image"]
         read_only_fields = fields
         extra_kwargs = {
             "status": {"help_text": "pending (queued), analysing, then done, or failed (see error_message)."},
             "fake_probability": {
-                "help_text": "Calibrated probability that the image is fake (its most suspicious face)."
+                "help_text": "Calibrated probability that the image is fake (its most suspicious face); null where "
+                "no face was found (label No face: nothing was judged) and until analysed."
             },
-            "confidence": {"help_text": "Calibrated confidence in the verdict."},
+            "confidence": {
+                "help_text": "For Real and Deepfake: the calibrated probability that the label is right; null for "
+                "Uncertain and No face, which claim neither."
+            },
             "threshold": {"help_text": "The fake probability from which the model says Deepfake."},
-            "face_found": {"help_text": "False where no face was found and the centre of the image was judged."},
+            "face_found": {"help_text": "False where no face was found: the label is then No face."},
         }
 
     @extend_schema_field(OpenApiTypes.URI)
@@ -97,16 +113,29 @@ class DetectionSerializer(serializers.ModelSerializer):
     def get_page(self, detection):
         return absolute(self.context["request"], "detector:result", detection.pk)
 
+    @extend_schema_field(ReviewSerializer(allow_null=True))
+    def get_review(self, detection):
+        outcome = detection.review_outcome
+        if outcome is None:
+            return None
+        return ReviewSerializer(
+            {"verdict": outcome["verdict"], "note": outcome["note"], "reviewed_at": outcome["at"]}
+        ).data
+
     @extend_schema_field(FaceSerializer(many=True))
     def get_faces(self, detection):
+        """The judged faces; none where no face was found (the centre square scored then is no face)."""
         request = self.context["request"]
         faces = []
         for number, face in enumerate(detection.faces or [], start=1):
             box = face.get("box")
+            if not box:
+                continue
             faces.append(
                 {
                     "number": number,
-                    "box": dict(zip(("x", "y", "width", "height"), box, strict=True)) if box else None,
+                    "box": dict(zip(("x", "y", "width", "height"), box, strict=True)),
+                    "label": detection.face_label(face),
                     "fake_probability": face["fake_probability"],
                     "models": face.get("scores", []),
                     "crop_url": absolute(request, "api:face_image", detection.pk, number, "crop"),

@@ -47,13 +47,20 @@ def analyse(detection: Detection, decoded: DecodedImage | None = None) -> Detect
     else:
         detection.status = Status.DONE
         detection.label = verdict.label
-        detection.fake_probability = verdict.fake_probability
+        # No face, no verdict: the centre square's score stays in ``faces`` for reviewers, never as the image's.
+        detection.fake_probability = verdict.fake_probability if verdict.face_found else None
         detection.confidence = verdict.confidence
         detection.threshold = verdict.threshold
+        detection.real_below = verdict.real_below
         detection.model_version = verdict.model_version
         detection.face_found = verdict.face_found
         detection.faces = [
-            {"box": f.box, "fake_probability": f.fake_probability, **({"scores": f.scores} if f.scores else {})}
+            {
+                "box": f.box,
+                "fake_probability": f.fake_probability,
+                "label": f.label,
+                **({"scores": f.scores} if f.scores else {}),
+            }
             for f in verdict.faces
         ]
         detection.error_message = ""

@@ -16,7 +16,7 @@ from rest_framework.authtoken.models import Token
 
 from detector.models import Detection
 from tests.conftest import image_bytes
-from tests.web.conftest import stored_files, upload_file
+from tests.web.conftest import portrait_file, stored_files, upload_file
 from tests.web.test_views import make_detections
 
 pytestmark = pytest.mark.django_db
@@ -372,7 +372,7 @@ def test_a_detection_reads_with_its_verdict_faces_and_heatmap_urls(api, stub_det
 
 @pytest.mark.parametrize("kind", ["crop", "heatmap"])
 def test_a_faces_picture_is_served_to_a_token_holder(api, tiny_detector, kind):
-    face = post_images(api).json()["results"][0]["detection"]["faces"][0]
+    face = post_images(api, portrait_file()).json()["results"][0]["detection"]["faces"][0]
     response = api.get(face[f"{kind}_url"], headers={"Accept": "image/png"})
     assert response.status_code == HTTPStatus.OK and response["Content-Type"] == "image/png"
     assert Image.open(io.BytesIO(b"".join(response.streaming_content))).format == "PNG"
