@@ -26,11 +26,13 @@ class RateLimitUnavailable(Exception):
 
 
 def _usage(request, increment: bool):
+    """The client's count in the current window. Any method reads the same count (the upload pages show it before
+    a POST); only accepted uploads increment it."""
     rate = settings.DETECTOR_RATE_LIMIT
     if not rate:
         return None
     try:
-        return get_usage(request, group=GROUP, key=KEY, rate=rate, method="POST", increment=increment)
+        return get_usage(request, group=GROUP, key=KEY, rate=rate, increment=increment)
     except Exception:  # the cache backend's own errors (redis.ConnectionError, TimeoutError, ...)
         log.exception("upload rate limit: the cache does not answer")
         if settings.DETECTOR_RATE_LIMIT_FAIL_OPEN:
@@ -49,6 +51,56 @@ def seconds_until_upload_allowed(request) -> int | None:
     return max(1, int(usage["time_left"]))
 
 
+def minutes_text(seconds: int) -> str:
+    """A wait in whole minutes, rounded up ("1 minute", "44 minutes"): people do not count seconds."""
+    minutes = max(1, -(-int(seconds) // 60))
+    return f"{minutes} minute{'s' if minutes > 1 else ''}"
+
+
+def allowance(request) -> dict | None:
+    """What the client may still upload now: ``{"left", "limit", "renews_in"}`` (the wait in words until the
+    count starts again), or None where there is no limit or it cannot be read (the upload itself says why)."""
+    try:
+        usage = _usage(request, increment=False)
+    except RateLimitUnavailable:
+        return None
+    if usage is None:
+        return None
+    left = max(0, usage["limit"] - usage["count"])
+    return {
+        "left": left,
+        "limit": usage["limit"],
+        "per": period_text(settings.DETECTOR_RATE_LIMIT),
+        "renews_in": minutes_text(usage["time_left"]),
+    }
+
+
+PERIODS = {"s": (1, "second"), "m": (60, "minute"), "h": (3600, "hour"), "d": (86400, "day")}
+
+
+def period_text(rate: str) -> str:
+    """The window of a rate such as "30/h" or "100/15m", in words: "an hour", "15 minutes"."""
+    window = rate.split("/", 1)[1] if "/" in rate else "s"
+    digits = "".join(c for c in window if c.isdigit())
+    _, name = PERIODS.get(window[-1:].lower(), PERIODS["s"])
+    if digits and int(digits) > 1:
+        return f"{int(digits)} {name}s"
+    return f"an {name}" if name == "hour" else f"a {name}"
+
+
+def batch_over_allowance(request, files: int) -> Refusal | None:
+    """Refuse a whole batch, before any file is stored, where it holds more files than the client may upload now."""
+    left = allowance(request)
+    if left is None or files <= left["left"]:
+        return None
+    message = (
+        f"This batch has {files} images, but you can check only {left['left']} more now (up to {left['limit']} "
+        f"every {left['per'].removeprefix('an ').removeprefix('a ')}). Choose at most {left['left']}, or wait "
+        f"{left['renews_in']}; nothing was stored."
+    )
+    return Refusal("rate_limited", message, retry_after=None, field="images")
+
+
 def count_upload(request) -> None:
     """Count one accepted upload against the client's rate (an upload already stored is never refused here)."""
     try:
@@ -58,9 +110,10 @@ def count_upload(request) -> None:
 
 
 def too_many_uploads(wait: int) -> str:
-    minutes = -(-wait // 60)
-    when = f"{wait} second{'s' if wait > 1 else ''}" if wait < 60 else f"{minutes} minute{'s' if minutes > 1 else ''}"
-    return f"Too many uploads. Please wait {when} before the next one; nothing was stored."
+    return (
+        f"Too many uploads: you have used all your checks for now. Please wait {minutes_text(wait)} before the "
+        "next one; nothing was stored."
+    )
 
 
 def rate_limited(wait: int) -> Refusal:

@@ -87,12 +87,15 @@ def test_more_files_than_the_setting_are_refused_before_any_is_stored(client, st
     assert not Detection.objects.exists() and stored_files(media_root) == []
 
 
-def test_a_batch_over_the_rate_stores_up_to_the_limit(client, stub_detector, settings):
+def test_a_batch_larger_than_what_is_left_is_refused_whole_before_any_file_is_stored(client, stub_detector, settings):
     settings.DETECTOR_RATE_LIMIT = "2/h"
     response = client.post(BATCH, {"images": [upload_file("a.jpg"), upload_file("b.jpg"), upload_file("c.jpg")]})
-    assert "2 checked, 1 not accepted." in response.content.decode()
-    assert "Too many uploads" in response.content.decode()
-    assert Detection.objects.count() == 2
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    page = response.content.decode()
+    assert "This batch has 3 images, but you can check only 2 more now" in page and "nothing was stored" in page
+    assert not Detection.objects.exists()
+    response = client.post(BATCH, {"images": [upload_file("a.jpg"), upload_file("b.jpg")]})
+    assert "2 checked, 0 not accepted." in response.content.decode() and Detection.objects.count() == 2
 
 
 def test_the_batch_page_reports_an_unavailable_detector(client, media_root, monkeypatch):
@@ -122,7 +125,9 @@ def test_the_upload_view_tells_the_batch_script_each_verdict(client, stub_detect
         "url": detection.get_absolute_url(),
         "status_url": reverse("detector:status", args=[detection.pk]),
         "label": "Deepfake",
+        "style": "deepfake",
         "fake_percent": 90,
+        "fake_text": "90 %",
         "thumbnail": reverse("detector:thumbnail", args=[detection.pk]),
     }
 

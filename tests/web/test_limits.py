@@ -86,12 +86,15 @@ def test_a_refused_forged_post_spends_nobodys_allowance(stub_detector, settings,
 
 
 def test_a_file_refused_for_its_own_fault_uses_up_nothing(client, stub_detector, settings):
-    settings.DETECTOR_RATE_LIMIT = "1/h"
+    settings.DETECTOR_RATE_LIMIT = "2/h"
     assert client.post(UPLOAD, {"image": upload_file(data=b"not an image")}).status_code == HTTPStatus.BAD_REQUEST
     response = client.post(BATCH, {"images": [upload_file("bad.jpg", b"nope"), upload_file("good.jpg")]})
     assert "1 checked, 1 not accepted." in response.content.decode()
+    assert "You can check <span data-left-count>1</span> more image now" in client.get(UPLOAD).content.decode()
+    assert client.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.FOUND
     assert client.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.TOO_MANY_REQUESTS
-    assert Detection.objects.count() == 1
+    assert "You have used all 2 checks for now" in client.get(UPLOAD).content.decode()
+    assert Detection.objects.count() == 2
 
 
 def test_an_upload_is_decoded_once_in_the_request(client, stub_detector, watched):
@@ -115,8 +118,8 @@ def test_a_queued_upload_is_decoded_once_by_the_checks_and_once_by_the_worker(
     assert detection.status == "done" and detection.attempts == 1 and len(watched["decoded"]) == 2
 
 
-@pytest.mark.parametrize("wait, words", [(1, "1 second "), (59, "59 seconds"), (60, "1 minute "), (1232, "21 minutes")])
-def test_the_wait_is_said_in_minutes_once_it_is_a_minute_or_more(wait, words):
+@pytest.mark.parametrize("wait, words", [(1, "1 minute "), (59, "1 minute "), (60, "1 minute "), (1232, "21 minutes")])
+def test_the_wait_is_said_in_whole_minutes(wait, words):
     from detector.services.limits import too_many_uploads
 
     assert f"wait {words}" in too_many_uploads(wait)

@@ -15,6 +15,20 @@
   var submit = document.getElementById("submit");
   var token = form.querySelector("input[name=csrfmiddlewaretoken]").value;
   var maxFiles = parseInt(form.dataset.maxFiles, 10);
+  var allowance = document.getElementById("allowance");
+
+  // How many more images may go now (null: no limit known); refused files do not count, taken ones do.
+  function left() {
+    return allowance ? parseInt(allowance.dataset.left, 10) : null;
+  }
+
+  function spend() {
+    if (!allowance) return;
+    var now = Math.max(0, left() - 1);
+    allowance.dataset.left = now;
+    var count = allowance.querySelector("[data-left-count]");
+    if (count) count.textContent = now;
+  }
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -43,7 +57,7 @@
   }
 
   function succeed(item, data) {
-    var badge = el("a", "badge badge-" + data.label.toLowerCase().replace(/\s+/g, "-"), data.label);
+    var badge = el("a", "badge badge-" + data.style, data.label);
     badge.href = data.url;
     item.state.textContent = "";
     item.state.className = "state";
@@ -54,7 +68,7 @@
       item.state.appendChild(thumb);
     }
     item.state.appendChild(badge);
-    if (data.fake_percent !== null) item.state.appendChild(el("span", "muted", " " + data.fake_percent + " % fake"));
+    if (data.fake_text) item.state.appendChild(el("span", "muted", " " + data.fake_text + " fake"));
   }
 
   function fail(item, message) {
@@ -88,6 +102,7 @@
       }).then(function (result) {
         item.bar.hidden = true;
         if (result.ok) {
+          spend();
           verdicts.push(new Promise(function (done) { settle(item, result.detection, done); }));
         } else {
           fail(item, result.message);
@@ -108,6 +123,12 @@
     var files = Array.prototype.slice.call(input.files);
     if (!files.length) { errors.textContent = "Choose one or more images."; input.focus(); return; }
     if (files.length > maxFiles) { errors.textContent = "Choose at most " + maxFiles + " images at a time."; return; }
+    if (left() !== null && files.length > left()) {
+      errors.textContent = left() ? "You can check only " + left() + " more image" + (left() > 1 ? "s" : "") +
+        " now: choose at most " + left() + ", or wait " + allowance.dataset.renewsIn + ". Nothing was sent."
+        : "You have used all your checks for now; wait " + allowance.dataset.renewsIn + ". Nothing was sent.";
+      return;
+    }
     var items = listChosen();
     var verdicts = [];
     submit.disabled = true;
