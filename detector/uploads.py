@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import re
 import struct
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from django.core.exceptions import ValidationError
 from PIL import Image
 
 from .ml.preprocessing import SERVING_DECODE_SIDE, DecodedImage, ImageDecodeError, decode
+
+log = logging.getLogger(__name__)
 
 ALLOWED_FORMATS = {
     "JPEG": ("jpg", "image/jpeg"),
@@ -147,6 +150,13 @@ def _image_end(data: bytes, decoded: DecodedImage) -> int:
     return end
 
 
+# In plain words: the decoder's own reason ("78 bytes not processed") goes to the log, not to people.
+DAMAGED = (
+    "The image is truncated or damaged: part of the file is missing or corrupt. "
+    "Try the original file, or save it again and upload that copy."
+)
+
+
 def check_image(data: bytes, max_bytes: int, max_pixels: int) -> CheckedImage:
     """Validate upload bytes; raises ValidationError with a message for the user."""
     if len(data) > max_bytes:
@@ -160,11 +170,13 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> CheckedImage:
             raise _reject("This is not a JPEG, PNG or WebP image.", exc.code) from exc
         if exc.code == "too_many_pixels":
             raise _reject(str(exc), exc.code) from exc
-        raise _reject(f"The image is truncated or damaged ({exc.__cause__ or exc}).", "damaged") from exc
+        log.info("upload refused as damaged: %s", exc.__cause__ or exc)
+        raise _reject(DAMAGED, "damaged") from exc
     try:
         end = _image_end(data, decoded)
     except (BrokenStructure, struct.error, KeyError, TypeError, ValueError, OSError) as exc:
-        raise _reject(f"The image is truncated or damaged ({exc}).", "damaged") from exc
+        log.info("upload refused as damaged: %s", exc)
+        raise _reject(DAMAGED, "damaged") from exc
     if data[end:].strip(b"\x00"):
         raise _reject("The file has extra data after the image; upload the plain image.", "trailing_data")
     fmt = SAME_AS.get(decoded.format, decoded.format)

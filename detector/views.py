@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.views import View
@@ -17,7 +18,7 @@ from .forms import BatchUploadForm, HistoryFilterForm, UploadForm, refused_form
 from .middleware import DATABASE_DOWN, unavailable
 from .models import Detection
 from .refusals import DETECTOR_DOWN, STORAGE_FAILED, Refusal
-from .services import overview
+from .services import limits, overview, verdicts
 from .services.detections import delete_detection
 from .services.inference import DetectorUnavailable, bundle_facts, get_detector
 from .services.privacy import export_zip
@@ -71,6 +72,7 @@ class UploadView(UploadFormMixin, FormView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["recent"] = Detection.objects.owned_by(self.request).recent()[:4]
+        context["allowance"] = limits.allowance(self.request)
         return context
 
     def form_valid(self, form):
@@ -101,7 +103,16 @@ class BatchUploadView(UploadFormMixin, FormView):
     def max_files(cls) -> int:
         return settings.DETECTOR_BATCH_MAX_FILES
 
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["allowance"] = limits.allowance(self.request)
+        return context
+
     def form_valid(self, form):
+        refusal = limits.batch_over_allowance(self.request, len(form.cleaned_data["images"]))
+        if refusal:
+            form.add_error("images", refusal.message)
+            return self.form_invalid(form, status=refusal.status)
         try:
             outcomes = submit_each(form.cleaned_data["images"], self.request)
         except DetectorUnavailable:
@@ -133,7 +144,9 @@ def status_summary(detection: Detection) -> dict:
         "url": detection.get_absolute_url(),
         "status_url": reverse("detector:status", args=[detection.id]),
         "label": detection.label,
+        "style": detection.style,
         "fake_percent": detection.fake_percent,
+        "fake_text": detection.fake_text if detection.is_judged else None,
         "thumbnail": reverse("detector:thumbnail", args=[detection.id]),
     }
 
@@ -153,7 +166,12 @@ class DetectionDetailView(OwnedDetectionMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["bundle"] = bundle_facts()
+        detection = self.object
+        context["bundle"] = facts = bundle_facts()
+        context["same_model"] = bool(facts) and facts["meta"].version == detection.model_version
+        context["explanation"] = verdicts.explain(detection, facts)
+        context["thresholds"] = verdicts.thresholds_of(detection, facts)
+        context["faces"] = detection.face_boxes()
         return context
 
 
@@ -267,6 +285,11 @@ class DetectionDeleteView(OwnedDetectionMixin, DeleteView):
         delete_detection(self.object)
         messages.success(self.request, f"Deleted {self.object.original_name or 'the detection'} and its files.")
         return redirect(self.get_success_url())
+
+
+def favicon(request):
+    """``/favicon.ico``, which browsers ask for on pages that name no icon (the admin's): the site's own."""
+    return redirect(static("detector/favicon.svg"), permanent=True)
 
 
 def server_error(request):

@@ -10,12 +10,16 @@ from django.db.models.functions import TruncDate
 
 from ..models import Label
 
+# The site's colours of each verdict (site.css, faces.css): Real green, Deepfake red, Uncertain amber, No face grey;
+# a failed analysis dark, hatched.
 LABEL_COLOURS = {
     Label.REAL: "#116329",
     Label.DEEPFAKE: "#a40e26",
-    Label.UNCERTAIN: "#b07800",
-    Label.NO_VERDICT: "#57606a",
+    Label.UNCERTAIN: "#f0b400",
+    Label.NO_FACE: "#8c959f",
+    Label.NO_VERDICT: "#24292f",
 }
+HATCHES = {Label.NO_VERDICT: "//"}
 
 
 def label_counts(queryset) -> dict[str, int]:
@@ -37,7 +41,7 @@ def _figure():
 def _svg(plt, fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="svg")
+    fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
 
@@ -51,12 +55,21 @@ def labels_over_time_svg(queryset) -> bytes:
     for label, colour in LABEL_COLOURS.items():
         heights = [sum(r["n"] for r in rows if r["day"] == d and r["label"] == label) for d in days]
         if any(heights):
-            ax.bar([d.isoformat() for d in days], heights, bottom=bottom, color=colour, label=label)
+            ax.bar(
+                [d.isoformat() for d in days],
+                heights,
+                bottom=bottom,
+                color=colour,
+                label=label,
+                hatch=HATCHES.get(label),
+                edgecolor="white" if label in HATCHES else colour,
+            )
             bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     ax.set_ylabel("images")
     ax.set_title("Verdicts per day")
     if days:
-        ax.legend(frameon=False, fontsize=8)
+        # Outside the bars, right of the plot: a legend inside would hide the bars it names.
+        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
     else:
         ax.text(0.5, 0.5, "no checks yet", ha="center", va="center", transform=ax.transAxes)
@@ -65,7 +78,11 @@ def labels_over_time_svg(queryset) -> bytes:
 
 def score_distribution_svg(queryset) -> bytes:
     """Histogram of fake probabilities, with the thresholds that were used."""
-    probs = list(queryset.exclude(fake_probability=None).values_list("fake_probability", flat=True))
+    probs = list(
+        queryset.exclude(fake_probability=None)
+        .filter(label__in=(Label.REAL, Label.UNCERTAIN, Label.DEEPFAKE))
+        .values_list("fake_probability", flat=True)
+    )
     thresholds = sorted(set(queryset.exclude(threshold=None).values_list("threshold", flat=True)))
     plt, fig, ax = _figure()
     ax.hist(probs, bins=20, range=(0, 1), color="#0b5cad")

@@ -1,5 +1,8 @@
 from django import template
 
+from .. import models
+from ..ml import sources
+
 register = template.Library()
 
 
@@ -15,3 +18,27 @@ def percent(value, digits=1):
 def thousands(value):
     """12345 -> "12,345" (a count in running text); anything else as it is."""
     return f"{value:,}" if isinstance(value, int) else value
+
+
+@register.filter
+def percent_text(value):
+    """A probability for people: "< 1 %", "37 %", "> 99 %" (never 0 % or 100 %); None -> "—"."""
+    return models.percent_text(None if value in (None, "") else float(value))
+
+
+@register.filter
+def percent_number(value):
+    """0.376 -> "37.6" (an SVG coordinate on a 0-100 scale, with a dot whatever the locale)."""
+    return f"{min(max(float(value or 0), 0.0), 1.0) * 100:.1f}"
+
+
+@register.filter
+def verdict_style(label):
+    """A verdict's CSS class suffix: "Real" -> "real", "No face" -> "no-face" (the one look of each verdict)."""
+    return models.verdict_style(label)
+
+
+@register.filter
+def source_name(key):
+    """A training source for people: "gan256" -> "GAN portraits (256 px)"."""
+    return sources.short_name(str(key))

@@ -1,7 +1,7 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.conftest import image_bytes
+from tests.conftest import image_bytes, portrait_bytes
 
 
 @pytest.fixture
@@ -27,6 +27,11 @@ def alice(client, user):
 
 def upload_file(name="photo.jpg", data=None, content_type="image/jpeg"):
     return SimpleUploadedFile(name, image_bytes("JPEG") if data is None else data, content_type=content_type)
+
+
+def portrait_file(name="portrait.jpg"):
+    """A photo with a face, for the real serving code (a generated image has none, and gets No face)."""
+    return SimpleUploadedFile(name, portrait_bytes(), content_type="image/jpeg")
 
 
 @pytest.fixture

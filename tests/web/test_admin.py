@@ -61,7 +61,7 @@ def test_search_by_sha256_and_id(reviewer, detection):
 def test_the_detail_page_shows_the_image_with_face_boxes(reviewer, detection):
     page = reviewer.get(reverse("admin:detector_detection_change", args=[detection.pk])).content.decode()
     assert reverse("admin:detector_detection_file", args=[detection.pk, "preview"]) in page
-    assert 'class="facebox suspicious"' in page
+    assert 'class="facebox face-deepfake"' in page and "Face 1 · 90 % fake" in page
     image = reviewer.get(reverse("admin:detector_detection_file", args=[detection.pk, "image"]))
     assert image.status_code == HTTPStatus.OK and image["X-Content-Type-Options"] == "nosniff"
 
@@ -101,3 +101,15 @@ def test_the_admin_is_closed_to_non_staff(client, user, detection):
 
 def test_the_admin_is_closed_to_anonymous_visitors(client, detection):
     assert client.get(CHANGELIST).status_code == HTTPStatus.FOUND
+
+
+def test_the_list_shows_each_verdict_as_its_badge_with_percentages_and_filters_no_face(reviewer, detection):
+    page = reviewer.get(CHANGELIST).content.decode()
+    assert (
+        '<span class="badge badge-deepfake">Deepfake</span>' in page
+        and '<td class="field-fake_percent_display">90 %' in page
+    )
+    Detection.objects.filter(pk=detection.pk).update(label="No face", fake_probability=None)
+    assert reviewer.get(CHANGELIST, {"label__exact": "No face"}).context["cl"].result_count == 1
+    detail = reviewer.get(reverse("admin:detector_detection_change", args=[detection.pk])).content.decode()
+    assert "0.9" not in detail.split("Verdict", 1)[1].split("Review", 1)[0].replace("90 %", "")

@@ -4,9 +4,8 @@ import pytest
 from django.urls import reverse
 
 from detector.models import Detection
-from tests.conftest import image_bytes
 from tests.ml.test_ensemble import write_val
-from tests.web.conftest import upload_file
+from tests.web.conftest import portrait_file
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +42,7 @@ def ensemble(ensemble_bundle, settings):
 
 
 def test_the_result_page_shows_each_models_score_beside_the_combined_one(alice, ensemble):
-    alice.post(reverse("detector:upload"), {"image": upload_file(data=image_bytes(color=(240, 20, 60)))})
+    alice.post(reverse("detector:upload"), {"image": portrait_file()})
     detection = Detection.objects.get()
     assert detection.model_version == "e-1"
     assert [s["model"] for s in detection.faces[0]["scores"]] == ["sees-red", "sees-green"]
@@ -55,7 +54,7 @@ def test_the_result_page_shows_each_models_score_beside_the_combined_one(alice, 
 
 
 def test_the_api_gives_each_models_score_per_face(api, ensemble):
-    response = api.post(reverse("api:detections"), {"image": upload_file(data=image_bytes(color=(240, 20, 60)))})
+    response = api.post(reverse("api:detections"), {"image": portrait_file()})
     pk = response.json()["results"][0]["detection"]["id"]
     face = api.get(reverse("api:detection", args=[pk])).json()["faces"][0]
     assert [m["model"] for m in face["models"]] == ["sees-red", "sees-green"]

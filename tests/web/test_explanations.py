@@ -9,14 +9,14 @@ from django.urls import reverse
 from PIL import Image
 
 from detector.models import Detection
-from tests.web.conftest import upload_file
+from tests.web.conftest import portrait_file
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def detection(alice, tiny_detector):
-    alice.post(reverse("detector:upload"), {"image": upload_file()})
+    alice.post(reverse("detector:upload"), {"image": portrait_file()})
     return Detection.objects.get()
 
 

@@ -27,10 +27,10 @@ def test_the_upload_page_renders_an_accessible_form(client):
 def test_the_result_page_shows_the_verdict_and_its_limits(alice, stub_detector):
     detection = upload(alice)
     page = alice.get(reverse("detector:result", args=[detection.pk])).content.decode()
-    assert "Deepfake" in page and "90 %" in page
-    assert "Threshold" in page and "stub-1" in page
+    assert 'class="verdict verdict-deepfake"' in page and "Fake probability <strong>90 %</strong>" in page
+    assert "How this is decided" in page and "at or above 50.0 %" in page and "stub-1" in page
     assert "where it is weak" in page
-    assert 'class="facebox suspicious"' in page
+    assert 'class="facebox face-deepfake"' in page and "Face 1 · 90 % fake" in page
     assert reverse("detector:preview", args=[detection.pk]) in page
 
 
@@ -187,7 +187,7 @@ def test_the_about_page_shows_the_shipped_models_test_metrics(client):
 
     metrics = json.loads((SHIPPED_BUNDLE / "metrics-test.json").read_text())
     page = client.get(reverse("detector:about_model")).content.decode()
-    assert "held-out test images" in page and "dfdc" in page
+    assert "held-out test images" in page and "DFDC video frames" in page and ">dfdc<" not in page
     assert percent(metrics["overall"]["false_accusation_rate"]) in page  # shown with its decimal
     assert f"differ by {percent(metrics['calibration']['ece'])} on average" in page
     missed = percent(metrics["verdicts"]["by_source"]["dfdc"]["fakes"]["Real"])

@@ -31,6 +31,15 @@
     }
   }
 
+  // A file that claims to be an image but is not one shows a sentence, never a broken picture.
+  preview.addEventListener("error", function () {
+    if (!preview.getAttribute("src")) return;
+    preview.hidden = true;
+    preview.removeAttribute("src");
+    errors.textContent = "This file is not an image, or it is damaged: choose a JPEG, PNG or WebP photo.";
+    input.setAttribute("aria-invalid", "true");
+  });
+
   input.addEventListener("change", function () { show(input.files[0]); });
   window.detectorUploads.dropzone(zone, function (files) {
     if (files.length > 1) { errors.textContent = "Upload one image at a time; to check several, use Check many."; return; }

@@ -1,0 +1,159 @@
+"""What a verdict says and claims: No face where no face was judged, one look per verdict, words that follow
+the calibrated probability and the thresholds, and a reviewer's finding shown to the owner."""
+
+from http import HTTPStatus
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from detector.models import Detection, percent_text
+from tests.web.conftest import upload_file
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(client):
+    client.post(reverse("detector:upload"), {"image": upload_file()})
+    return Detection.objects.order_by("-created_at").first()
+
+
+def text_of(response) -> str:
+    return " ".join(response.content.decode().split())
+
+
+def test_no_face_means_no_verdict_on_every_page_and_in_the_api(alice, stub_detector, api):
+    stub_detector.face_found = False
+    detection = upload(alice)
+    assert detection.label == "No face" and detection.fake_probability is None and detection.confidence is None
+    assert detection.centre_score == pytest.approx(0.9)  # kept for reviewers
+    page = text_of(alice.get(detection.get_absolute_url()))
+    assert (
+        'class="verdict verdict-no-face"' in page and "No face was found in this image, so nothing was judged" in page
+    )
+    assert 'id="faces-heading"' not in page and "toggle-heatmap" not in page and "Fake probability" not in page
+    assert "90 %" not in page  # the centre square's score is no verdict
+    history = text_of(alice.get(reverse("detector:history"), {"label": "No face"}))
+    assert 'class="badge badge-no-face">No face' in history and "% fake" not in history
+    assert "No face" in text_of(alice.get(reverse("detector:overview")))
+
+
+def test_the_api_gives_no_probability_and_no_faces_for_an_image_without_one(api, stub_detector):
+    stub_detector.face_found = False
+    response = api.post(reverse("api:detections"), {"image": upload_file()})
+    body = response.json()["results"][0]["detection"]
+    assert body["label"] == "No face" and body["face_found"] is False
+    assert body["fake_probability"] is None and body["confidence"] is None and body["faces"] == []
+    listed = api.get(reverse("api:detections"), {"label": "No face"}).json()["results"]
+    assert [d["id"] for d in listed] == [body["id"]]
+
+
+def test_existing_detections_without_a_face_are_relabelled_by_the_migration(stub_detector, alice):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    detection = upload(alice)
+    old = {"label": "Deepfake", "face_found": False, "fake_probability": 0.96, "confidence": 0.96}
+    Detection.objects.filter(pk=detection.pk).update(faces=[{"box": None, "fake_probability": 0.96}], **old)
+    face = upload(alice)
+    migration = import_module("detector.migrations.0004_no_face_label")
+    migration.relabel_detections_without_a_face(apps, None)
+    detection.refresh_from_db()
+    assert (detection.label, detection.fake_probability, detection.confidence) == ("No face", None, None)
+    assert detection.faces == [{"box": None, "fake_probability": 0.96, "label": "No face"}]
+    assert Detection.objects.get(pk=face.pk).label == "Deepfake"  # one with a face keeps its verdict
+    migration.give_the_centre_square_its_old_verdict(apps, None)
+    detection.refresh_from_db()
+    assert (detection.label, detection.fake_probability) == ("Deepfake", 0.96)
+
+
+@pytest.mark.parametrize(
+    "p, label, style",
+    [(0.9, "Deepfake", "deepfake"), (0.45, "Uncertain", "uncertain"), (0.02, "Real", "real")],
+)
+def test_each_verdict_has_its_own_look_on_every_page(alice, stub_detector, p, label, style):
+    stub_detector.fake_probability = p
+    detection = upload(alice)
+    assert detection.label == label
+    page = text_of(alice.get(detection.get_absolute_url()))
+    assert f'class="verdict verdict-{style}"' in page and f'class="scale scale-{style}"' in page
+    assert f'class="facebox face-{style}"' in page and f'class="face-card face-{style}"' in page
+    assert f'class="badge badge-{style}">{label}' in text_of(alice.get(reverse("detector:history")))
+    assert "Confidence in this verdict" not in page
+
+
+def test_uncertain_shows_its_probability_and_band_not_a_confidence(alice, stub_detector):
+    stub_detector.fake_probability = 0.45  # the stub's thresholds: Real below 0.401, Deepfake from 0.5
+    detection = upload(alice)
+    page = text_of(alice.get(detection.get_absolute_url()))
+    assert "The model cannot tell" in page and "in the undecided band" in page
+    assert "Fake probability <strong>45 %</strong>: in the undecided band, between 40 % and 50 %" in page
+    assert "Calibrated probability that" not in page  # Uncertain claims neither side
+
+
+def test_no_probability_is_shown_as_certain():
+    assert [percent_text(p) for p in (0.0, 0.004, 0.5, 0.996, 1.0)] == ["< 1 %", "< 1 %", "50 %", "> 99 %", "> 99 %"]
+
+
+def test_the_words_say_where_the_score_stands_among_validation_images(shipped_detector):
+    from detector.services.verdicts import explain, out_of_100
+
+    facts = {"meta": shipped_detector.meta}
+    thresholds = shipped_detector.meta.thresholds
+    fake = Detection(status="done", label="Deepfake", fake_probability=thresholds.deepfake_from, model_version="x")
+    fake.model_version = shipped_detector.version
+    # At the Deepfake threshold, at most 3 % of validation reals score as high: at least 97 of 100 score lower.
+    standing = explain(fake, facts).standing
+    n = int(standing.split("higher than ")[1].split(" of 100")[0])
+    assert 97 <= n <= 99
+    real = Detection(status="done", label="Real", fake_probability=thresholds.real_below * 0.999)
+    real.model_version = shipped_detector.version
+    n = int(explain(real, facts).standing.split("lower than ")[1].split(" of 100")[0])
+    assert 89 <= n <= 90  # the lower threshold lets at most 10 % of validation fakes below it
+    assert out_of_100(1.0) == 99 and out_of_100(0.974) == 97
+
+
+def test_the_owner_sees_the_reviewers_finding_but_not_who_reviewed(alice, stub_detector, api, admin_user):
+    detection = upload(alice)
+    Detection.objects.filter(pk=detection.pk).update(
+        review_verdict="real",
+        review_note="The original is on the agency's wire.",
+        reviewed_by=admin_user,
+        reviewed_at=timezone.now(),
+    )
+    page = text_of(alice.get(detection.get_absolute_url()))
+    assert "Reviewed: real" in page and "The original is on the agency&#x27;s wire." in page
+    assert admin_user.get_username() not in page
+    assert "Reviewed: real" in text_of(alice.get(reverse("detector:history")))
+
+
+def test_the_api_gives_the_review_outcome(api, stub_detector, user, admin_user):
+    response = api.post(reverse("api:detections"), {"image": upload_file()})
+    pk = response.json()["results"][0]["detection"]["id"]
+    assert api.get(reverse("api:detection", args=[pk])).json()["review"] is None
+    Detection.objects.filter(pk=pk).update(review_verdict="fake", review_note="", reviewed_by=admin_user)
+    review = api.get(reverse("api:detection", args=[pk])).json()["review"]
+    assert review["verdict"] == "fake" and review["note"] == "" and set(review) == {"verdict", "note", "reviewed_at"}
+
+
+def test_a_missing_detection_gets_the_sites_own_404_page(alice):
+    response = alice.get(reverse("detector:result", args=["6f1c4a43-5b7e-4a8e-9a0e-2d8f7b1c0a11"]))
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    page = text_of(response)
+    assert "Not found" in page and 'class="site-header"' in page
+
+
+def test_the_favicon_is_the_sites_own(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == HTTPStatus.MOVED_PERMANENTLY and response["Location"].endswith(".svg")
+
+
+def test_a_damaged_upload_is_refused_in_plain_words(client, stub_detector):
+    from tests.conftest import image_bytes
+
+    response = client.post(reverse("detector:upload"), {"image": upload_file(data=image_bytes()[:900])})
+    page = text_of(response)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "The image is truncated or damaged: part of the file is missing or corrupt." in page
+    assert "bytes not processed" not in page and "cannot" not in page.split("truncated or damaged")[1][:120]
