@@ -6,7 +6,12 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 
 .PHONY: install run test test-sqlite test-postgres check lint screenshots soak bench faults
 
-install: $(STAMP) .env
+install: $(STAMP) .env node_modules/.installed
+
+# axe-core for the accessibility checks of the browser tests (nothing of it is served); they skip without it.
+node_modules/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "== no npm: the accessibility checks of the browser tests will skip"; fi
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)

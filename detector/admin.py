@@ -29,6 +29,10 @@ UPLOAD_FIELDS = (
 CSV_FIELDS = ("id", "created_at", "original_name", "sha256", *VERDICT_FIELDS, "owner", *REVIEW_FIELDS)
 
 
+# The list of detections needs the width: the model index is one click away under Home, not a sidebar.
+admin.site.enable_nav_sidebar = False
+
+
 @admin.register(Detection)
 class DetectionAdmin(admin.ModelAdmin):
     # Narrow enough for 1280 px beside the filters; model version and status are filters, not columns.

@@ -66,8 +66,8 @@ def explain(detection: Detection, facts: dict | None) -> Explanation | None:
             else f"below {percent_text(deepfake_from)}"
         )
         return Explanation(
-            f"The model cannot tell. This image scored {percent_text(p)} fake, inside the band it leaves undecided "
-            f"({band}): too suspicious to call real, not suspicious enough to call a deepfake.",
+            "The model cannot tell: its score is too high to call the image real and too low to call it a "
+            "deepfake. A person should look at it.",
             band=band,
         )
     if detection.label == Label.DEEPFAKE:

@@ -23,6 +23,10 @@
     if (window.ResizeObserver) new ResizeObserver(function () { placeLabels(svg); }).observe(svg);
   });
 
+  document.querySelectorAll(".face-heatmap-link img").forEach(function (img) {
+    img.addEventListener("error", function () { img.parentNode.classList.add("failed"); });
+  });
+
   document.querySelectorAll(".face-card").forEach(function (card) {
     var crop = card.querySelector(".face-crop");
     var heat = card.querySelector(".face-heatmap-link");
