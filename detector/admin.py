@@ -49,6 +49,7 @@ class DetectionAdmin(admin.ModelAdmin):
         "fake_percent_display",
         "confidence_display",
         "threshold_display",
+        "real_below_display",
         "centre_score_display",
         "model_version",
         "face_found",
@@ -126,6 +127,10 @@ class DetectionAdmin(admin.ModelAdmin):
     @admin.display(description="Deepfake from")
     def threshold_display(self, obj):
         return "—" if obj.threshold is None else f"{obj.threshold * 100:.1f} %"
+
+    @admin.display(description="Real below")
+    def real_below_display(self, obj):
+        return "—" if obj.real_below is None else f"{obj.real_below * 100:.1f} %"
 
     @admin.display(description="centre square's score (no face: not a verdict)")
     def centre_score_display(self, obj):
