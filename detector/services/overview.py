@@ -28,21 +28,20 @@ def label_counts(queryset) -> dict[str, int]:
 
 
 def _figure():
-    import matplotlib
+    """A figure of its own, without pyplot: pyplot's global state is not safe in the threads of a web server, where
+    the overview's charts are drawn concurrently (matplotlib's "Embedding in a web application server")."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig = Figure(figsize=(7, 3.2))
+    ax = fig.subplots()
     ax.spines[["top", "right"]].set_visible(False)
-    return plt, fig, ax
+    return fig, ax
 
 
-def _svg(plt, fig) -> bytes:
+def _svg(fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -50,7 +49,7 @@ def labels_over_time_svg(queryset) -> bytes:
     """Stacked daily counts of each verdict."""
     rows = queryset.annotate(day=TruncDate("created_at")).values("day", "label").annotate(n=Count("pk"))
     days = sorted({r["day"] for r in rows})
-    plt, fig, ax = _figure()
+    fig, ax = _figure()
     bottom = [0] * len(days)
     for label, colour in LABEL_COLOURS.items():
         heights = [sum(r["n"] for r in rows if r["day"] == d and r["label"] == label) for d in days]
@@ -73,7 +72,7 @@ def labels_over_time_svg(queryset) -> bytes:
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
     else:
         ax.text(0.5, 0.5, "no checks yet", ha="center", va="center", transform=ax.transAxes)
-    return _svg(plt, fig)
+    return _svg(fig)
 
 
 def score_distribution_svg(queryset) -> bytes:
@@ -84,11 +83,11 @@ def score_distribution_svg(queryset) -> bytes:
         .values_list("fake_probability", flat=True)
     )
     thresholds = sorted(set(queryset.exclude(threshold=None).values_list("threshold", flat=True)))
-    plt, fig, ax = _figure()
+    fig, ax = _figure()
     ax.hist(probs, bins=20, range=(0, 1), color="#0b5cad")
     for t in thresholds:
         ax.axvline(t, color="#a40e26", linestyle="--", linewidth=1)
     ax.set_xlabel("fake probability (dashed: Deepfake threshold)")
     ax.set_ylabel("images")
     ax.set_title("Distribution of fake probabilities")
-    return _svg(plt, fig)
+    return _svg(fig)

@@ -157,3 +157,18 @@ def test_a_damaged_upload_is_refused_in_plain_words(client, stub_detector):
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert "The image is truncated or damaged: part of the file is missing or corrupt." in page
     assert "bytes not processed" not in page and "cannot" not in page.split("truncated or damaged")[1][:120]
+
+
+def test_with_several_faces_each_is_boxed_and_scored_and_the_deciding_one_named(alice, stub_detector):
+    detection = upload(alice)
+    faces = [
+        {"box": [10, 10, 60, 60], "fake_probability": 0.12, "label": "Real"},
+        {"box": [150, 20, 70, 70], "fake_probability": 0.9, "label": "Deepfake"},
+    ]
+    Detection.objects.filter(pk=detection.pk).update(faces=faces)
+    page = text_of(alice.get(detection.get_absolute_url()))
+    assert page.count('class="facebox face-') == 2
+    assert "Face 1 · 12 % fake" in page and "Face 2 · 90 % fake" in page
+    assert "the most suspicious one decides the verdict" in page
+    cards = page.split('class="face-card ')[1:]
+    assert [("This face decided the verdict." in card) for card in cards] == [False, True]
