@@ -47,7 +47,9 @@ def calibration_formula(cal) -> str:
     )
 
 
-VERDICT_COLUMNS = [(cls, label) for cls in ("reals", "fakes") for label in ("Real", "Uncertain", "Deepfake")]
+VERDICT_COLUMNS = [
+    (cls, label) for cls in ("reals", "fakes") for label in ("Real", "Uncertain", "Deepfake", "No face")
+]
 
 
 def verdict_lines(verdicts: dict) -> list[str]:
@@ -57,14 +59,15 @@ def verdict_lines(verdicts: dict) -> list[str]:
         "## Verdicts on the test split: what users were told",
         "",
         "The share of each source's real and fake images given each verdict. A fake called Real is a false "
-        "reassurance; a real called Deepfake a false accusation.",
+        "reassurance; a real called Deepfake a false accusation. No face: none was found, so nothing was judged "
+        "(— where the evaluation was made before that verdict existed).",
         "",
         "| source | " + " | ".join(f"{cls}: {label}" for cls, label in VERDICT_COLUMNS) + " |",
         "|---" * (len(VERDICT_COLUMNS) + 1) + "|",
     ]
     rows = [("**overall**", verdicts["overall"])] + sorted(verdicts["by_source"].items())
     for name, v in rows:
-        cells = [pct(v[cls][label]) for cls, label in VERDICT_COLUMNS]
+        cells = [pct(v[cls].get(label)) for cls, label in VERDICT_COLUMNS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines + [""]
 
