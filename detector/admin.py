@@ -54,6 +54,9 @@ class DetectionAdmin(admin.ModelAdmin):
         "model_version",
         "face_found",
         "faces_display",
+        "model_label",
+        "verdict_reason",
+        "provenance_display",
         "processing_ms",
         "error_message",
     )
@@ -135,6 +138,13 @@ class DetectionAdmin(admin.ModelAdmin):
     @admin.display(description="centre square's score (no face: not a verdict)")
     def centre_score_display(self, obj):
         return percent_text(obj.centre_score)
+
+    @admin.display(description="provenance")
+    def provenance_display(self, obj):
+        rows = [
+            (f["strength_text"] + (", signed" if f.get("signed") else ""), f["text"]) for f in obj.provenance_findings
+        ]
+        return format_html_join("", "<div><strong>{}</strong>: {}</div>", rows) if rows else "—"
 
     @admin.display(description="faces")
     def faces_display(self, obj):

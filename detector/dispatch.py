@@ -43,7 +43,7 @@ def submit(checked: CheckedImage, original_name: str, request) -> Detection:
     count_upload(request)
     if runs_here():
         try:
-            return analysis.run(detection, checked.decoded) or detection
+            return analysis.run(detection, checked.decoded, data=checked.data) or detection
         except DatabaseError:
             log.exception("detection %s is stored but could not be analysed now; it stays pending", detection.pk)
             return detection

@@ -71,6 +71,9 @@ VERDICT_FIELDS = (
     "model_version",
     "face_found",
     "faces",
+    "provenance",
+    "model_label",
+    "verdict_reason",
     "processing_ms",
     "error_message",
 )
@@ -143,6 +146,12 @@ class Detection(models.Model):
     real_below = models.FloatField(null=True, blank=True, help_text="Real below this fake probability.")
     model_version = models.CharField(max_length=40, blank=True, db_index=True)
     faces = models.JSONField(default=list, blank=True)
+    # What the file says of its origin (detector.provenance), and how the rule weighed it against the model.
+    provenance = models.JSONField(default=list, blank=True)
+    model_label = models.CharField(
+        max_length=12, blank=True, help_text="The model's own verdict, where provenance changed the label."
+    )
+    verdict_reason = models.TextField(blank=True, help_text="Why the verdict differs from the model's, or a warning.")
     face_found = models.BooleanField(null=True)
     processing_ms = models.PositiveIntegerField(null=True, blank=True)
     error_message = models.TextField(blank=True)
@@ -194,7 +203,18 @@ class Detection(models.Model):
     @property
     def is_judged(self) -> bool:
         """Whether the model gave a verdict on a face (Real, Deepfake or Uncertain)."""
-        return self.status == Status.DONE and self.label in (Label.REAL, Label.DEEPFAKE, Label.UNCERTAIN)
+        return (
+            self.status == Status.DONE
+            and self.label in (Label.REAL, Label.DEEPFAKE, Label.UNCERTAIN)
+            and self.fake_probability is not None
+        )
+
+    @property
+    def provenance_findings(self) -> list[dict]:
+        """The file's provenance findings with their strength in words, strongest first, for the pages."""
+        from .provenance import STRENGTH_WORDS
+
+        return [{**f, "strength_text": STRENGTH_WORDS.get(f.get("strength"), "")} for f in self.provenance or []]
 
     @property
     def centre_score(self) -> float | None:

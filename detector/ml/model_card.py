@@ -47,9 +47,7 @@ def calibration_formula(cal) -> str:
     )
 
 
-VERDICT_COLUMNS = [
-    (cls, label) for cls in ("reals", "fakes") for label in ("Real", "Uncertain", "Deepfake", "No face")
-]
+VERDICT_COLUMNS = [(cls, label) for cls in ("reals", "fakes") for label in ("Real", "Uncertain", "Deepfake", "No face")]
 
 
 def verdict_lines(verdicts: dict) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from .. import provenance
 from ..ml.preprocessing import DecodedImage
 from ..models import Detection, Label, Status
 from ..uploads import decode_stored
@@ -14,26 +15,27 @@ from .inference import get_detector
 log = logging.getLogger(__name__)
 
 
-def run(detection, decoded: DecodedImage | None = None, new_attempt: bool = True) -> Detection | None:
+def run(
+    detection, decoded: DecodedImage | None = None, new_attempt: bool = True, data: bytes | None = None
+) -> Detection | None:
     """Claim the detection (a row, or its id) and analyse it; None where there was nothing to do (gone,
     finished, given up).
 
-    ``decoded``: the pixels the upload's checks decoded, where the analysis runs in the same request;
-    otherwise the stored original is read and decoded once.
+    ``decoded`` and ``data``: the pixels the upload's checks decoded and the bytes they checked, where the
+    analysis runs in the same request; otherwise the stored original is read (and decoded) once.
     """
     claimed = claim(detection, new_attempt)
-    return None if claimed is None else analyse(claimed, decoded)
+    return None if claimed is None else analyse(claimed, decoded, data)
 
 
-def analyse(detection: Detection, decoded: DecodedImage | None = None) -> Detection:
+def analyse(detection: Detection, decoded: DecodedImage | None = None, data: bytes | None = None) -> Detection:
     """Run the detector on a claimed detection and record the verdict, or the failure and its reason.
 
     A missing model (DetectorUnavailable) or unreadable storage (OSError) is
     raised, not recorded: for a worker they are transient, and the job is retried.
     """
     detector = get_detector()
-    data = None
-    if decoded is None:
+    if data is None:
         with detection.image.open("rb") as f:
             data = f.read()
     started = time.perf_counter()
@@ -63,6 +65,14 @@ def analyse(detection: Detection, decoded: DecodedImage | None = None) -> Detect
             }
             for f in verdict.faces
         ]
+        # What the file says of its origin, from the original bytes, weighed by the one rule.
+        found = provenance.read(data, detection.content_type)
+        ruling = provenance.rule(verdict.label, found)
+        detection.provenance = [f.as_dict() for f in found]
+        detection.model_label = verdict.label if ruling.label != verdict.label else ""
+        detection.label, detection.verdict_reason = ruling.label, ruling.reason
+        if ruling.label != verdict.label:
+            detection.confidence = None  # the calibrated confidence was the model's, in its own label
         detection.error_message = ""
     detection.processing_ms = round((time.perf_counter() - started) * 1000)
     detection.save()

@@ -129,7 +129,7 @@ def test_a_transient_error_asks_for_a_retry_with_backoff_then_succeeds(
     detection_id = upload(client, django_capture_on_commit_callbacks).json()["id"]
     real_analyse, asked = tasks.analysis.analyse, []
 
-    def locked(detection, decoded=None):
+    def locked(detection, decoded=None, data=None):
         raise OperationalError("database is locked")
 
     def retry(exc, countdown):
@@ -153,7 +153,7 @@ def test_a_storage_outage_that_outlasts_the_retries_ends_failed(
 ):
     detection_id = upload(client, django_capture_on_commit_callbacks).json()["id"]
 
-    def unreadable(detection, decoded=None):
+    def unreadable(detection, decoded=None, data=None):
         raise OSError("shared storage is not mounted")
 
     monkeypatch.setattr(tasks.analysis, "analyse", unreadable)
