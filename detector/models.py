@@ -130,6 +130,9 @@ class Detection(models.Model):
     thumbnail = models.FileField(upload_to="thumbnails/", max_length=200, blank=True)
     original_name = models.CharField(max_length=120, blank=True, help_text="The client's file name, for display only.")
     sha256 = models.CharField(max_length=64, db_index=True)
+    phash = models.CharField(
+        "perceptual hash", max_length=16, blank=True, db_index=True, help_text="64-bit pHash (imagehash), in hex."
+    )
     image_format = models.CharField("format", max_length=10)
     content_type = models.CharField(max_length=40)
     size_bytes = models.PositiveBigIntegerField()

@@ -18,7 +18,7 @@ from .forms import BatchUploadForm, HistoryFilterForm, UploadForm, refused_form
 from .middleware import DATABASE_DOWN, unavailable
 from .models import Detection
 from .refusals import DETECTOR_DOWN, STORAGE_FAILED, Refusal
-from .services import limits, overview, verdicts
+from .services import limits, overview, sightings, verdicts
 from .services.detections import delete_detection
 from .services.inference import DetectorUnavailable, bundle_facts, get_detector
 from .services.privacy import export_zip
@@ -172,6 +172,7 @@ class DetectionDetailView(OwnedDetectionMixin, DetailView):
         context["explanation"] = verdicts.explain(detection, facts)
         context["thresholds"] = verdicts.thresholds_of(detection, facts)
         context["faces"] = detection.face_boxes()
+        context["sightings"] = sightings.earlier(detection)
         return context
 
 

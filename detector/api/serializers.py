@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import VERDICT_FIELDS, Detection, Label, Status
+from ..services import sightings
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -60,6 +61,13 @@ class ReviewSerializer(serializers.Serializer):
     reviewed_at = serializers.DateTimeField(allow_null=True)
 
 
+class SightingsSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Earlier checks of the same or a near-identical image, by anyone.")
+    first = serializers.DateTimeField(allow_null=True, help_text="When the first of them was made.")
+    verdicts = serializers.DictField(child=serializers.IntegerField(), help_text="How many got each verdict.")
+    reviews = serializers.DictField(child=serializers.IntegerField(), help_text="How many reviewers marked each way.")
+
+
 class ImageInfoSerializer(serializers.Serializer):
     format = serializers.CharField(source="image_format", help_text="JPEG, PNG or WEBP, detected from the bytes.")
     content_type = serializers.CharField()
@@ -85,11 +93,25 @@ class DetectionSerializer(serializers.ModelSerializer):
     review = serializers.SerializerMethodField(
         help_text="Once a reviewer has checked the upload: what they found, beside the model's verdict; null before."
     )
+    earlier_sightings = serializers.SerializerMethodField(
+        help_text="Whether this image (or a near-identical one) was checked here before: counts only, nothing of "
+        "whose checks they were. In the answer for one detection (GET /detections/{id}/); null in lists."
+    )
     image = ImageInfoSerializer(source="*")
 
     class Meta:
         model = Detection
-        fields = ["id", "url", "page", "file_name", "created_at", *VERDICT_FIELDS, "review", "image"]
+        fields = [
+            "id",
+            "url",
+            "page",
+            "file_name",
+            "created_at",
+            *VERDICT_FIELDS,
+            "review",
+            "earlier_sightings",
+            "image",
+        ]
         read_only_fields = fields
         extra_kwargs = {
             "status": {"help_text": "pending (queued), analysing, then done, or failed (see error_message)."},
@@ -112,6 +134,12 @@ class DetectionSerializer(serializers.ModelSerializer):
     @extend_schema_field(OpenApiTypes.URI)
     def get_page(self, detection):
         return absolute(self.context["request"], "detector:result", detection.pk)
+
+    @extend_schema_field(SightingsSerializer(allow_null=True))
+    def get_earlier_sightings(self, detection):
+        if not self.context.get("with_sightings"):
+            return None
+        return SightingsSerializer(vars(sightings.earlier(detection))).data
 
     @extend_schema_field(ReviewSerializer(allow_null=True))
     def get_review(self, detection):

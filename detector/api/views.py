@@ -83,6 +83,9 @@ def upload_response(outcomes, context) -> Response:
 class DetectionView(OwnedDetectionMixin, generics.RetrieveDestroyAPIView):
     serializer_class = DetectionSerializer
 
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "with_sightings": True}  # one detection: worth the search
+
     def perform_destroy(self, detection):
         delete_detection(detection)
 

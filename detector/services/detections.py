@@ -31,11 +31,20 @@ def _owner_fields(request) -> dict:
     return {"anonymous_owner": token}
 
 
+def perceptual_hash(image) -> str:
+    """The image's 64-bit perceptual hash (DCT of a 32 px grey copy; imagehash), in hex: near-identical images,
+    re-encoded, rescaled or slightly recoloured, differ in few of its bits."""
+    import imagehash
+
+    return str(imagehash.phash(image))
+
+
 def store_upload(checked: CheckedImage, original_name: str, request) -> Detection:
     """Save the original bytes and re-encoded copies, then the pending row; undo the files if the row fails."""
     detection = Detection(
         original_name=display_name(original_name),
         sha256=checked.sha256,
+        phash=perceptual_hash(checked.decoded.working),
         image_format=checked.format,
         content_type=checked.content_type,
         size_bytes=len(checked.data),

@@ -263,3 +263,43 @@ def test_the_api_returns_each_finding_with_its_strength_and_the_rule(api, stub_d
     assert body["verdict_reason"].startswith("Not Real: the file declares AI generation, unsigned")
     [finding] = body["provenance"]
     assert finding["strength"] == "declares_ai" and finding["signed"] is False and finding["source"] == "png"
+
+
+def test_an_earlier_near_identical_check_by_someone_else_is_counted_without_anything_of_theirs(
+    alice, other_user, stub_detector
+):
+    from django.test import Client
+
+    from tests.conftest import image_bytes
+
+    bob = Client()
+    bob.force_login(other_user)
+    original = image_bytes("JPEG", size=(640, 480), quality=95)
+    bob.post(reverse("detector:upload"), {"image": upload_file("secret-name.jpg", original)})
+    theirs = Detection.objects.get()
+    Detection.objects.filter(pk=theirs.pk).update(review_verdict="fake", review_note="private reviewer note")
+    with Image.open(io.BytesIO(original)) as im:  # the same picture, rescaled and re-encoded
+        buf = io.BytesIO()
+        im.resize((480, 360)).save(buf, "JPEG", quality=70)
+    alice.post(reverse("detector:upload"), {"image": upload_file("mine.jpg", buf.getvalue())})
+    mine = Detection.objects.exclude(pk=theirs.pk).get()
+    assert mine.sha256 != theirs.sha256 and mine.phash and theirs.phash
+    page = " ".join(alice.get(mine.get_absolute_url()).content.decode().split())
+    assert (
+        "checked 1 time before" in page and "Verdicts: Deepfake 1." in page and "Reviewers: reviewed: fake 1." in page
+    )
+    assert "secret-name" not in page and "private reviewer note" not in page and str(theirs.pk) not in page
+    # the earlier one sees no later sighting, and an unrelated image none
+    assert "Seen before" not in alice.get(reverse("detector:upload")).content.decode()
+    other_page = bob.get(theirs.get_absolute_url()).content.decode()
+    assert "Seen before on this platform" not in other_page
+
+
+def test_the_api_counts_earlier_sightings_for_one_detection(api, stub_detector):
+    data = upload_file().read()
+    first = api.post(reverse("api:detections"), {"image": upload_file("a.jpg", data)}).json()
+    second = api.post(reverse("api:detections"), {"image": upload_file("b.jpg", data)}).json()
+    pk = second["results"][0]["detection"]["id"]
+    sightings = api.get(reverse("api:detection", args=[pk])).json()["earlier_sightings"]
+    assert sightings["count"] == 1 and sightings["verdicts"] == {"Deepfake": 1} and sightings["reviews"] == {}
+    assert first["results"][0]["detection"]["earlier_sightings"] is None  # lists and uploads: not searched
