@@ -199,6 +199,8 @@ DETECTOR_THREADS = env.int("DETECTOR_THREADS", default=None)
 # auto: the bundle's exported LiteRT form where it has one, else the Keras model; or force "litert" / "keras"
 DETECTOR_ENGINE = env("DETECTOR_ENGINE", default="auto")
 # Uploads per user (or per address for anonymous visitors), e.g. "30/h"; "" turns it off.
+# A read-only report link (the owner makes it on the result page) stops working after this many days.
+DETECTOR_SHARE_DAYS = env.int("DETECTOR_SHARE_DAYS", default=7)
 DETECTOR_RATE_LIMIT = env("DETECTOR_RATE_LIMIT", default="30/h")
 # Where the cache that keeps the counts is down: true lets uploads through uncounted (the limit is abuse
 # protection, not access control); false refuses them with a 503 until the cache answers.

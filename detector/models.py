@@ -157,6 +157,9 @@ class Detection(models.Model):
     verdict_reason = models.TextField(blank=True, help_text="Why the verdict differs from the model's, or a warning.")
     face_found = models.BooleanField(null=True)
     processing_ms = models.PositiveIntegerField(null=True, blank=True)
+    analysed_at = models.DateTimeField(null=True, blank=True, help_text="When the verdict shown was made.")
+    # A random key that the owner's read-only share link signs; emptied to revoke every link.
+    share_key = models.CharField(max_length=32, blank=True, editable=False)
     error_message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

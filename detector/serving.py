@@ -3,7 +3,7 @@
 Used by the site's views, the admin and the API alike.
 """
 
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 
 from .models import Detection
 from .services.explanations import ExplanationUnavailable, face_image
@@ -26,6 +26,21 @@ def serve_face_image(detection: Detection, number: int, kind: str) -> FileRespon
     response = FileResponse(detection.image.storage.open(name, "rb"), content_type="image/png")
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def report_response(detection: Detection, kind: str, facts: dict | None) -> HttpResponse:
+    """The detection's report, as a PDF or a JSON document, to download."""
+    from .services import reports
+
+    stem = f"deepfake-check-report-{detection.pk}"
+    if kind == "pdf":
+        response = HttpResponse(reports.pdf(detection, facts), content_type="application/pdf")
+    else:
+        response = JsonResponse(reports.document(detection, facts), json_dumps_params={"indent": 1})
+    response["Content-Disposition"] = f'attachment; filename="{stem}.{kind}"'
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
     return response
 
 

@@ -18,5 +18,17 @@ urlpatterns = [
     path("detections/<uuid:pk>/preview.jpg", views.DetectionFileView.as_view(variant="preview"), name="preview"),
     path("detections/<uuid:pk>/thumbnail.jpg", views.DetectionFileView.as_view(variant="thumbnail"), name="thumbnail"),
     path("detections/<uuid:pk>/delete/", views.DetectionDeleteView.as_view(), name="delete"),
+    path("detections/<uuid:pk>/report.<str:kind>", views.DetectionReportView.as_view(), name="report"),
+    path("detections/<uuid:pk>/share/", views.ShareView.as_view(), name="share"),
+    path("detections/<uuid:pk>/share/revoke/", views.ShareView.as_view(), {"revoke": True}, name="share_revoke"),
+    path("shared/<str:token>/", views.SharedReportView.as_view(), name="shared"),
+    path("shared/<str:token>/image.jpg", views.SharedReportFileView.as_view(), {"kind": "image"}, name="shared_image"),
+    path(
+        "shared/<str:token>/faces/<int:number>/heatmap.png",
+        views.SharedReportFileView.as_view(),
+        {"kind": "heatmap"},
+        name="shared_heatmap",
+    ),
+    path("shared/<str:token>/report.<str:kind>", views.SharedReportFileView.as_view(), name="shared_report"),
     path("detections/<uuid:pk>/faces/<int:number>/<str:kind>.png", views.FaceImageView.as_view(), name="face_image"),
 ]

@@ -1,4 +1,5 @@
 import logging
+import secrets
 import sys
 from http import HTTPStatus
 
@@ -18,11 +19,11 @@ from .forms import BatchUploadForm, HistoryFilterForm, UploadForm, refused_form
 from .middleware import DATABASE_DOWN, unavailable
 from .models import Detection
 from .refusals import DETECTOR_DOWN, STORAGE_FAILED, Refusal
-from .services import limits, overview, sightings, verdicts
+from .services import limits, overview, reports, sightings, verdicts
 from .services.detections import delete_detection
 from .services.inference import DetectorUnavailable, bundle_facts, get_detector
 from .services.privacy import export_zip
-from .serving import OwnedDetectionMixin, serve_detection_file, serve_face_image
+from .serving import OwnedDetectionMixin, report_response, serve_detection_file, serve_face_image
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,9 @@ class DetectionDetailView(OwnedDetectionMixin, DetailView):
         context["thresholds"] = verdicts.thresholds_of(detection, facts)
         context["faces"] = detection.face_boxes()
         context["sightings"] = sightings.earlier(detection)
+        context["share_days"] = settings.DETECTOR_SHARE_DAYS
+        if detection.share_key:
+            context["share_token"] = reports.share_token(detection)
         return context
 
 
@@ -224,6 +228,76 @@ class AboutModelView(TemplateView):
                 (name, m, told["by_source"].get(name)) for name, m in metrics["by_source"].items()
             ]
         return context
+
+
+class DetectionReportView(OwnedDetectionMixin, View):
+    """The owner's report of a detection: ``pdf`` or ``json``."""
+
+    def get(self, request, pk, kind):
+        detection = get_object_or_404(self.get_queryset(), pk=pk)
+        if kind not in ("pdf", "json"):
+            raise Http404("no such report")
+        return report_response(detection, kind, bundle_facts())
+
+
+class ShareView(OwnedDetectionMixin, View):
+    """POST: make (or keep) the read-only link of a detection's report; with ``revoke``, stop every link to it."""
+
+    def post(self, request, pk, revoke=False):
+        detection = get_object_or_404(self.get_queryset(), pk=pk)
+        if revoke:
+            detection.share_key = ""
+            messages.success(request, "The share link no longer works; nobody can open the report with it.")
+        else:
+            detection.share_key = detection.share_key or secrets.token_hex(16)
+            messages.success(
+                request, f"Anyone with the link can read this report for {settings.DETECTOR_SHARE_DAYS} days."
+            )
+        detection.save(update_fields=["share_key"])
+        return redirect(detection.get_absolute_url() + "#share")
+
+
+class SharedReportMixin:
+    """A report opened by its signed share link, without login; nothing else of the owner's is reachable."""
+
+    def shared(self, token):
+        detection = reports.shared_detection(token)
+        if detection is None:
+            raise Http404("this link has expired or was revoked")
+        return detection
+
+
+class SharedReportView(SharedReportMixin, TemplateView):
+    template_name = "detector/shared_report.html"
+
+    def get_context_data(self, token, **kwargs):
+        context = super().get_context_data(**kwargs)
+        detection = self.shared(token)
+        facts = bundle_facts()
+        context.update(
+            detection=detection,
+            token=token,
+            report=reports.document(detection, facts),
+            explanation=verdicts.explain(detection, facts),
+            faces=detection.face_boxes(),
+        )
+        return context
+
+
+class SharedReportFileView(SharedReportMixin, View):
+    """The shared report's pictures and downloads: ``image`` (boxed preview), a face's heatmap, ``pdf``, ``json``."""
+
+    def get(self, request, token, kind, number=None):
+        detection = self.shared(token)
+        if kind in ("pdf", "json"):
+            return report_response(detection, kind, bundle_facts())
+        if kind == "heatmap":
+            return serve_face_image(detection, number, "heatmap")
+        if kind == "image":
+            response = HttpResponse(reports.boxed_preview(detection), content_type="image/jpeg")
+            response["X-Content-Type-Options"] = "nosniff"
+            return response
+        raise Http404("no such file")
 
 
 class DetectionFileView(OwnedDetectionMixin, View):

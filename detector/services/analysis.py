@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
+from django.utils import timezone
+
 from .. import provenance
 from ..ml.preprocessing import DecodedImage
 from ..models import Detection, Label, Status
@@ -75,6 +77,7 @@ def analyse(detection: Detection, decoded: DecodedImage | None = None, data: byt
             detection.confidence = None  # the calibrated confidence was the model's, in its own label
         detection.error_message = ""
     detection.processing_ms = round((time.perf_counter() - started) * 1000)
+    detection.analysed_at = timezone.now()
     detection.save()
     log.info("detection %s analysed: %s in %d ms", detection.pk, detection.label, detection.processing_ms)
     return detection

@@ -332,3 +332,23 @@ def test_the_admin_list_fits_1280_px_with_verdict_badges_and_percentages(
         shot(page, "admin-list-1280")
     finally:
         context.close()
+
+
+def test_a_shared_report_opens_without_login_and_fits_a_phone(browser, page, live_server, shipped, portrait, shot):
+    upload(page, live_server, portrait)
+    page.click("text=Make a read-only link")
+    link = page.locator(".share-link").input_value()
+    assert "/shared/" in link
+    shot(page, "report-share-made")
+    stranger = browser.new_context(viewport=PHONE)
+    other = stranger.new_page()
+    try:
+        other.goto(link)
+        assert other.locator(".verdict .label").inner_text().strip() == Detection.objects.get().label
+        assert "SHA-256" in other.content() and other.locator(".face-card").count() == 1
+        other.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+        scroll, inner = fits(other)
+        assert scroll <= inner
+        shot(other, "report-shared-phone", readme=True)
+    finally:
+        stranger.close()

@@ -1,0 +1,268 @@
+"""A report of one detection that people can file: a JSON document and a PDF, the same facts in both.
+
+It names the analysis it reports (model version and when it was made), the file (name, size, sha256,
+dimensions, upload time), the verdict with its calibrated probability and both thresholds, each face
+and each model's score, the provenance findings and the rule's reason, the review outcome and note,
+earlier sightings (counts only) and the model's limits. The PDF embeds the image with its face boxes
+and each face's heatmap, and a font with wide coverage (matplotlib's DejaVu Sans, from its package), so
+that names in any script print.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+from django.conf import settings
+from django.core import signing
+from django.utils import timezone
+
+from ..models import Detection, percent_text
+from . import sightings, verdicts
+from .explanations import ExplanationUnavailable, face_image
+from .inference import DetectorUnavailable
+
+log = logging.getLogger(__name__)
+
+LIMITS = (
+    "The verdict comes from a machine-learning model trained on research face datasets; it is weakest on "
+    "generators and manipulation methods it has not seen, and on small, heavily compressed or filtered images. "
+    "Treat it as a lead for a human check, not as proof: a Real verdict does not prove an image is authentic."
+)
+SHARE_SALT = "detector.report.share"
+
+
+def document(detection: Detection, facts: dict | None) -> dict:
+    """The report as a JSON-ready dict."""
+    seen = sightings.earlier(detection)
+    explanation = verdicts.explain(detection, facts)
+    real_below, deepfake_from = verdicts.thresholds_of(detection, facts)
+    review = detection.review_outcome
+    return {
+        "report": {"generated_at": timezone.now().isoformat(), "platform": "Deepfake check"},
+        "file": {
+            "name": detection.original_name,
+            "format": detection.image_format,
+            "size_bytes": detection.size_bytes,
+            "sha256": detection.sha256,
+            "width": detection.width,
+            "height": detection.height,
+            "uploaded_at": detection.created_at.isoformat(),
+        },
+        "analysis": {
+            "model_version": detection.model_version,
+            "analysed_at": detection.analysed_at.isoformat() if detection.analysed_at else None,
+            "status": detection.status,
+            "processing_ms": detection.processing_ms,
+            "thresholds": {"real_below": real_below, "deepfake_from": deepfake_from},
+        },
+        "verdict": {
+            "label": detection.label,
+            "fake_probability": detection.fake_probability,
+            "in_words": " ".join(x for x in (explanation.summary, explanation.standing) if x) if explanation else "",
+            "model_label": detection.model_label or detection.label,
+            "reason": detection.verdict_reason,
+            "error": detection.error_message,
+        },
+        "faces": [
+            {
+                "number": f["number"],
+                "box": {"x": f["x"], "y": f["y"], "width": f["w"], "height": f["h"]},
+                "label": f["label"],
+                "fake_probability": detection.faces[f["number"] - 1]["fake_probability"],
+                "decided": f["decided"] or len(detection.face_boxes()) == 1,
+                "models": detection.faces[f["number"] - 1].get("scores", []),
+            }
+            for f in detection.face_boxes()
+        ],
+        "provenance": detection.provenance or [],
+        "review": {
+            "verdict": review["verdict"],
+            "note": review["note"],
+            "reviewed_at": review["at"].isoformat() if review["at"] else None,
+        }
+        if review
+        else None,
+        "earlier_sightings": {
+            "count": seen.count,
+            "first": seen.first.isoformat() if seen.first else None,
+            "verdicts": seen.verdicts,
+            "reviews": seen.reviews,
+        },
+        "limits": LIMITS,
+    }
+
+
+def share_token(detection: Detection) -> str:
+    """A signed token for a read-only report page; it stops working after DETECTOR_SHARE_DAYS or once revoked."""
+    return signing.dumps({"id": str(detection.pk), "key": detection.share_key}, salt=SHARE_SALT, compress=True)
+
+
+def shared_detection(token: str) -> Detection | None:
+    """The detection a share token opens, or None where it is forged, expired or revoked."""
+    try:
+        data = signing.loads(token, salt=SHARE_SALT, max_age=settings.DETECTOR_SHARE_DAYS * 86400)
+    except signing.BadSignature:  # includes SignatureExpired
+        return None
+    if not data.get("key"):
+        return None
+    return Detection.objects.filter(pk=data.get("id"), share_key=data["key"]).first()
+
+
+def _font() -> tuple[str, str]:
+    """DejaVu Sans (regular, bold) from matplotlib's package data, registered once with ReportLab."""
+    import matplotlib
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if "DejaVuSans" not in pdfmetrics.getRegisteredFontNames():
+        fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+        pdfmetrics.registerFont(TTFont("DejaVuSans", fonts / "DejaVuSans.ttf"))
+        pdfmetrics.registerFont(TTFont("DejaVuSans-Bold", fonts / "DejaVuSans-Bold.ttf"))
+    return "DejaVuSans", "DejaVuSans-Bold"
+
+
+def boxed_preview(detection: Detection) -> bytes:
+    """The preview with each judged face's box and number drawn on it, as JPEG."""
+    from PIL import Image, ImageDraw
+
+    with detection.preview.open("rb") as f, Image.open(f) as im:
+        im = im.convert("RGB")
+        scale = im.width / detection.width
+        draw = ImageDraw.Draw(im)
+        colours = {"deepfake": (255, 45, 74), "real": (46, 204, 113), "uncertain": (255, 176, 0)}
+        for face in detection.face_boxes():
+            box = [
+                face["x"] * scale,
+                face["y"] * scale,
+                (face["x"] + face["w"]) * scale,
+                (face["y"] + face["h"]) * scale,
+            ]
+            draw.rectangle(box, outline=colours.get(face["style"], (200, 200, 200)), width=max(2, im.width // 200))
+            draw.text((box[0] + 3, box[1] + 3), str(face["number"]), fill=(255, 255, 255))
+        out = io.BytesIO()
+        im.save(out, "JPEG", quality=85)
+        return out.getvalue()
+
+
+def _heatmap(detection: Detection, number: int) -> bytes | None:
+    try:
+        name = face_image(detection, number, "heatmap")
+    except (ExplanationUnavailable, DetectorUnavailable):
+        return None
+    with detection.image.storage.open(name, "rb") as f:
+        return f.read()
+
+
+def pdf(detection: Detection, facts: dict | None) -> bytes:
+    """The report as a PDF (ReportLab): the facts of :func:`document`, the boxed image and the heatmaps."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Image as PdfImage
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    regular, bold = _font()
+    body = ParagraphStyle("body", fontName=regular, fontSize=9.5, leading=13)
+    small = ParagraphStyle("small", parent=body, fontSize=8, leading=11, textColor=colors.HexColor("#57606a"))
+    h1 = ParagraphStyle("h1", parent=body, fontName=bold, fontSize=16, leading=20, spaceAfter=4)
+    h2 = ParagraphStyle("h2", parent=body, fontName=bold, fontSize=11.5, leading=15, spaceBefore=8, spaceAfter=3)
+    doc = document(detection, facts)
+
+    def p(text, style=body):
+        from xml.sax.saxutils import escape
+
+        return Paragraph(escape(str(text)), style)
+
+    def table(rows):
+        t = Table([[p(k, small), p(v)] for k, v in rows], colWidths=[42 * mm, 128 * mm])
+        t.setStyle(
+            TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.lightgrey)])
+        )
+        return t
+
+    v, f, a = doc["verdict"], doc["file"], doc["analysis"]
+    story = [
+        p(f"Deepfake check report: {f['name'] or detection.pk}", h1),
+        p(f"Generated {doc['report']['generated_at'][:19].replace('T', ' ')} UTC", small),
+        p("Verdict", h2),
+        table(
+            [
+                ("Verdict", v["label"] or detection.get_status_display()),
+                ("Fake probability", percent_text(v["fake_probability"])),
+                ("In words", v["in_words"] or "—"),
+                *([("Why", v["reason"]), ("The model alone said", v["model_label"])] if v["reason"] else []),
+                (
+                    "Thresholds",
+                    f"Real below {percent_text(a['thresholds']['real_below'])}, Deepfake from "
+                    f"{percent_text(a['thresholds']['deepfake_from'])}",
+                ),
+                ("Model", f"{a['model_version']}, analysed {(a['analysed_at'] or '—')[:19].replace('T', ' ')}"),
+            ]
+        ),
+        p("File", h2),
+        table(
+            [
+                ("Name", f["name"]),
+                ("Format, size", f"{f['format']}, {f['width']}×{f['height']} px, {f['size_bytes']:,} bytes"),
+                ("SHA-256", f["sha256"]),
+                ("Uploaded", f["uploaded_at"][:19].replace("T", " ") + " UTC"),
+            ]
+        ),
+    ]
+    if detection.preview:
+        try:
+            preview = boxed_preview(detection)
+            width = 120 * mm
+            story += [
+                Spacer(1, 4),
+                PdfImage(io.BytesIO(preview), width=width, height=width * detection.height / detection.width),
+            ]
+        except OSError:
+            log.warning("report of %s: the preview cannot be read", detection.pk)
+    if doc["faces"]:
+        story.append(p("Faces", h2))
+        for face in doc["faces"]:
+            scores = "; ".join(
+                f"{m.get('title', m.get('model'))}: {percent_text(m['fake_probability'])}" for m in face["models"]
+            )
+            line = (
+                f"Face {face['number']}: {face['label']}, {percent_text(face['fake_probability'])} fake"
+                + (" (decided the verdict)" if face["decided"] else "")
+                + (f". Models: {scores}" if scores else "")
+            )
+            story.append(p(line))
+            heat = _heatmap(detection, face["number"])
+            if heat:
+                story.append(PdfImage(io.BytesIO(heat), width=35 * mm, height=35 * mm))
+    story.append(p("Provenance: what the file says about where it came from", h2))
+    story += [
+        p(f"{x['strength'].replace('_', ' ')}{', signed' if x.get('signed') else ''}: {x['text']}")
+        for x in doc["provenance"]
+    ] or [p("Not read for this check.")]
+    if doc["review"]:
+        story += [p("Review", h2), p(f"Reviewed: {doc['review']['verdict']}. {doc['review']['note']}")]
+    seen = doc["earlier_sightings"]
+    story += [
+        p("Earlier sightings on this platform", h2),
+        p(
+            f"The same or a near-identical image was checked {seen['count']} time(s) before"
+            + (f", first on {seen['first'][:10]}" if seen["first"] else "")
+            + "."
+        ),
+        p("Limits", h2),
+        p(LIMITS, small),
+    ]
+    out = io.BytesIO()
+    SimpleDocTemplate(
+        out,
+        pagesize=A4,
+        title=f"Deepfake check report {detection.pk}",
+        leftMargin=18 * mm,
+        rightMargin=18 * mm,
+        topMargin=16 * mm,
+        bottomMargin=16 * mm,
+    ).build(story)
+    return out.getvalue()
