@@ -10,7 +10,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from .models import REVIEW_FIELDS, VERDICT_FIELDS, Detection, ReviewVerdict, percent_text
-from .serving import serve_detection_file, serve_face_image
+from .services.inference import bundle_facts
+from .serving import report_response, serve_detection_file, serve_face_image
 
 UPLOAD_FIELDS = (
     "id",
@@ -57,6 +58,7 @@ class DetectionAdmin(admin.ModelAdmin):
         "model_label",
         "verdict_reason",
         "provenance_display",
+        "report_links",
         "processing_ms",
         "error_message",
     )
@@ -87,6 +89,11 @@ class DetectionAdmin(admin.ModelAdmin):
         return [
             path("<uuid:pk>/file/<str:variant>/", file_view, name="detector_detection_file"),
             path(
+                "<uuid:pk>/report.<str:kind>",
+                self.admin_site.admin_view(self.report_view),
+                name="detector_detection_report",
+            ),
+            path(
                 "<uuid:pk>/faces/<int:number>/<str:kind>.png",
                 self.admin_site.admin_view(self.face_view),
                 name="detector_detection_face",
@@ -97,6 +104,11 @@ class DetectionAdmin(admin.ModelAdmin):
         if variant not in ("image", "preview", "thumbnail") or not self.has_view_permission(request):
             return HttpResponse(status=404)
         return serve_detection_file(get_object_or_404(Detection, pk=pk), variant)
+
+    def report_view(self, request, pk, kind):
+        if kind not in ("pdf", "json") or not self.has_view_permission(request):
+            return HttpResponse(status=404)
+        return report_response(get_object_or_404(Detection, pk=pk), kind, bundle_facts())
 
     def face_view(self, request, pk, number, kind):
         if not self.has_view_permission(request):
@@ -138,6 +150,11 @@ class DetectionAdmin(admin.ModelAdmin):
     @admin.display(description="centre square's score (no face: not a verdict)")
     def centre_score_display(self, obj):
         return percent_text(obj.centre_score)
+
+    @admin.display(description="report")
+    def report_links(self, obj):
+        pdf, json = (reverse("admin:detector_detection_report", args=[obj.pk, k]) for k in ("pdf", "json"))
+        return format_html('<a href="{}">PDF</a> · <a href="{}">JSON</a>', pdf, json)
 
     @admin.display(description="provenance")
     def provenance_display(self, obj):

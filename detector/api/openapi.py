@@ -285,6 +285,27 @@ FACE_IMAGE = extend_schema(
     },
 )
 
+REPORT = extend_schema(
+    operation_id="get_report",
+    tags=["detections"],
+    summary="A detection's report, to file or attach",
+    description="`pdf`: the report as a PDF (the image with its face boxes, the heatmaps, every figure); `json`: the "
+    "same facts as a document. Both name the analysis they report (model version and time), the file (name, size, "
+    "sha256, dimensions), the verdict with its probability and thresholds, each face and each model's score, the "
+    "provenance findings, the review outcome and note, earlier sightings (counts only) and the model's limits.",
+    parameters=[OpenApiParameter("kind", OpenApiTypes.STR, OpenApiParameter.PATH, enum=["pdf", "json"])],
+    responses={
+        (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The report as a PDF."),
+        (200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description="The report as a document."),
+        401: UNAUTHORIZED,
+        404: _errors(
+            404,
+            "No such detection among yours, or no such kind of report.",
+            ("Not found", 404, _error("not_found", "no such report")),
+        ),
+    },
+)
+
 MODEL = extend_schema(
     operation_id="get_model",
     tags=["model"],

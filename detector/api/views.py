@@ -18,7 +18,7 @@ from ..dispatch import submit_each
 from ..services.detections import delete_detection
 from ..services.inference import bundle_facts, is_loaded
 from ..services.limits import keep_small_uploads_in_memory, refusal_before_reading
-from ..serving import OwnedDetectionMixin, serve_face_image
+from ..serving import OwnedDetectionMixin, report_response, serve_face_image
 from ..uploads import check_batch
 from . import openapi
 from .errors import ApiError
@@ -98,6 +98,19 @@ class FaceImageView(OwnedDetectionMixin, APIView):
 
     def perform_content_negotiation(self, request, force=False):
         # The PNG bypasses the renderers; an error is JSON whatever the client said it accepts.
+        return super().perform_content_negotiation(request, force=True)
+
+
+@extend_schema_view(get=openapi.REPORT)
+class ReportView(OwnedDetectionMixin, APIView):
+    def get(self, request, pk, kind):
+        detection = get_object_or_404(self.get_queryset(), pk=pk)
+        if kind not in ("pdf", "json"):
+            raise ApiError(HTTPStatus.NOT_FOUND, "not_found", "no such report: ask for pdf or json")
+        return report_response(detection, kind, bundle_facts())
+
+    def perform_content_negotiation(self, request, force=False):
+        # The report bypasses the renderers; an error is JSON whatever the client said it accepts.
         return super().perform_content_negotiation(request, force=True)
 
 

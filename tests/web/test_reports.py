@@ -106,3 +106,20 @@ def test_a_report_of_a_detection_without_a_face(alice, stub_detector):
     report = json.loads(alice.get(reverse("detector:report", args=[d.pk, "json"])).content)
     assert report["verdict"]["label"] == "No face" and report["faces"] == []
     assert alice.get(reverse("detector:report", args=[d.pk, "pdf"])).status_code == HTTPStatus.OK
+
+
+def test_the_api_and_the_admin_give_the_report_too(api, tiny_detector, staff):
+    from pypdf import PdfReader
+
+    response = api.post(reverse("api:detections"), {"image": portrait_file()})
+    pk = response.json()["results"][0]["detection"]["id"]
+    report = api.get(reverse("api:report", args=[pk, "json"])).json()
+    assert report["analysis"]["model_version"] == "tiny-1" and len(report["faces"]) == 1
+    pdf = api.get(reverse("api:report", args=[pk, "pdf"]))
+    assert pdf["Content-Type"] == "application/pdf" and PdfReader(io.BytesIO(pdf.content)).pages
+    assert api.get(reverse("api:report", args=[pk, "docx"])).json()["error"]["code"] == "not_found"
+    reviewer = Client()
+    reviewer.force_login(staff)
+    change = reviewer.get(reverse("admin:detector_detection_change", args=[pk])).content.decode()
+    assert reverse("admin:detector_detection_report", args=[pk, "pdf"]) in change
+    assert reviewer.get(reverse("admin:detector_detection_report", args=[pk, "pdf"])).status_code == HTTPStatus.OK
