@@ -28,7 +28,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart  # noqa: E402
 
-from detector import uploads  # noqa: E402
+from detector import provenance, uploads  # noqa: E402
 from detector.ml.predictor import Detector  # noqa: E402
 from detector.services import detections  # noqa: E402
 from detector.services.inference import load_service  # noqa: E402
@@ -38,6 +38,8 @@ PARTS = {  # what is timed inside each upload: (module or class, function name)
     "preview and thumbnail": (detections, "derived_jpegs"),
     "faces": (Detector, "prepare"),
     "classifier": (Detector, "face_probabilities"),
+    "provenance": (provenance, "read"),
+    "perceptual hash": (detections, "perceptual_hash"),
 }
 
 
