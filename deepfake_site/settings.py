@@ -199,6 +199,10 @@ DETECTOR_THREADS = env.int("DETECTOR_THREADS", default=None)
 # auto: the bundle's exported LiteRT form where it has one, else the Keras model; or force "litert" / "keras"
 DETECTOR_ENGINE = env("DETECTOR_ENGINE", default="auto")
 # Uploads per user (or per address for anonymous visitors), e.g. "30/h"; "" turns it off.
+# C2PA signers to mark as trusted: a PEM file of trust anchors (root certificates). None by default: every signer
+# is named, none judged trusted. A path given here that cannot be read stops the start.
+_TRUST_ANCHORS = env("DETECTOR_C2PA_TRUST_ANCHORS", default="")
+DETECTOR_C2PA_TRUST_ANCHORS = Path(_TRUST_ANCHORS).read_text() if _TRUST_ANCHORS else ""
 # A read-only report link (the owner makes it on the result page) stops working after this many days.
 DETECTOR_SHARE_DAYS = env.int("DETECTOR_SHARE_DAYS", default=7)
 DETECTOR_RATE_LIMIT = env("DETECTOR_RATE_LIMIT", default="30/h")

@@ -98,6 +98,7 @@ class Finding:
     text: str  # one sentence for people
     signed: bool = False  # a valid C2PA signature (intact, by the certificate it names) backs it
     signer: str = ""  # the C2PA signer's name, as its certificate gives it
+    trusted: bool = False  # the signer's certificate leads to an anchor of the operator's trust list
     details: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -109,12 +110,16 @@ def _cut(value) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
-def read(data: bytes, mime: str) -> list[Finding]:
-    """Every finding in the file, strongest first; one ``none`` finding where there is nothing."""
+def read(data: bytes, mime: str, trust_anchors: str = "") -> list[Finding]:
+    """Every finding in the file, strongest first; one ``none`` finding where there is nothing.
+
+    ``trust_anchors``: PEM certificates the operator trusts (``DETECTOR_C2PA_TRUST_ANCHORS``); a C2PA signer whose
+    chain leads to one is marked ``trusted``. None by default: every signer is named, none judged.
+    """
     findings: list[Finding] = []
     for reader in (_c2pa, _embedded):
         try:
-            findings += reader(data, mime)
+            findings += reader(data, mime, trust_anchors) if reader is _c2pa else reader(data, mime)
         except Exception:  # a reader's own failure on hostile bytes: reported as unreadable, never raised
             log.warning("provenance: %s could not read the file", reader.__name__, exc_info=True)
             findings.append(Finding(reader.__name__.strip("_"), NONE, "Part of the file's metadata could not be read."))
@@ -131,11 +136,14 @@ def read(data: bytes, mime: str) -> list[Finding]:
     return sorted(findings, key=lambda f: (order.index(f.strength), not f.signed))
 
 
-def _c2pa(data: bytes, mime: str) -> list[Finding]:
+def _c2pa(data: bytes, mime: str, trust_anchors: str = "") -> list[Finding]:
     import c2pa
 
+    context = None
+    if trust_anchors:
+        context = c2pa.Context.from_dict({"trust": {"trust_anchors": trust_anchors}, "verify": {"verify_trust": True}})
     try:
-        reader = c2pa.Reader(mime, io.BytesIO(data))
+        reader = c2pa.Reader(mime, io.BytesIO(data), context=context)
     except c2pa.C2paError as exc:
         if "ManifestNotFound" in type(exc).__name__ or "ManifestNotFound" in str(exc):
             return []
@@ -153,7 +161,9 @@ def _c2pa(data: bytes, mime: str) -> list[Finding]:
         if s.get("code") and s.get("code") != "signingCredential.untrusted"  # no trust list is configured
     ]
     signature = manifest.get("signature_info") or {}
+    trusted = state == "Trusted"
     signer = _cut(signature.get("issuer") or signature.get("common_name") or "an unnamed signer")
+    by = f"{signer} (on this platform's trust list)" if trusted else signer
     generator = _generator_name(manifest)
     details = {
         "signer": signer,
@@ -183,9 +193,10 @@ def _c2pa(data: bytes, mime: str) -> list[Finding]:
                 Finding(
                     "c2pa",
                     DECLARES_AI,
-                    f"Signed by {signer}: {words}" + (f", with {generator}" if generator else "") + ".",
+                    f"Signed by {by}: {words}" + (f", with {generator}" if generator else "") + ".",
                     signed=True,
                     signer=signer,
+                    trusted=trusted,
                     details={**details, "action": _cut(action.get("action", "")), "digital_source_type": kind},
                 )
             )
@@ -194,7 +205,7 @@ def _c2pa(data: bytes, mime: str) -> list[Finding]:
                 Finding(
                     "c2pa",
                     DECLARES_EDITING,
-                    f"Signed by {signer}: edited ({_cut(action['action']).removeprefix('c2pa.')})"
+                    f"Signed by {by}: edited ({_cut(action['action']).removeprefix('c2pa.')})"
                     + (f" with {generator}" if generator else "")
                     + ".",
                     signed=True,
@@ -204,7 +215,15 @@ def _c2pa(data: bytes, mime: str) -> list[Finding]:
             )
         elif strength == CAMERA:
             out.append(
-                Finding("c2pa", CAMERA, f"Signed by {signer}: {words}.", signed=True, signer=signer, details=details)
+                Finding(
+                    "c2pa",
+                    CAMERA,
+                    f"Signed by {by}: {words}.",
+                    signed=True,
+                    signer=signer,
+                    trusted=trusted,
+                    details=details,
+                )
             )
     if not out:
         out.append(
@@ -381,7 +400,8 @@ def rule(model_label: str, findings: list[Finding]) -> Ruling:
 
     1. A C2PA manifest with a valid signature (intact, by the certificate it names) that declares AI
        generation makes the verdict Deepfake, with or without a face; the model's score stays shown.
-       Whether its signer is trusted is not judged: no trust list is configured, and the signer is named.
+       The signer is named; it is marked trusted only where its chain leads to the operator's trust list
+       (``DETECTOR_C2PA_TRUST_ANCHORS``, none by default). Trust is shown, not required.
     2. An unsigned declaration of AI generation (XMP digital source type, generator parameters) keeps
        the verdict from being Real: at most Uncertain, since anyone can write one.
     3. An invalid signature is a warning; it changes no verdict.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from django.conf import settings
 from django.utils import timezone
 
 from .. import provenance
@@ -68,7 +69,7 @@ def analyse(detection: Detection, decoded: DecodedImage | None = None, data: byt
             for f in verdict.faces
         ]
         # What the file says of its origin, from the original bytes, weighed by the one rule.
-        found = provenance.read(data, detection.content_type)
+        found = provenance.read(data, detection.content_type, settings.DETECTOR_C2PA_TRUST_ANCHORS)
         ruling = provenance.rule(verdict.label, found)
         detection.provenance = [f.as_dict() for f in found]
         detection.model_label = verdict.label if ruling.label != verdict.label else ""

@@ -62,8 +62,14 @@ def exif(make="", model="", software="") -> bytes:
 
 
 @pytest.fixture(scope="module")
-def signer():
-    """A C2PA signer with a chain made here: a CA and a leaf with the signing extensions C2PA asks for."""
+def signer(signer_and_root):
+    return signer_and_root[0]
+
+
+@pytest.fixture(scope="module")
+def signer_and_root():
+    """A C2PA signer with a chain made here: a CA and a leaf with the signing extensions C2PA asks for; and the
+    CA's certificate (PEM), as an operator's trust list would hold it."""
     c2pa = pytest.importorskip("c2pa")
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -114,7 +120,8 @@ def signer():
     pem = serialization.Encoding.PEM
     chain = leaf.public_bytes(pem) + ca.public_bytes(pem)
     private = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, private, None))
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, private, None))
+    return signer, ca.public_bytes(pem).decode()
 
 
 def signed(signer, actions, data=None) -> bytes:
@@ -303,3 +310,45 @@ def test_the_api_counts_earlier_sightings_for_one_detection(api, stub_detector):
     sightings = api.get(reverse("api:detection", args=[pk])).json()["earlier_sightings"]
     assert sightings["count"] == 1 and sightings["verdicts"] == {"Deepfake": 1} and sightings["reviews"] == {}
     assert first["results"][0]["detection"]["earlier_sightings"] is None  # lists and uploads: not searched
+
+
+def test_a_signer_on_the_operators_trust_list_is_marked_trusted(signer_and_root):
+    signer, root = signer_and_root
+    data = signed(signer, [{"action": "c2pa.created", "digitalSourceType": AI}])
+    [untrusted] = provenance.read(data, "image/jpeg")
+    [trusted] = provenance.read(data, "image/jpeg", trust_anchors=root)
+    assert not untrusted.trusted and trusted.trusted and trusted.signed
+    assert "(on this platform's trust list)" in trusted.text
+    assert provenance.rule("Real", [untrusted]).label == provenance.rule("Real", [trusted]).label == "Deepfake"
+
+
+def test_a_manifest_with_many_ingredients_is_read_without_an_error(alice, stub_detector, signer):
+    import c2pa
+
+    manifest = {
+        "claim_generator_info": [{"name": "Many parts", "version": "1"}],
+        "assertions": [
+            {"label": "c2pa.actions", "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": AI}]}}
+        ],
+    }
+    part = io.BytesIO()
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(part, "JPEG")
+    out = io.BytesIO()
+    with c2pa.Builder(manifest) as builder:
+        for i in range(40):
+            part.seek(0)
+            builder.add_ingredient({"title": f"part-{i}.jpg", "relationship": "componentOf"}, "image/jpeg", part)
+        builder.sign(signer, "image/jpeg", io.BytesIO(jpeg()), out)
+    [finding] = provenance.read(out.getvalue(), "image/jpeg")
+    assert finding.strength == "declares_ai" and finding.details["ingredients"] == 40
+    response = alice.post(reverse("detector:upload"), {"image": upload_file("parts.jpg", out.getvalue())})
+    assert response.status_code == HTTPStatus.FOUND and Detection.objects.get().label == "Deepfake"
+
+
+def test_c2pa_bytes_that_are_not_a_manifest_are_reported_not_raised():
+    data = bytearray(jpeg())
+    # an APP11 segment that claims to hold JUMBF (a C2PA store) but holds garbage
+    segment = b"\xff\xeb" + (2 + 8 + 64).to_bytes(2, "big") + b"JP\x00\x01\x00\x00\x00\x01" + b"\x00" * 64
+    data[2:2] = segment
+    findings = provenance.read(bytes(data), "image/jpeg")
+    assert findings and all(f.strength in ("none", "declares_ai", "camera", "declares_editing") for f in findings)
