@@ -18,7 +18,7 @@ __all__ = ["app"]
 def make_analyses_hang(**kwargs):
     from detector.services import analysis
 
-    def hang(detection, decoded=None):
+    def hang(detection, decoded=None, data=None):
         Path(os.environ["HANGING_WORKER_MARKER"]).write_text(str(detection.pk))
         time.sleep(600)
 
