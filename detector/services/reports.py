@@ -39,6 +39,7 @@ def document(detection: Detection, facts: dict | None) -> dict:
     explanation = verdicts.explain(detection, facts)
     real_below, deepfake_from = verdicts.thresholds_of(detection, facts)
     review = detection.review_outcome
+    faces = detection.face_boxes()
     return {
         "report": {"generated_at": timezone.now().isoformat(), "platform": "Deepfake check"},
         "file": {
@@ -71,10 +72,10 @@ def document(detection: Detection, facts: dict | None) -> dict:
                 "box": {"x": f["x"], "y": f["y"], "width": f["w"], "height": f["h"]},
                 "label": f["label"],
                 "fake_probability": detection.faces[f["number"] - 1]["fake_probability"],
-                "decided": f["decided"] or len(detection.face_boxes()) == 1,
+                "decided": f["decided"] or len(faces) == 1,
                 "models": detection.faces[f["number"] - 1].get("scores", []),
             }
-            for f in detection.face_boxes()
+            for f in faces
         ],
         "provenance": detection.provenance or [],
         "review": {
