@@ -24,6 +24,22 @@ needs_shared = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """On SQLite, the test database is a file, not Django's shared in-memory one.
+
+    With an in-memory database every thread of the live server shares the test's one connection, and two
+    requests at once (a page's two charts) can deadlock inside the sqlite3 module: one thread holds the GIL
+    waiting for SQLite's connection mutex, the other holds the mutex waiting for the GIL, and nothing, not even
+    a timeout, runs again. A file gives each thread its own connection, as in production.
+    """
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")
+
+
 RUN_COUNTS = pytest.StashKey[dict]()
 
 
