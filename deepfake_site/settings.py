@@ -251,6 +251,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # A face's and a video track's own verdict share one enum (an image's label also has No face, No verdict).
+    "ENUM_NAME_OVERRIDES": {"JudgedLabelEnum": ["Real", "Deepfake", "Uncertain"]},
 }
 
 # Analysis jobs (Celery).  No broker: each upload is analysed at once in the web process (eager),
@@ -287,3 +289,17 @@ CELERY_BEAT_SCHEDULE = {
 # analyses each) and removes orphan files older than this.
 DETECTOR_STUCK_AFTER_MINUTES = env.int("DETECTOR_STUCK_AFTER_MINUTES", default=10)
 DETECTOR_TASK_MAX_ATTEMPTS = env.int("DETECTOR_TASK_MAX_ATTEMPTS", default=3)
+
+# Videos (MP4, MOV, WebM, MKV): their own limits, and always analysed off the request thread.
+DETECTOR_MAX_VIDEO_MB = env.float("DETECTOR_MAX_VIDEO_MB", default=200)
+DETECTOR_MAX_VIDEO_SECONDS = env.float("DETECTOR_MAX_VIDEO_SECONDS", default=600)
+DETECTOR_VIDEO_FPS = env.float("DETECTOR_VIDEO_FPS", default=2)  # frames sampled a second, evenly
+DETECTOR_VIDEO_MAX_FRAMES = env.int("DETECTOR_VIDEO_MAX_FRAMES", default=120)
+# Without a broker: videos analysed at once by each web process, in its own threads (0: in the request, for
+# tests and debugging only).
+DETECTOR_VIDEO_WORKERS = env.int("DETECTOR_VIDEO_WORKERS", default=1)
+# A video job's time limit on a worker, and how long its progress may stand still before the sweep (or a
+# process starting) takes it up again. A video job is acknowledged when taken: the broker never hands it out
+# twice, and a video whose progress moved within this window is never analysed again.
+DETECTOR_VIDEO_TIME_LIMIT = env.int("DETECTOR_VIDEO_TIME_LIMIT", default=1800)
+DETECTOR_VIDEO_STALLED_MINUTES = env.int("DETECTOR_VIDEO_STALLED_MINUTES", default=5)

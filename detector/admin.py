@@ -11,7 +11,8 @@ from django.utils.html import format_html, format_html_join
 
 from .models import REVIEW_FIELDS, VERDICT_FIELDS, Detection, ReviewVerdict, percent_text
 from .services.inference import bundle_facts
-from .serving import report_response, serve_detection_file, serve_face_image
+from .serving import report_response, serve_detection_file, serve_face_image, serve_still
+from .templatetags.detector_extras import clock
 
 UPLOAD_FIELDS = (
     "id",
@@ -22,6 +23,8 @@ UPLOAD_FIELDS = (
     "size_bytes",
     "width",
     "height",
+    "kind",
+    "duration_seconds",
     "created_at",
     "owner",
     "anonymous_owner",
@@ -39,7 +42,14 @@ class DetectionAdmin(admin.ModelAdmin):
     # Narrow enough for 1280 px beside the filters; model version and status are filters, not columns.
     list_display = ("thumb", "name", "verdict", "fake_percent_display", "review_verdict", "owner", "created_at")
     list_display_links = ("thumb", "name")
-    list_filter = ("label", "status", "review_verdict", "model_version", ("created_at", admin.DateFieldListFilter))
+    list_filter = (
+        "label",
+        "status",
+        "kind",
+        "review_verdict",
+        "model_version",
+        ("created_at", admin.DateFieldListFilter),
+    )
     search_fields = ("original_name", "=sha256")
     date_hierarchy = "created_at"
     list_select_related = ("owner",)
@@ -55,6 +65,7 @@ class DetectionAdmin(admin.ModelAdmin):
         "model_version",
         "face_found",
         "faces_display",
+        "tracks_display",
         "model_label",
         "verdict_reason",
         "provenance_display",
@@ -98,6 +109,11 @@ class DetectionAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.face_view),
                 name="detector_detection_face",
             ),
+            path(
+                "<uuid:pk>/tracks/<int:track>/stills/<int:number>/<str:kind>",
+                self.admin_site.admin_view(self.still_view),
+                name="detector_detection_still",
+            ),
         ] + super().get_urls()
 
     def file_view(self, request, pk, variant):
@@ -115,6 +131,11 @@ class DetectionAdmin(admin.ModelAdmin):
             return HttpResponse(status=404)
         return serve_face_image(get_object_or_404(Detection, pk=pk), number, kind)
 
+    def still_view(self, request, pk, track, number, kind):
+        if not self.has_view_permission(request):
+            return HttpResponse(status=404)
+        return serve_still(get_object_or_404(Detection, pk=pk), track, number, kind)
+
     @admin.display(description="")
     def thumb(self, obj):
         if not obj.thumbnail:
@@ -125,7 +146,8 @@ class DetectionAdmin(admin.ModelAdmin):
     @admin.display(description="file", ordering="original_name")
     def name(self, obj):
         text = obj.original_name or str(obj.id)
-        return text if len(text) <= 40 else text[:39] + "…"
+        text = text if len(text) <= 40 else text[:39] + "…"
+        return f"{text} (video, {clock(obj.duration_seconds)})" if obj.is_video else text
 
     @admin.display(description="verdict", ordering="label")
     def verdict(self, obj):
@@ -171,6 +193,32 @@ class DetectionAdmin(admin.ModelAdmin):
             for f in obj.face_boxes()
         ]
         return format_html_join("", "<div>{}</div>", ((r,) for r in rows)) if rows else "—"
+
+    @admin.display(description="video's face tracks")
+    def tracks_display(self, obj):
+        if not obj.is_video:
+            return "—"
+        rows = []
+        for t in obj.tracks or []:
+            links = format_html_join(
+                " ",
+                '<a href="{}">{}</a>',
+                (
+                    (reverse("admin:detector_detection_still", args=[obj.pk, t["id"], n, "image"]), clock(s["seconds"]))
+                    for n, s in enumerate(t.get("stills", []), start=1)
+                ),
+            )
+            rows.append(
+                (
+                    f"Face {t['id']}: {t['label']}, {percent_text(t['fake_probability'])} fake, on screen "
+                    f"{clock(t['first_seconds'])}–{clock(t['last_seconds'])} in {len(t['frames'])} frames"
+                    + (" (decided)" if t.get("decided") else ""),
+                    links,
+                )
+            )
+        if not rows:
+            return f"no face in the {obj.frames_sampled or 0} frames sampled"
+        return format_html_join("", "<div>{} · stills: {}</div>", rows)
 
     @admin.display(description="image with faces")
     def annotated_image(self, obj):

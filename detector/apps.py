@@ -1,6 +1,7 @@
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 from django.apps import AppConfig
@@ -38,3 +39,17 @@ class DetectorConfig(AppConfig):
         preload = settings.DETECTOR_PRELOAD
         if preload or (preload is None and serves_requests()):
             load_service()
+        if serves_requests() and settings.CELERY_TASK_ALWAYS_EAGER and settings.DETECTOR_VIDEO_WORKERS > 0:
+            # Videos this process's pool was analysing when it stopped, taken up once start-up is over.
+            timer = threading.Timer(2.0, _resume_videos)
+            timer.daemon = True
+            timer.start()
+
+
+def _resume_videos() -> None:
+    from .dispatch import resume_videos
+
+    try:
+        resume_videos()
+    except Exception:  # the database is not there yet: the sweep or cleanup_detections takes them up later
+        log.exception("could not look for unfinished videos")

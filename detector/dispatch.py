@@ -9,20 +9,24 @@ uploads or queue detections again.
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.utils import timezone
 
-from .models import Detection, Status
+from .models import Detection, Kind, Status
 from .refusals import STORAGE_FAILED, Refusal
 from .services import analysis
 from .services.detections import display_name, store_upload
 from .services.inference import get_detector
 from .services.limits import count_upload, rate_refusal
-from .tasks import analyse_detection
-from .uploads import CheckedImage, check_upload
+from .tasks import analyse_detection, analyse_video
+from .uploads import CheckedImage, CheckedVideo, check_upload
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +36,20 @@ def runs_here() -> bool:
     return settings.CELERY_TASK_ALWAYS_EAGER
 
 
-def submit(checked: CheckedImage, original_name: str, request) -> Detection:
+def submit(checked: CheckedImage | CheckedVideo, original_name: str, request) -> Detection:
     """The upload flow every caller goes through (form, batch, API): store, count, then analyse or queue.
 
     In the request the analysis gets the pixels the checks decoded; a worker decodes the stored original.
     Once the upload is stored, nothing that fails afterwards (the broker, the database) loses it or makes the
     answer an error: it stays ``pending``, the answer says so, and the sweep or ``cleanup_detections`` takes it up.
+    A video is never analysed in the request: it is answered ``pending`` at once (see :func:`start_video`).
     """
     detection = store_upload(checked, original_name, request)
     count_upload(request)
+    if detection.is_video:
+        pk = str(detection.pk)
+        transaction.on_commit(lambda: start_video(pk))
+        return detection
     if runs_here():
         try:
             return analysis.run(detection, checked.decoded, data=checked.data) or detection
@@ -52,10 +61,63 @@ def submit(checked: CheckedImage, original_name: str, request) -> Detection:
     return detection
 
 
+_videos: ThreadPoolExecutor | None = None
+_videos_lock = threading.Lock()
+
+
+def _video_pool() -> ThreadPoolExecutor:
+    """This process's bounded pool for videos (without a broker): ``DETECTOR_VIDEO_WORKERS`` at a time."""
+    global _videos
+    with _videos_lock:
+        if _videos is None:
+            _videos = ThreadPoolExecutor(settings.DETECTOR_VIDEO_WORKERS, thread_name_prefix="video")
+        return _videos
+
+
+def _analyse_in_thread(pk: str) -> None:
+    close_old_connections()
+    try:
+        analysis.run(pk)
+    except Exception:  # the model or the storage is unavailable: it stays unfinished for the sweep or a restart
+        log.exception("video %s could not be analysed now; it stays unfinished", pk)
+    finally:
+        connection.close()
+
+
+def start_video(pk: str) -> bool:
+    """Have a stored video analysed off the request thread: by a worker where there is a broker, else by this
+    process's pool (or, with ``DETECTOR_VIDEO_WORKERS=0``, at once in this thread)."""
+    if not runs_here():
+        return queue(pk)
+    if settings.DETECTOR_VIDEO_WORKERS <= 0:
+        analysis.run(pk)
+        return True
+    _video_pool().submit(_analyse_in_thread, pk)
+    return True
+
+
+def resume_videos() -> list[str]:
+    """Videos left unfinished by a process that stopped (without a broker): queued again in this process's
+    pool, when it starts. A video whose progress moved recently is being analysed elsewhere and is left to it."""
+    if not runs_here():
+        return []
+    stalled = timezone.now() - timedelta(minutes=settings.DETECTOR_VIDEO_STALLED_MINUTES)
+    unfinished = Detection.objects.filter(kind=Kind.VIDEO, status__in=Status.unfinished()).exclude(
+        status=Status.ANALYSING, progress_at__gte=stalled
+    )
+    pks = [str(pk) for pk in unfinished.values_list("pk", flat=True)]
+    for pk in pks:
+        start_video(pk)
+    if pks:
+        log.warning("resumed %d unfinished videos", len(pks))
+    return pks
+
+
 def queue(pk: str) -> bool:
     """Hand one detection to the workers; False (and logged) where the broker cannot take it now."""
     try:
-        analyse_detection.delay(pk)
+        video = Detection.objects.filter(pk=pk, kind=Kind.VIDEO).exists()
+        (analyse_video if video else analyse_detection).delay(pk)
     except Exception:  # the broker is down or refuses: kombu and redis raise many kinds
         log.exception("detection %s is stored but could not be queued; the sweep will queue it", pk)
         return False
@@ -113,6 +175,10 @@ def requeue(detection_ids: list[str]) -> Requeued:
     for pk in detection_ids:
         if not runs_here():
             (done.queued if queue(pk) else done.failed).append(pk)
+            continue
+        if settings.DETECTOR_VIDEO_WORKERS > 0 and Detection.objects.filter(pk=pk, kind=Kind.VIDEO).exists():
+            start_video(pk)  # this process's video pool: never in the caller's thread
+            done.queued.append(pk)
             continue
         detection = analysis.run(pk)
         if detection is None:

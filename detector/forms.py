@@ -2,19 +2,19 @@ from django import forms
 from django.forms.utils import ErrorDict
 
 from .models import Label
-from .uploads import check_batch, check_upload
+from .uploads import ACCEPTED_TYPES, check_batch, check_upload
 
 
 class UploadForm(forms.Form):
     image = forms.FileField(
-        label="Image",
-        help_text="A JPEG, PNG or WebP photo with one or more faces.",
-        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
+        label="Image or video",
+        help_text="A JPEG, PNG or WebP photo, or an MP4, MOV, WebM or MKV video, with one or more faces.",
+        widget=forms.ClearableFileInput(attrs={"accept": ACCEPTED_TYPES}),
     )
 
     def clean_image(self):
         if len(self.files.getlist("image")) > 1:
-            raise forms.ValidationError("Upload one image at a time.", code="too_many_files")
+            raise forms.ValidationError("Upload one file at a time.", code="too_many_files")
         upload = self.cleaned_data["image"]
         self.checked = check_upload(upload)
         return upload
@@ -28,10 +28,10 @@ class BatchUploadForm(forms.Form):
     """Many images at once; each file is checked on its own later, so that one bad file stops no other."""
 
     images = forms.Field(
-        label="Images",
-        help_text="JPEG, PNG or WebP photos with faces.",
-        error_messages={"required": "Choose one or more images."},
-        widget=MultipleFileInput(attrs={"accept": "image/jpeg,image/png,image/webp", "multiple": True}),
+        label="Images and videos",
+        help_text="JPEG, PNG or WebP photos, or MP4, MOV, WebM or MKV videos, with faces.",
+        error_messages={"required": "Choose one or more images or videos."},
+        widget=MultipleFileInput(attrs={"accept": ACCEPTED_TYPES, "multiple": True}),
     )
 
     def clean_images(self):

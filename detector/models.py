@@ -52,6 +52,11 @@ def percent_text(p: float | None) -> str:
     return f"{round(p * 100)} %"
 
 
+class Kind(models.TextChoices):
+    IMAGE = "image", "Image"
+    VIDEO = "video", "Video"
+
+
 class ReviewVerdict(models.TextChoices):
     REAL = "real", "Reviewed: real"
     FAKE = "fake", "Reviewed: fake"
@@ -71,6 +76,8 @@ VERDICT_FIELDS = (
     "model_version",
     "face_found",
     "faces",
+    "frames_sampled",
+    "tracks",
     "provenance",
     "model_label",
     "verdict_reason",
@@ -138,6 +145,16 @@ class Detection(models.Model):
     size_bytes = models.PositiveBigIntegerField()
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
+    kind = models.CharField(max_length=5, choices=Kind.choices, default=Kind.IMAGE, db_index=True)
+    duration_seconds = models.FloatField(null=True, blank=True, help_text="A video's length.")
+    # A video's analysis, as it goes: frames analysed of frames planned, and when that last moved (a video whose
+    # progress moved recently is being analysed, and nothing queues it again).
+    frames_planned = models.PositiveIntegerField(null=True, blank=True)
+    frames_sampled = models.PositiveIntegerField(null=True, blank=True)
+    progress_at = models.DateTimeField(null=True, blank=True)
+    # A video's face tracks: [{id, fake_probability, label, first_seconds, last_seconds, frames: [{seconds, box,
+    # fake_probability}], stills: [{seconds, fake_probability, image, heatmap}]}] (ml.video).
+    tracks = models.JSONField(default=list, blank=True)
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     # Analyses started: a job redelivered after a worker died counts again; past the limit it fails, not loops.
@@ -188,6 +205,17 @@ class Detection(models.Model):
 
     def __str__(self):
         return f"{self.original_name or self.id} ({self.label or self.status})"
+
+    @property
+    def is_video(self) -> bool:
+        return self.kind == Kind.VIDEO
+
+    @property
+    def progress_percent(self) -> int | None:
+        """How much of a video's analysis is done, in percent; None before it is planned."""
+        if not self.frames_planned:
+            return None
+        return min(100, round(100 * (self.frames_sampled or 0) / self.frames_planned))
 
     def get_absolute_url(self):
         return reverse("detector:result", args=[self.id])

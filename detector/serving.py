@@ -57,3 +57,24 @@ def serve_detection_file(detection: Detection, variant: str) -> FileResponse:
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+def still_of(detection: Detection, track: int, number: int) -> dict:
+    """One of a video track's kept stills (``number`` from 1), or a 404."""
+    found = next((t for t in detection.tracks or [] if t.get("id") == track), None)
+    stills = found.get("stills", []) if found else []
+    if not 1 <= number <= len(stills):
+        raise Http404("no such still")
+    return stills[number - 1]
+
+
+def serve_still(detection: Detection, track: int, number: int, kind: str) -> FileResponse:
+    """A video still (the frame, its face boxed, as JPEG) or its face's heatmap (PNG)."""
+    name = still_of(detection, track, number).get(kind)
+    if kind not in ("image", "heatmap") or not name:
+        raise Http404("no such picture")
+    content_type = "image/jpeg" if kind == "image" else "image/png"
+    response = FileResponse(detection.image.storage.open(name, "rb"), content_type=content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -10,7 +10,7 @@ from celery.signals import worker_process_init
 from django.conf import settings
 from django.db import DatabaseError
 
-from .models import Detection, Status
+from .models import Detection, Kind, Status
 from .services import analysis, detections
 from .services.cleanup import cleanup
 from .services.inference import DetectorUnavailable, load_service
@@ -28,18 +28,38 @@ def load_model(**kwargs):
 @shared_task(bind=True, max_retries=4)
 def analyse_detection(self, detection_id: str) -> str:
     """Analyse one stored upload; a detection already finished is left as it is (the job may come twice)."""
+    return _analyse(self, detection_id)
+
+
+@shared_task(
+    bind=True,
+    max_retries=2,
+    acks_late=False,  # acknowledged when taken: the broker never hands a long video out twice; the sweep does
+    soft_time_limit=settings.DETECTOR_VIDEO_TIME_LIMIT,
+    time_limit=settings.DETECTOR_VIDEO_TIME_LIMIT + 30,
+)
+def analyse_video(self, detection_id: str) -> str:
+    """Analyse one stored video (its own time limit; progress stored as it goes, see ``services.analysis``).
+
+    Not redelivered by the broker: where a worker dies mid-video, the sweep takes it up once its progress has
+    stood still for ``DETECTOR_VIDEO_STALLED_MINUTES``.
+    """
+    return _analyse(self, detection_id)
+
+
+def _analyse(task, detection_id: str) -> str:
     try:
-        detection = analysis.run(detection_id, new_attempt=self.request.retries == 0)
+        detection = analysis.run(detection_id, new_attempt=task.request.retries == 0)
         if detection is None:
             return "skipped"
     except TRANSIENT as exc:
-        if self.request.retries >= self.max_retries:
+        if task.request.retries >= task.max_retries:
             log.error("giving up on detection %s: %s", detection_id, exc)
             unfinished = Detection.objects.filter(pk=detection_id, status__in=Status.unfinished()).first()
             if unfinished:
-                detections.fail(unfinished, "The analysis service is unavailable; please upload the image again.")
+                detections.fail(unfinished, "The analysis service is unavailable; please upload the file again.")
             raise
-        raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) from exc
+        raise task.retry(exc=exc, countdown=min(60, 2 ** (task.request.retries + 1))) from exc
     return detection.status
 
 
@@ -47,8 +67,9 @@ def analyse_detection(self, detection_id: str) -> str:
 def sweep() -> dict:
     """The periodic repair (Celery beat): orphan files, rows without files, and stuck detections queued again."""
     report = cleanup(timedelta(minutes=settings.DETECTOR_STUCK_AFTER_MINUTES))
+    videos = set(map(str, Detection.objects.filter(pk__in=report.stuck, kind=Kind.VIDEO).values_list("pk", flat=True)))
     for pk in report.stuck:
-        analyse_detection.delay(pk)
+        (analyse_video if pk in videos else analyse_detection).delay(pk)
     counts = {name: len(items) for name, items in vars(report).items()}
     counts["queued"] = len(report.stuck)
     if any(counts.values()):

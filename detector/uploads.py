@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from PIL import Image
 
 from .ml.preprocessing import SERVING_DECODE_SIDE, DecodedImage, ImageDecodeError, decode
+from .ml.video import CONTAINERS, VideoError, VideoInfo, container_of, probe
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ ALLOWED_FORMATS = {
     "PNG": ("png", "image/png"),
     "WEBP": ("webp", "image/webp"),
 }
+# What the file pickers offer (the server recognises every file from its bytes, whatever it is called).
+ACCEPTED_TYPES = ",".join([t for _, t in ALLOWED_FORMATS.values()] + [t for _, t in CONTAINERS.values()] + [".mkv"])
 # Many phones save a JPEG with more images after the first (MPO: depth maps, Ultra HDR gain maps). Pillow reports
 # it as MPO; it is a JPEG, and the first image is the photo.
 SAME_AS = {"MPO": "JPEG"}
@@ -53,6 +56,27 @@ class CheckedImage:
     @property
     def height(self) -> int:
         return self.decoded.height
+
+
+@dataclass
+class CheckedVideo:
+    """A video upload that passed the checks: streamed from its file, never read whole into memory."""
+
+    file: object  # the uploaded file, at its start
+    format: str
+    extension: str
+    content_type: str
+    sha256: str
+    size: int
+    info: VideoInfo
+
+    @property
+    def width(self) -> int:
+        return self.info.width
+
+    @property
+    def height(self) -> int:
+        return self.info.height
 
 
 def _reject(message: str, code: str) -> ValidationError:
@@ -167,7 +191,9 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> CheckedImage:
         decoded = decode(data, max_pixels, formats=list(ALLOWED_FORMATS), min_side=SERVING_DECODE_SIDE)
     except ImageDecodeError as exc:
         if exc.code == "unsupported_format":
-            raise _reject("This is not a JPEG, PNG or WebP image.", exc.code) from exc
+            raise _reject(
+                "This is not a JPEG, PNG or WebP image, nor an MP4, MOV, WebM or MKV video.", exc.code
+            ) from exc
         if exc.code == "too_many_pixels":
             raise _reject(str(exc), exc.code) from exc
         log.info("upload refused as damaged: %s", exc.__cause__ or exc)
@@ -190,24 +216,68 @@ def decode_stored(data: bytes) -> DecodedImage:
 
 
 def max_upload_bytes() -> int:
+    """The largest image accepted."""
     return int(settings.DETECTOR_MAX_UPLOAD_MB * 1024 * 1024)
 
 
-def check_upload(upload) -> CheckedImage:
-    """Check an uploaded file against the configured limits; its size before its bytes are read."""
+def max_video_bytes() -> int:
+    return int(settings.DETECTOR_MAX_VIDEO_MB * 1024 * 1024)
+
+
+def max_file_bytes() -> int:
+    """The largest file of any kind accepted (what a request may carry per file)."""
+    return max(max_upload_bytes(), max_video_bytes())
+
+
+def check_upload(upload) -> CheckedImage | CheckedVideo:
+    """Check an uploaded file against the configured limits; its size before its bytes are read. A video is
+    recognised from its first bytes and checked as one; anything else must be an image."""
+    upload.seek(0)
+    container = container_of(upload.read(64))
+    upload.seek(0)
+    if container is not None:
+        return check_video(upload, container)
     max_bytes = max_upload_bytes()
     if upload.size > max_bytes:
         raise _reject(f"The file is larger than {settings.DETECTOR_MAX_UPLOAD_MB:g} MB.", "too_large")
-    upload.seek(0)
     return check_image(upload.read(max_bytes + 1), max_bytes, settings.DETECTOR_MAX_PIXELS)
+
+
+def _video_source(upload):
+    """What PyAV reads the upload from: its temporary file's path where it has one, else the file itself."""
+    path = getattr(upload, "temporary_file_path", None)
+    return path() if path else upload.file
+
+
+def check_video(upload, container: str) -> CheckedVideo:
+    """A video's checks: size, then a real probe of its streams (ml.video.probe), each with its own message."""
+    if upload.size > max_video_bytes():
+        raise _reject(f"The video is larger than {settings.DETECTOR_MAX_VIDEO_MB:g} MB.", "too_large")
+    if not upload.size:
+        raise _reject("The file is empty.", "empty")
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)
+    try:
+        info = probe(
+            _video_source(upload), settings.DETECTOR_MAX_VIDEO_SECONDS, settings.DETECTOR_MAX_PIXELS, container
+        )
+    except VideoError as exc:
+        log.info("video refused (%s): %s", exc.code, exc.__cause__ or exc)
+        raise _reject(str(exc), exc.code) from exc
+    finally:
+        upload.seek(0)
+    extension, content_type = CONTAINERS[container]
+    return CheckedVideo(upload, container, extension, content_type, digest.hexdigest(), upload.size, info)
 
 
 def check_batch(uploads: list) -> list:
     """The files of one batch: at least one, and no more than ``DETECTOR_BATCH_MAX_FILES``."""
     if not uploads:
-        raise _reject("Choose one or more images.", "required")
+        raise _reject("Choose one or more images or videos.", "required")
     if len(uploads) > settings.DETECTOR_BATCH_MAX_FILES:
-        raise _reject(f"Upload at most {settings.DETECTOR_BATCH_MAX_FILES} images at a time.", "too_many_files")
+        raise _reject(f"Upload at most {settings.DETECTOR_BATCH_MAX_FILES} files at a time.", "too_many_files")
     return uploads
 
 

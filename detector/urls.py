@@ -31,4 +31,11 @@ urlpatterns = [
     ),
     path("shared/<str:token>/report.<str:kind>", views.SharedReportFileView.as_view(), name="shared_report"),
     path("detections/<uuid:pk>/faces/<int:number>/<str:kind>.png", views.FaceImageView.as_view(), name="face_image"),
+    path("detections/<uuid:pk>/timeline.svg", views.TimelineView.as_view(), name="timeline"),
+    path("detections/<uuid:pk>/tracks/<int:track>/stills/<int:number>/", views.StillView.as_view(), name="still"),
+    path(
+        "detections/<uuid:pk>/tracks/<int:track>/stills/<int:number>/<str:kind>",
+        views.StillFileView.as_view(),
+        name="still_file",
+    ),
 ]

@@ -19,11 +19,18 @@ from .forms import BatchUploadForm, HistoryFilterForm, UploadForm, refused_form
 from .middleware import DATABASE_DOWN, unavailable
 from .models import Detection
 from .refusals import DETECTOR_DOWN, STORAGE_FAILED, Refusal
-from .services import limits, overview, reports, sightings, verdicts
+from .services import limits, overview, reports, sightings, timeline, verdicts
 from .services.detections import delete_detection
 from .services.inference import DetectorUnavailable, bundle_facts, get_detector
 from .services.privacy import export_zip
-from .serving import OwnedDetectionMixin, report_response, serve_detection_file, serve_face_image
+from .serving import (
+    OwnedDetectionMixin,
+    report_response,
+    serve_detection_file,
+    serve_face_image,
+    serve_still,
+    still_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +156,9 @@ def status_summary(detection: Detection) -> dict:
         "fake_percent": detection.fake_percent,
         "fake_text": detection.fake_text if detection.is_judged else None,
         "thumbnail": reverse("detector:thumbnail", args=[detection.id]),
+        "kind": detection.kind,
+        "frames_sampled": detection.frames_sampled,
+        "frames_planned": detection.frames_planned,
     }
 
 
@@ -175,6 +185,8 @@ class DetectionDetailView(OwnedDetectionMixin, DetailView):
         context["faces"] = detection.face_boxes()
         context["sightings"] = sightings.earlier(detection)
         context["share_days"] = settings.DETECTOR_SHARE_DAYS
+        context["video_fps"] = settings.DETECTOR_VIDEO_FPS
+        context["video_max_frames"] = settings.DETECTOR_VIDEO_MAX_FRAMES
         if detection.share_key:
             context["share_token"] = reports.share_token(detection)
         return context
@@ -316,6 +328,37 @@ class FaceImageView(OwnedDetectionMixin, View):
     def get(self, request, pk, number, kind):
         detection = get_object_or_404(self.get_queryset(), pk=pk)
         return serve_face_image(detection, number, kind)
+
+
+class StillFileView(OwnedDetectionMixin, View):
+    """A video still (the frame with its face boxed) or its face's heatmap."""
+
+    def get(self, request, pk, track, number, kind):
+        return serve_still(get_object_or_404(self.get_queryset(), pk=pk), track, number, kind)
+
+
+class StillView(OwnedDetectionMixin, DetailView):
+    """One of a track's most suspicious frames, full size, beside its face's heatmap."""
+
+    template_name = "detector/still.html"
+    context_object_name = "detection"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        track, number = self.kwargs["track"], self.kwargs["number"]
+        context.update(track=track, number=number, still=still_of(self.object, track, number))
+        return context
+
+
+class TimelineView(OwnedDetectionMixin, View):
+    """A video's timeline chart, as SVG."""
+
+    def get(self, request, pk):
+        detection = get_object_or_404(self.get_queryset(), pk=pk, kind="video")
+        response = HttpResponse(timeline.timeline_svg(detection), content_type="image/svg+xml")
+        response["Cache-Control"] = "private, max-age=300"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 class HistoryView(ListView):

@@ -140,7 +140,11 @@ REJECTED_FILE = {
     "index": 1,
     "file_name": "notes.jpg",
     "detection": None,
-    "error": {"code": "unsupported_media_type", "message": "This is not a JPEG, PNG or WebP image.", "field": "image"},
+    "error": {
+        "code": "unsupported_media_type",
+        "message": "This is not a JPEG, PNG or WebP image, nor an MP4, MOV, WebM or MKV video.",
+        "field": "image",
+    },
 }
 
 
@@ -189,8 +193,8 @@ UPLOAD = extend_schema(
             400,
             "No file was sent, too many were, or no file was accepted and the first was damaged, empty, "
             "too many pixels or had data after the image.",
-            ("No file", 400, _error("required", "Choose one or more images.", "image")),
-            ("Too many files", 400, _error("too_many_files", "Upload at most 20 images at a time.", "image")),
+            ("No file", 400, _error("required", "Choose one or more images or videos.", "image")),
+            ("Too many files", 400, _error("too_many_files", "Upload at most 20 files at a time.", "image")),
             ("Damaged image", 400, _refused("damaged", "The image is truncated or damaged (image file is truncated).")),
             (
                 "Hidden data",
@@ -217,7 +221,14 @@ UPLOAD = extend_schema(
         415: _upload_errors(
             415,
             "The file is not a JPEG, PNG or WebP image (detected from its bytes), or the request is not multipart.",
-            ("Not an image", 415, _refused("unsupported_media_type", "This is not a JPEG, PNG or WebP image.")),
+            (
+                "Not an image",
+                415,
+                _refused(
+                    "unsupported_media_type",
+                    "This is not a JPEG, PNG or WebP image, nor an MP4, MOV, WebM or MKV video.",
+                ),
+            ),
             (
                 "Not multipart",
                 415,
@@ -281,6 +292,29 @@ FACE_IMAGE = extend_schema(
             404,
             "No such detection among yours, or no such face.",
             ("No such face", 404, _error("not_found", "no such face")),
+        ),
+    },
+)
+
+STILL = extend_schema(
+    operation_id="get_video_still",
+    tags=["detections"],
+    summary="One of a video track's most suspicious frames, or its heatmap",
+    description="`image`: the frame with the track's face boxed (JPEG, at most 640 px); `heatmap`: the face with its "
+    "heatmap of the fake score (PNG). Tracks and stills are numbered from 1, as in `tracks` and on the result page.",
+    parameters=[
+        OpenApiParameter("track", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH, description="From 1."),
+        OpenApiParameter("number", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH, description="From 1."),
+        OpenApiParameter("kind", OpenApiTypes.STR, OpenApiParameter.PATH, enum=["image", "heatmap"]),
+    ],
+    responses={
+        (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The frame (image)."),
+        (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The heatmap."),
+        401: UNAUTHORIZED,
+        404: _errors(
+            404,
+            "No such detection among yours, or no such track or still.",
+            ("No such still", 404, _error("not_found", "no such still")),
         ),
     },
 )

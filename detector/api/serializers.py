@@ -55,6 +55,32 @@ class FaceSerializer(serializers.Serializer):
     heatmap_url = serializers.URLField(help_text="The face with its Grad-CAM heatmap of the fake score (PNG).")
 
 
+class TrackFrameSerializer(serializers.Serializer):
+    seconds = serializers.FloatField(help_text="When, from the start of the video.")
+    box = BoxSerializer(help_text="In pixels of the upright frame.")
+    fake_probability = serializers.FloatField(help_text="Calibrated probability that the face is fake in this frame.")
+
+
+class StillSerializer(serializers.Serializer):
+    seconds = serializers.FloatField()
+    fake_probability = serializers.FloatField()
+    image_url = serializers.URLField(help_text="The frame with this face boxed (JPEG, at most 640 px).")
+    heatmap_url = serializers.URLField(allow_null=True, help_text="The face with its heatmap of the fake score (PNG).")
+
+
+class TrackSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="From 1, in order of first appearance, as on the result page.")
+    fake_probability = serializers.FloatField(
+        help_text="The track's calibrated probability: the mean logit of its most suspicious half of frames."
+    )
+    label = serializers.ChoiceField(choices=["Real", "Deepfake", "Uncertain"])
+    decided = serializers.BooleanField(help_text="Whether this track decided the video's verdict.")
+    first_seconds = serializers.FloatField()
+    last_seconds = serializers.FloatField()
+    frames = TrackFrameSerializer(many=True, help_text="Every sampled frame the face was found in.")
+    stills = StillSerializer(many=True, help_text="Its most suspicious frames, most suspicious first.")
+
+
 class ReviewSerializer(serializers.Serializer):
     verdict = serializers.ChoiceField(choices=["real", "fake"], help_text="What the reviewer found the image to be.")
     note = serializers.CharField(allow_blank=True, help_text="The reviewer's note to the owner (may be empty).")
@@ -90,6 +116,9 @@ class DetectionSerializer(serializers.ModelSerializer):
     file_name = serializers.CharField(source="original_name", help_text="The client's file name, for display.")
     label = LabelField(choices=Label.choices, allow_null=True, help_text="The verdict; null until analysed.")
     faces = serializers.SerializerMethodField()
+    tracks = serializers.SerializerMethodField(
+        help_text="A video's face tracks (faces followed from frame to frame), each judged; empty for an image."
+    )
     review = serializers.SerializerMethodField(
         help_text="Once a reviewer has checked the upload: what they found, beside the model's verdict; null before."
     )
@@ -107,6 +136,9 @@ class DetectionSerializer(serializers.ModelSerializer):
             "page",
             "file_name",
             "created_at",
+            "kind",
+            "duration_seconds",
+            "frames_planned",
             *VERDICT_FIELDS,
             "review",
             "earlier_sightings",
@@ -125,6 +157,12 @@ class DetectionSerializer(serializers.ModelSerializer):
             },
             "threshold": {"help_text": "The fake probability from which the model says Deepfake."},
             "face_found": {"help_text": "False where no face was found: the label is then No face."},
+            "kind": {"help_text": "image or video (recognised from the file's bytes)."},
+            "duration_seconds": {"help_text": "A video's length; null for an image."},
+            "frames_planned": {"help_text": "A video: how many frames its analysis looks at; null for an image."},
+            "frames_sampled": {
+                "help_text": "A video: frames analysed so far (progress while analysing, then all); null for an image."
+            },
         }
 
     @extend_schema_field(OpenApiTypes.URI)
@@ -149,6 +187,27 @@ class DetectionSerializer(serializers.ModelSerializer):
         return ReviewSerializer(
             {"verdict": outcome["verdict"], "note": outcome["note"], "reviewed_at": outcome["at"]}
         ).data
+
+    @extend_schema_field(TrackSerializer(many=True))
+    def get_tracks(self, detection):
+        request = self.context["request"]
+        tracks = []
+        for track in detection.tracks or []:
+            stills = [
+                {
+                    "seconds": still["seconds"],
+                    "fake_probability": still["fake_probability"],
+                    "image_url": absolute(request, "api:still", detection.pk, track["id"], n, "image"),
+                    "heatmap_url": still.get("heatmap")
+                    and absolute(request, "api:still", detection.pk, track["id"], n, "heatmap"),
+                }
+                for n, still in enumerate(track.get("stills", []), start=1)
+            ]
+            frames = [
+                {**f, "box": dict(zip(("x", "y", "width", "height"), f["box"], strict=True))} for f in track["frames"]
+            ]
+            tracks.append({**track, "frames": frames, "stills": stills})
+        return TrackSerializer(tracks, many=True).data
 
     @extend_schema_field(FaceSerializer(many=True))
     def get_faces(self, detection):

@@ -9,6 +9,11 @@ urlpatterns = [
     path("v1/detections/", views.DetectionsView.as_view(), name="detections"),
     path("v1/detections/<uuid:pk>/", views.DetectionView.as_view(), name="detection"),
     path("v1/detections/<uuid:pk>/faces/<int:number>/<str:kind>.png", views.FaceImageView.as_view(), name="face_image"),
+    path(
+        "v1/detections/<uuid:pk>/tracks/<int:track>/stills/<int:number>/<str:kind>",
+        views.StillView.as_view(),
+        name="still",
+    ),
     path("v1/detections/<uuid:pk>/report.<str:kind>", views.ReportView.as_view(), name="report"),
     path("v1/model/", views.ModelView.as_view(), name="model"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -18,7 +18,7 @@ from ..dispatch import submit_each
 from ..services.detections import delete_detection
 from ..services.inference import bundle_facts, is_loaded
 from ..services.limits import keep_small_uploads_in_memory, refusal_before_reading
-from ..serving import OwnedDetectionMixin, report_response, serve_face_image
+from ..serving import OwnedDetectionMixin, report_response, serve_face_image, serve_still
 from ..uploads import check_batch
 from . import openapi
 from .errors import ApiError
@@ -98,6 +98,17 @@ class FaceImageView(OwnedDetectionMixin, APIView):
 
     def perform_content_negotiation(self, request, force=False):
         # The PNG bypasses the renderers; an error is JSON whatever the client said it accepts.
+        return super().perform_content_negotiation(request, force=True)
+
+
+@extend_schema_view(get=openapi.STILL)
+class StillView(OwnedDetectionMixin, APIView):
+    def get(self, request, pk, track, number, kind):
+        detection = get_object_or_404(self.get_queryset(), pk=pk)
+        return serve_still(detection, track, number, kind)
+
+    def perform_content_negotiation(self, request, force=False):
+        # The picture bypasses the renderers; an error is JSON whatever the client said it accepts.
         return super().perform_content_negotiation(request, force=True)
 
 

@@ -18,11 +18,11 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from ..models import Detection, Status
+from ..models import Detection, Kind, Status
 from .detections import delete_detection, delete_files, fail, stored_names
 
 log = logging.getLogger(__name__)
-FOLDERS = ("uploads", "previews", "thumbnails", "faces")
+FOLDERS = ("uploads", "previews", "thumbnails", "faces", "stills")
 
 
 @dataclass
@@ -105,7 +105,12 @@ def cleanup(
                 delete_files(detection)
                 detection.delete()
 
-    for detection in Detection.objects.filter(status__in=Status.unfinished(), created_at__lt=cutoff):
+    # A video whose analysis moved recently is under way, however long ago it was uploaded.
+    moving = timezone.now() - timedelta(minutes=settings.DETECTOR_VIDEO_STALLED_MINUTES)
+    unfinished = Detection.objects.filter(status__in=Status.unfinished(), created_at__lt=cutoff).exclude(
+        kind=Kind.VIDEO, status=Status.ANALYSING, progress_at__gte=moving
+    )
+    for detection in unfinished:
         if reanalyse:
             report.stuck.append(str(detection.pk))
             continue

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
-from ..models import ANONYMOUS_OWNER_KEY, Detection, Label, Status
-from ..uploads import CheckedImage, derived_jpegs
+from ..models import ANONYMOUS_OWNER_KEY, Detection, Kind, Label, Status
+from ..uploads import CheckedImage, CheckedVideo, derived_jpegs
 from .explanations import face_file_names
 
 PREVIEW_SIDE, THUMB_SIDE = 1280, 256
@@ -39,24 +41,33 @@ def perceptual_hash(image) -> str:
     return str(imagehash.phash(image))
 
 
-def store_upload(checked: CheckedImage, original_name: str, request) -> Detection:
-    """Save the original bytes and re-encoded copies, then the pending row; undo the files if the row fails."""
+def store_upload(checked: CheckedImage | CheckedVideo, original_name: str, request) -> Detection:
+    """Save the original bytes and re-encoded copies, then the pending row; undo the files if the row fails.
+
+    A video's original is streamed to storage as it came; its preview and thumbnail are its first frame.
+    """
+    video = isinstance(checked, CheckedVideo)
     detection = Detection(
         original_name=display_name(original_name),
         sha256=checked.sha256,
-        phash=perceptual_hash(checked.decoded.working),
+        # A video's first frame is no fingerprint of the video: its earlier sightings are by its bytes only.
+        phash="" if video else perceptual_hash(checked.decoded.working),
         image_format=checked.format,
         content_type=checked.content_type,
-        size_bytes=len(checked.data),
+        size_bytes=checked.size if video else len(checked.data),
         width=checked.width,
         height=checked.height,
+        kind=Kind.VIDEO if video else Kind.IMAGE,
+        duration_seconds=checked.info.duration if video else None,
         status=Status.PENDING,
         **_owner_fields(request),
     )
     name = str(detection.id)
     try:
-        preview, thumbnail = derived_jpegs(checked.decoded.working, (PREVIEW_SIDE, THUMB_SIDE))
-        detection.image.save(f"{name}.{checked.extension}", ContentFile(checked.data), save=False)
+        still = checked.info.first_frame if video else checked.decoded.working
+        preview, thumbnail = derived_jpegs(still, (PREVIEW_SIDE, THUMB_SIDE))
+        original = File(checked.file) if video else ContentFile(checked.data)
+        detection.image.save(f"{name}.{checked.extension}", original, save=False)
         detection.preview.save(f"{name}.jpg", ContentFile(preview), save=False)
         detection.thumbnail.save(f"{name}.jpg", ContentFile(thumbnail), save=False)
         with transaction.atomic():
@@ -74,14 +85,20 @@ def claim(detection: Detection | str, new_attempt: bool = True) -> Detection | N
     One conditional UPDATE. Each delivery of a job (and each analysis in the request) counts as an attempt, here
     and only here, so a job that kills its worker every time ends as failed after ``DETECTOR_TASK_MAX_ATTEMPTS``
     instead of looping. A retry of the same delivery (``new_attempt=False``) does not count.
+    A video being analysed whose progress moved within ``DETECTOR_VIDEO_STALLED_MINUTES`` is not taken: a long
+    video is analysed once, never twice at the same time.
     """
     pk = getattr(detection, "pk", detection)
-    unfinished = Detection.objects.filter(pk=pk, status__in=Status.unfinished())
+    now = timezone.now()
+    stalled = now - timedelta(minutes=settings.DETECTOR_VIDEO_STALLED_MINUTES)
+    unfinished = Detection.objects.filter(pk=pk, status__in=Status.unfinished()).exclude(
+        kind=Kind.VIDEO, status=Status.ANALYSING, progress_at__gte=stalled
+    )
     if new_attempt:
         allowed = unfinished.filter(attempts__lt=settings.DETECTOR_TASK_MAX_ATTEMPTS)
-        taken = allowed.update(status=Status.ANALYSING, attempts=F("attempts") + 1)
+        taken = allowed.update(status=Status.ANALYSING, attempts=F("attempts") + 1, progress_at=now)
     else:
-        taken = unfinished.update(status=Status.ANALYSING)
+        taken = unfinished.update(status=Status.ANALYSING, progress_at=now)
     if not taken:
         out_of_attempts = unfinished.first()
         if out_of_attempts is not None:
@@ -93,6 +110,7 @@ def claim(detection: Detection | str, new_attempt: bool = True) -> Detection | N
     if not isinstance(detection, Detection):
         return Detection.objects.filter(pk=pk).first()
     detection.status, detection.attempts = Status.ANALYSING, detection.attempts + int(new_attempt)
+    detection.progress_at = now
     return detection
 
 
@@ -103,9 +121,10 @@ def fail(detection: Detection, message: str) -> None:
 
 
 def stored_names(detection: Detection) -> list[str]:
-    """The upload, its copies and any face crops and heatmaps made from it."""
+    """The upload, its copies, any face crops and heatmaps made from it, and a video's stills."""
     names = [f.name for f in (detection.image, detection.preview, detection.thumbnail) if f.name]
-    return names + face_file_names(detection)
+    stills = [s[kind] for t in detection.tracks or [] for s in t.get("stills", []) for kind in ("image", "heatmap")]
+    return names + face_file_names(detection) + [n for n in stills if n]
 
 
 def delete_files(detection: Detection, names: list[str] | None = None) -> None:

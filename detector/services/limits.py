@@ -11,7 +11,7 @@ from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django_ratelimit.core import get_usage
 
 from ..refusals import Refusal
-from ..uploads import max_upload_bytes
+from ..uploads import max_file_bytes, max_upload_bytes
 
 log = logging.getLogger(__name__)
 GROUP, KEY = "detector.upload", "user_or_ip"
@@ -122,16 +122,17 @@ def rate_limited(wait: int) -> Refusal:
 
 def refusal_before_reading(request, max_files: int) -> Refusal | None:
     """Refuse a request whose declared size is more than ``max_files`` files could make, or that is over the rate."""
-    limit = max_files * max_upload_bytes() + MULTIPART_OVERHEAD
+    limit = max_files * max_file_bytes() + MULTIPART_OVERHEAD
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
     if length > limit:
-        most = f"{max_files} images" if max_files > 1 else "one image"
+        most = f"{max_files} files" if max_files > 1 else "one file"
         message = (
-            f"The request is larger than {limit / 1024 / 1024:.0f} MB: send at most {most} "
-            f"of up to {settings.DETECTOR_MAX_UPLOAD_MB:g} MB each."
+            f"The request is larger than {limit / 1024 / 1024:.0f} MB: send at most {most}, "
+            f"images of up to {settings.DETECTOR_MAX_UPLOAD_MB:g} MB and videos of up to "
+            f"{settings.DETECTOR_MAX_VIDEO_MB:g} MB each."
         )
         return Refusal("request_too_large", message, field=None)
     return rate_refusal(request)

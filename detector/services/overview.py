@@ -27,7 +27,7 @@ def label_counts(queryset) -> dict[str, int]:
     return {label: counts.get(label, 0) for label in LABEL_COLOURS}
 
 
-def _figure():
+def new_figure():
     """A figure of its own, without pyplot: pyplot's global state is not safe in the threads of a web server, where
     the overview's charts are drawn concurrently (matplotlib's "Embedding in a web application server")."""
     from matplotlib.figure import Figure
@@ -38,7 +38,7 @@ def _figure():
     return fig, ax
 
 
-def _svg(fig) -> bytes:
+def svg_of(fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="svg", bbox_inches="tight")
@@ -49,7 +49,7 @@ def labels_over_time_svg(queryset) -> bytes:
     """Stacked daily counts of each verdict."""
     rows = queryset.annotate(day=TruncDate("created_at")).values("day", "label").annotate(n=Count("pk"))
     days = sorted({r["day"] for r in rows})
-    fig, ax = _figure()
+    fig, ax = new_figure()
     bottom = [0] * len(days)
     for label, colour in LABEL_COLOURS.items():
         heights = [sum(r["n"] for r in rows if r["day"] == d and r["label"] == label) for d in days]
@@ -72,7 +72,7 @@ def labels_over_time_svg(queryset) -> bytes:
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
     else:
         ax.text(0.5, 0.5, "no checks yet", ha="center", va="center", transform=ax.transAxes)
-    return _svg(fig)
+    return svg_of(fig)
 
 
 def score_distribution_svg(queryset) -> bytes:
@@ -83,11 +83,11 @@ def score_distribution_svg(queryset) -> bytes:
         .values_list("fake_probability", flat=True)
     )
     thresholds = sorted(set(queryset.exclude(threshold=None).values_list("threshold", flat=True)))
-    fig, ax = _figure()
+    fig, ax = new_figure()
     ax.hist(probs, bins=20, range=(0, 1), color="#0b5cad")
     for t in thresholds:
         ax.axvline(t, color="#a40e26", linestyle="--", linewidth=1)
     ax.set_xlabel("fake probability (dashed: Deepfake threshold)")
     ax.set_ylabel("images")
     ax.set_title("Distribution of fake probabilities")
-    return _svg(fig)
+    return svg_of(fig)

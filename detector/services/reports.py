@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core import signing
 from django.utils import timezone
 
+from ..ml.video import clock
 from ..models import Detection, percent_text
 from . import sightings, verdicts
 from .explanations import ExplanationUnavailable, face_image
@@ -50,6 +51,8 @@ def document(detection: Detection, facts: dict | None) -> dict:
             "width": detection.width,
             "height": detection.height,
             "uploaded_at": detection.created_at.isoformat(),
+            "kind": detection.kind,
+            "duration_seconds": detection.duration_seconds,
         },
         "analysis": {
             "model_version": detection.model_version,
@@ -77,6 +80,19 @@ def document(detection: Detection, facts: dict | None) -> dict:
             }
             for f in faces
         ],
+        "tracks": [
+            {
+                "id": t["id"],
+                "label": t["label"],
+                "fake_probability": t["fake_probability"],
+                "decided": t.get("decided", False),
+                "first_seconds": t["first_seconds"],
+                "last_seconds": t["last_seconds"],
+                "frames": t["frames"],
+            }
+            for t in detection.tracks or []
+        ],
+        "frames_sampled": detection.frames_sampled,
         "provenance": detection.provenance or [],
         "review": {
             "verdict": review["verdict"],
@@ -238,11 +254,26 @@ def pdf(detection: Detection, facts: dict | None) -> bytes:
             heat = _heatmap(detection, face["number"])
             if heat:
                 story.append(PdfImage(io.BytesIO(heat), width=35 * mm, height=35 * mm))
+    if detection.is_video:
+        story.append(p("Faces over time (video)", h2))
+        story.append(
+            p(f"{doc['frames_sampled'] or 0} frames looked at, evenly over {clock(f['duration_seconds'] or 0)}.")
+        )
+        for t in doc["tracks"]:
+            story.append(
+                p(
+                    f"Face {t['id']}: {t['label']}, {percent_text(t['fake_probability'])} fake, on screen "
+                    f"{clock(t['first_seconds'])}–{clock(t['last_seconds'])} in {len(t['frames'])} frames"
+                    + (" (decided the verdict)" if t["decided"] else "")
+                )
+            )
+        if not doc["tracks"]:
+            story.append(p("No face was found in any frame looked at, so the detector judged nothing."))
     story.append(p("Provenance: what the file says about where it came from", h2))
     story += [
         p(f"{x['strength'].replace('_', ' ')}{', signed' if x.get('signed') else ''}: {x['text']}")
         for x in doc["provenance"]
-    ] or [p("Not read for this check.")]
+    ] or [p("Not read for videos." if detection.is_video else "Not read for this check.")]
     if doc["review"]:
         story += [p("Review", h2), p(f"Reviewed: {doc['review']['verdict']}. {doc['review']['note']}")]
     seen = doc["earlier_sightings"]

@@ -50,10 +50,12 @@ def explain(detection: Detection, facts: dict | None) -> Explanation | None:
     """The words for a finished detection's verdict; None before one (queued, analysing, failed)."""
     if detection.status != "done":
         return None
+    thing = "video" if detection.is_video else "image"
+    who = "face track" if detection.is_video else "face"
     if detection.label == Label.NO_FACE:
         return Explanation(
-            "No face was found in this image, so nothing was judged. The detector was trained on faces only and "
-            "says nothing about images without one: scenery, objects, animals, drawings, or faces too small, "
+            f"No face was found in this {thing}, so nothing was judged. The detector was trained on faces only and "
+            f"says nothing about {thing}s without one: scenery, objects, animals, drawings, or faces too small, "
             "turned away or covered to be found."
         )
     p = detection.fake_probability
@@ -66,7 +68,7 @@ def explain(detection: Detection, facts: dict | None) -> Explanation | None:
             else f"below {percent_text(deepfake_from)}"
         )
         return Explanation(
-            "The model cannot tell: its score is too high to call the image real and too low to call it a "
+            f"The model cannot tell: its score is too high to call the {thing} real and too low to call it a "
             "deepfake. A person should look at it.",
             band=band,
         )
@@ -74,7 +76,7 @@ def explain(detection: Detection, facts: dict | None) -> Explanation | None:
         standing = ""
         if reference:
             n = out_of_100(share_below(reference["reals_quantiles"], p))
-            standing = f"Its most suspicious face scored higher than {n} of 100 real faces in the validation set."
+            standing = f"Its most suspicious {who} scored higher than {n} of 100 real faces in the validation set."
         return Explanation(
             "The model finds signs of a face swap or a generated face. A person should check before anyone relies "
             "on it.",
@@ -83,9 +85,9 @@ def explain(detection: Detection, facts: dict | None) -> Explanation | None:
     standing = ""
     if reference and reference.get("fakes_quantiles"):
         n = out_of_100(1.0 - share_below(reference["fakes_quantiles"], p))
-        standing = f"Its most suspicious face scored lower than {n} of 100 fake faces in the validation set."
+        standing = f"Its most suspicious {who} scored lower than {n} of 100 fake faces in the validation set."
     return Explanation(
-        "The model finds no sign of a manipulation it knows. That does not prove the image is authentic: it may "
+        f"The model finds no sign of a manipulation it knows. That does not prove the {thing} is authentic: it may "
         "be a kind of fake the model has not learnt.",
         standing,
     )

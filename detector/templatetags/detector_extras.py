@@ -1,7 +1,7 @@
 from django import template
 
 from .. import models
-from ..ml import sources
+from ..ml import sources, video
 
 register = template.Library()
 
@@ -42,3 +42,11 @@ def verdict_style(label):
 def source_name(key):
     """A training source for people: "gan256" -> "GAN portraits (256 px)"."""
     return sources.short_name(str(key))
+
+
+@register.filter
+def clock(seconds):
+    """75.4 -> "1:15", a time into a video; None -> "—"."""
+    if seconds in (None, ""):
+        return "—"
+    return video.clock(float(seconds))

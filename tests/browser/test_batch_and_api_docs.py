@@ -24,7 +24,10 @@ def test_a_batch_with_one_bad_file_shows_each_files_verdict_or_error(
     shot(page, "9-batch")
 
     rows = page.locator(".batch-item")
-    assert rows.nth(1).locator(".state.error").inner_text() == "This is not a JPEG, PNG or WebP image."
+    assert (
+        rows.nth(1).locator(".state.error").inner_text()
+        == "This is not a JPEG, PNG or WebP image, nor an MP4, MOV, WebM or MKV video."
+    )
     detections = {d.original_name: d for d in Detection.objects.all()}
     assert sorted(detections) == ["astronaut.jpg", "second.jpg"]
     for i, name in ((0, "astronaut.jpg"), (2, "second.jpg")):
@@ -43,6 +46,6 @@ def test_the_api_docs_render_from_this_sites_files_without_breaking_its_policy(p
     page.locator(".swagger-ui .info .title", has_text="Deepfake check API").wait_for()
     page.locator(".opblock").first.wait_for()
     shot(page, "10-api-docs")
-    assert page.locator(".opblock").count() == 7  # list, upload, one, delete, face image, report, model
+    assert page.locator(".opblock").count() == 8  # list, upload, one, delete, face image, video still, report, model
     assert problems == []
     assert all(url.startswith(live_server.url) or url.startswith("data:") for url in requested)

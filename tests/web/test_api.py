@@ -161,7 +161,11 @@ def test_with_analysis_workers_each_file_is_queued_and_answers_pending(
 def test_no_file_is_400(api, stub_detector):
     response = api.post(DETECTIONS, {"note": "no image here"})
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert error_of(response) == {"code": "required", "message": "Choose one or more images.", "field": "image"}
+    assert error_of(response) == {
+        "code": "required",
+        "message": "Choose one or more images or videos.",
+        "field": "image",
+    }
 
 
 def test_more_files_than_the_setting_is_400_and_stores_nothing(api, stub_detector, settings, media_root):
@@ -185,7 +189,7 @@ def test_a_file_over_the_size_limit_is_413(api, stub_detector, settings, media_r
 
 
 def test_a_body_larger_than_a_full_batch_is_413_before_it_is_read(api, stub_detector, settings):
-    settings.DETECTOR_MAX_UPLOAD_MB = 0.01
+    settings.DETECTOR_MAX_UPLOAD_MB = settings.DETECTOR_MAX_VIDEO_MB = 0.01
     settings.DETECTOR_BATCH_MAX_FILES = 1
     response = post_images(api, upload_file("huge.png", noise_png(700), "image/png"))  # ~1.5 MB
     assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE

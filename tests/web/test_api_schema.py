@@ -51,6 +51,7 @@ def test_the_schema_is_served_as_json(client):
         "/api/v1/detections/{id}/",
         "/api/v1/detections/{id}/faces/{number}/{kind}.png",
         "/api/v1/detections/{id}/report.{kind}",
+        "/api/v1/detections/{id}/tracks/{track}/stills/{number}/{kind}",
         "/api/v1/model/",
     }
 

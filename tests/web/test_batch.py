@@ -45,7 +45,7 @@ def test_a_batch_with_one_bad_file_stores_the_good_ones_and_reports_the_bad_one(
     assert response.status_code == HTTPStatus.OK
     page = response.content.decode()
     assert "2 checked, 1 not accepted." in page
-    assert "notes.jpg" in page and "This is not a JPEG, PNG or WebP image." in page
+    assert "notes.jpg" in page and "This is not a JPEG, PNG or WebP image, nor an MP4, MOV, WebM or MKV video." in page
     for detection in Detection.objects.all():
         assert detection.get_absolute_url() in page
     assert_only_the_good_files_are_stored(media_root)
@@ -60,7 +60,7 @@ def test_an_api_batch_with_one_bad_file_stores_the_good_ones_and_reports_the_bad
     assert results[1]["detection"] is None
     assert results[1]["error"] == {
         "code": "unsupported_media_type",
-        "message": "This is not a JPEG, PNG or WebP image.",
+        "message": "This is not a JPEG, PNG or WebP image, nor an MP4, MOV, WebM or MKV video.",
         "field": "image",
     }
     assert_only_the_good_files_are_stored(media_root)
@@ -76,14 +76,14 @@ def test_a_batch_of_only_bad_files_is_400_and_stores_nothing(client, stub_detect
 def test_a_batch_without_files_is_400(client, stub_detector):
     response = client.post(BATCH, {})
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "Choose one or more images." in response.content.decode()
+    assert "Choose one or more images or videos." in response.content.decode()
 
 
 def test_more_files_than_the_setting_are_refused_before_any_is_stored(client, stub_detector, settings, media_root):
     settings.DETECTOR_BATCH_MAX_FILES = 2
     response = client.post(BATCH, {"images": good_and_bad()})
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "Upload at most 2 images at a time." in response.content.decode()
+    assert "Upload at most 2 files at a time." in response.content.decode()
     assert not Detection.objects.exists() and stored_files(media_root) == []
 
 
@@ -129,6 +129,9 @@ def test_the_upload_view_tells_the_batch_script_each_verdict(client, stub_detect
         "fake_percent": 90,
         "fake_text": "90 %",
         "thumbnail": reverse("detector:thumbnail", args=[detection.pk]),
+        "kind": "image",
+        "frames_sampled": None,
+        "frames_planned": None,
     }
 
 

@@ -63,7 +63,7 @@ def test_a_throttled_batch_and_api_upload_are_refused_unread_too(api, user, stub
 
 
 def test_a_request_larger_than_its_files_may_be_is_refused_unread(client, stub_detector, settings, watched):
-    settings.DETECTOR_MAX_UPLOAD_MB = 0.01  # one file: 10 KB, plus 1 MB for the multipart framing
+    settings.DETECTOR_MAX_UPLOAD_MB = settings.DETECTOR_MAX_VIDEO_MB = 0.01  # a file: 10 KB, plus 1 MB of framing
     big = upload_file(data=b"\xff\xd8" + b"x" * 1_200_000)
     response = client.post(UPLOAD, {"image": big}, headers={"Accept": "application/json"})
     assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE

@@ -141,7 +141,7 @@ def test_it_rejects_files_over_the_size_limit(client, stub_detector, settings, m
 def test_it_rejects_two_files_where_one_is_expected(client, stub_detector, media_root):
     response = client.post(UPLOAD, {"image": [upload_file("a.jpg"), upload_file("b.jpg")]})
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "one image at a time" in response.content.decode()
+    assert "one file at a time" in response.content.decode()
     assert not Detection.objects.exists() and stored_files(media_root) == []
 
 

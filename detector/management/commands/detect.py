@@ -1,15 +1,17 @@
 import json
+import time
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from detector.ml import video
 from detector.ml.preprocessing import SERVING_DECODE_SIDE, ImageDecodeError, decode
 from detector.services.inference import DetectorUnavailable, get_detector
 
 
 class Command(BaseCommand):
-    help = "Print the detector's verdict for each image file."
+    help = "Print the detector's verdict for each image or video file."
 
     def add_arguments(self, parser):
         parser.add_argument("files", nargs="+", type=Path)
@@ -25,9 +27,14 @@ class Command(BaseCommand):
             try:
                 if not path.is_file():
                     raise ImageDecodeError("no such file")
+                with path.open("rb") as f:
+                    container = video.container_of(f.read(64))
+                if container is not None:
+                    self._video(detector, path, container, opts["json"])
+                    continue
                 data = path.read_bytes()
                 verdict = detector.judge(decode(data, settings.DETECTOR_MAX_PIXELS, min_side=SERVING_DECODE_SIDE))
-            except (ImageDecodeError, OSError) as exc:
+            except (ImageDecodeError, video.VideoError, OSError) as exc:
                 failures += 1
                 self.stderr.write(f"{path}: not analysed: {exc}")
                 continue
@@ -57,3 +64,51 @@ class Command(BaseCommand):
                 self.stdout.write(f"{path}: {verdict.label}  (no face found, so nothing was judged)")
         if failures:
             raise CommandError(f"{failures} of {len(files)} file(s) could not be analysed", returncode=2)
+
+    def _video(self, detector, path: Path, container: str, as_json: bool) -> None:
+        """A video's verdict, its tracks and the time it took, as the site analyses it (without the stills)."""
+        started = time.perf_counter()
+        info = video.probe(str(path), settings.DETECTOR_MAX_VIDEO_SECONDS, settings.DETECTOR_MAX_PIXELS, container)
+        result = video.analyse(
+            detector, str(path), info, settings.DETECTOR_VIDEO_FPS, settings.DETECTOR_VIDEO_MAX_FRAMES, heatmaps=False
+        )
+        seconds = time.perf_counter() - started
+        p = None if result.fake_probability is None else round(result.fake_probability, 4)
+        tracks = [
+            {
+                "id": t.id,
+                "label": t.label,
+                "fake_probability": round(t.fake_probability, 4),
+                "first_seconds": t.first_seconds,
+                "last_seconds": t.last_seconds,
+                "frames": len(t.frames),
+                "decided": t.id == result.deciding_track,
+            }
+            for t in result.tracks
+        ]
+        if as_json:
+            row = {
+                "file": str(path),
+                "kind": "video",
+                "label": result.label,
+                "fake_probability": p,
+                "duration_seconds": info.duration,
+                "frames_sampled": result.frames_sampled,
+                "tracks": tracks,
+                "seconds": round(seconds, 2),
+            }
+            self.stdout.write(json.dumps(row))
+            return
+        head = f"{path}: {result.label}"
+        if p is not None:
+            head += f"  fake probability {p:.3f}"
+        self.stdout.write(
+            f"{head}  video {video.clock(info.duration)}, {result.frames_sampled} frames looked at, "
+            f"{len(tracks)} face track(s), analysed in {seconds:.1f} s"
+        )
+        for t in tracks:
+            self.stdout.write(
+                f"  face {t['id']}: {t['label']}  {t['fake_probability']:.3f}  on screen "
+                f"{video.clock(t['first_seconds'])}-{video.clock(t['last_seconds'])} in {t['frames']} frames"
+                + ("  (decides)" if t["decided"] else "")
+            )

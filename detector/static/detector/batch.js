@@ -52,7 +52,7 @@
     list.textContent = "";
     summary.textContent = files.length ? files.length + " chosen." : "";
     results.hidden = !files.length;
-    errors.textContent = files.length > maxFiles ? "Choose at most " + maxFiles + " images at a time." : "";
+    errors.textContent = files.length > maxFiles ? "Choose at most " + maxFiles + " files at a time." : "";
     return files.map(row);
   }
 
@@ -121,8 +121,8 @@
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     var files = Array.prototype.slice.call(input.files);
-    if (!files.length) { errors.textContent = "Choose one or more images."; input.focus(); return; }
-    if (files.length > maxFiles) { errors.textContent = "Choose at most " + maxFiles + " images at a time."; return; }
+    if (!files.length) { errors.textContent = "Choose one or more images or videos."; input.focus(); return; }
+    if (files.length > maxFiles) { errors.textContent = "Choose at most " + maxFiles + " files at a time."; return; }
     if (left() !== null && files.length > left()) {
       errors.textContent = left() ? "You can check only " + left() + " more image" + (left() > 1 ? "s" : "") +
         " now: choose at most " + left() + ", or wait " + allowance.dataset.renewsIn + ". Nothing was sent."

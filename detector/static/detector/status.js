@@ -18,6 +18,12 @@
           return;
         }
         label.textContent = data.status === "analysing" ? "Analysing…" : "Queued…";
+        if (data.frames_planned) {  // a video: frames analysed of frames planned
+          var bar = box.querySelector("progress"), text = box.querySelector("[data-status-progress]");
+          bar.max = data.frames_planned;
+          bar.value = data.frames_sampled || 0;
+          if (text) text.textContent = (data.frames_sampled || 0) + " of " + data.frames_planned + " frames analysed";
+        }
         delay = Math.min(delay * 1.5, 5000);
         window.setTimeout(poll, delay);
       })

@@ -16,14 +16,18 @@
   var token = form.querySelector("input[name=csrfmiddlewaretoken]").value;
 
   function check(file) {
-    return file ? window.detectorUploads.problemWith(file, form) : "Choose an image first.";
+    return file ? window.detectorUploads.problemWith(file, form) : "Choose an image or a video first.";
   }
 
   function show(file) {
     var problem = check(file);
     errors.textContent = problem;
     input.setAttribute("aria-invalid", problem ? "true" : "false");
-    if (!problem && file) {
+    if (!problem && file && window.detectorUploads.isVideo(file)) {
+      preview.hidden = true;  // a video is checked on the server; its first frame shows on the result page
+      preview.removeAttribute("src");
+      errors.textContent = "";
+    } else if (!problem && file) {
       preview.src = URL.createObjectURL(file);
       preview.hidden = false;
     } else {
@@ -36,13 +40,13 @@
     if (!preview.getAttribute("src")) return;
     preview.hidden = true;
     preview.removeAttribute("src");
-    errors.textContent = "This file is not an image, or it is damaged: choose a JPEG, PNG or WebP photo.";
+    errors.textContent = "This file is not an image, or it is damaged: choose a JPEG, PNG or WebP photo, or a video.";
     input.setAttribute("aria-invalid", "true");
   });
 
   input.addEventListener("change", function () { show(input.files[0]); });
   window.detectorUploads.dropzone(zone, function (files) {
-    if (files.length > 1) { errors.textContent = "Upload one image at a time; to check several, use Check many."; return; }
+    if (files.length > 1) { errors.textContent = "Upload one file at a time; to check several, use Check many."; return; }
     input.files = files;
     show(input.files[0]);
   });
@@ -58,7 +62,10 @@
     errors.textContent = "";
     window.detectorUploads.send(form.action || window.location.href, input.files[0], token, {
       progress: function (percent) { bar.value = percent; },
-      sent: function () { bar.removeAttribute("value"); text.textContent = "Analysing faces…"; }
+      sent: function () {
+        bar.removeAttribute("value");
+        text.textContent = window.detectorUploads.isVideo(input.files[0]) ? "Checking the video…" : "Analysing faces…";
+      }
     }).then(function (result) {
       if (result.ok) { window.location.assign(result.detection.url); return; }
       finish(result.message);

@@ -4,11 +4,20 @@
 window.detectorUploads = (function () {
   "use strict";
   var allowed = ["image/jpeg", "image/png", "image/webp"];
+  var videos = ["video/mp4", "video/quicktime", "video/webm", "video/x-matroska"];
+
+  function isVideo(file) {
+    return videos.indexOf(file.type) >= 0 || /\.(mp4|m4v|mov|webm|mkv)$/i.test(file.name);
+  }
 
   // Why the form's limits refuse this file, or "" where they do not.
   function problemWith(file, form) {
+    if (isVideo(file)) {
+      if (file.size > parseInt(form.dataset.maxVideoBytes, 10)) return "The video is larger than " + form.dataset.maxVideoMb + " MB.";
+      return "";
+    }
     if (file.size > parseInt(form.dataset.maxBytes, 10)) return "The file is larger than " + form.dataset.maxMb + " MB.";
-    if (file.type && allowed.indexOf(file.type) < 0) return "This is not a JPEG, PNG or WebP image.";
+    if (file.type && allowed.indexOf(file.type) < 0) return "This is not a JPEG, PNG or WebP image, nor an MP4, MOV, WebM or MKV video.";
     return "";
   }
 
@@ -52,5 +61,5 @@ window.detectorUploads = (function () {
     });
   }
 
-  return {problemWith: problemWith, dropzone: dropzone, send: send};
+  return {problemWith: problemWith, isVideo: isVideo, dropzone: dropzone, send: send};
 })();

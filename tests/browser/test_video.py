@@ -1,0 +1,62 @@
+"""A video in Chromium: uploaded, followed while it is analysed, then its tracks, timeline and stills."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from detector.models import Detection, Kind
+
+pytestmark = pytest.mark.django_db(transaction=True)
+av = pytest.importorskip("av")
+
+
+@pytest.fixture
+def clip(tmp_path):
+    from tests.clips import portrait_clip
+
+    path = tmp_path / "interview.mp4"
+    path.write_bytes(portrait_clip())
+    return path
+
+
+def test_a_video_is_followed_to_its_verdict_with_tracks_timeline_and_stills(
+    browser, page, live_server, shipped, clip, settings, shot
+):
+    settings.DETECTOR_VIDEO_WORKERS = 1  # this process's pool analyses it, as without a broker in production
+    page.goto(live_server.url + "/")
+    page.set_input_files("input[type=file]", str(clip))
+    assert page.locator("#image-errors").inner_text().strip() == ""
+    page.click("#submit")
+    page.wait_for_url(re.compile(r".*/detections/[0-9a-f-]+/$"))
+    page.locator(".tracks").wait_for(timeout=60_000)  # the status poll reloads the page once it is done
+    detection = Detection.objects.get()
+    assert detection.kind == Kind.VIDEO and detection.frames_sampled == 8
+    # The face is followed through every frame (the face finder may add a short-lived box around it).
+    assert max(len(t["frames"]) for t in detection.tracks) == 8
+    assert page.locator(".verdict .label").inner_text().strip().endswith(detection.label)
+    timeline = page.locator(".timeline img")
+    timeline.scroll_into_view_if_needed()
+    page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    assert page.locator(".track-cards .face-card").count() == len(detection.tracks)
+    assert page.locator(".strip img").count() == sum(len(t["stills"]) for t in detection.tracks)
+    shot(page, "video-result", readme=True)
+
+    page.click(".strip a >> nth=0")
+    page.wait_for_url(re.compile(r".*/tracks/1/stills/1/$"))
+    page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    assert page.locator(".still-pair img").count() == 2
+    shot(page, "video-still")
+
+    phone = browser.new_context(viewport={"width": 390, "height": 844})
+    other = phone.new_page()
+    try:
+        other.context.add_cookies(page.context.cookies())
+        other.goto(live_server.url + detection.get_absolute_url())
+        other.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+        scroll, inner = other.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert scroll <= inner, f"the page is {scroll} px wide on a {inner} px phone"
+        shot(other, "video-result-phone")
+    finally:
+        phone.close()
