@@ -9,7 +9,9 @@ Writes ``benchmarks/results/latest.json`` and ``latest.md``:
 - HTTP end to end: N concurrent clients upload a ~1 MB JPEG to the app under
   gunicorn on 127.0.0.1 (workers = cores) until the verdict is stored, for
   N = 1, 4, 16; and the same for the seed's Flask app (``seed_app.py``);
-- peak RSS per server worker, and the seconds from process start to the first verdict.
+- peak RSS per server worker, and the seconds from process start to the first verdict;
+- a video's whole analysis: a 30-second 720p H.264 clip (and a 2-minute one, for memory), with 1.4.0's single
+  model and with the shipped default (``video_cost.py``, a process per model).
 
 Every figure is the median over several runs (``--runs``).  Loopback only; nothing is downloaded.
 
@@ -414,6 +416,59 @@ def upload_cpu(runs: int) -> dict:
     return out
 
 
+# -- video: a 30-second 720p clip ---------------------------------------------------------------------------
+
+V1_4 = ROOT / "ml_models" / "faces-effnetlite0-v1"
+
+
+def video_clip(path: Path, seconds: int, fps: int = 30, size: tuple[int, int] = (1280, 720)) -> None:
+    """An H.264 clip of a portrait (scikit-image's astronaut) drifting over a real background, with a cut
+    half-way to a second shot of the face, larger; x264's defaults (a keyframe at most every 250 frames)."""
+    import av
+
+    background = _skimage("coffee").resize(size, Image.BICUBIC).filter(ImageFilter.GaussianBlur(2))
+    face = _skimage("astronaut").crop((60, 0, 400, 340))
+    shots = [face.resize((300, 300), Image.BICUBIC), face.resize((420, 420), Image.BICUBIC)]
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "23"})
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        frames = seconds * fps
+        for k in range(frames):
+            shot = shots[0] if k < frames // 2 else shots[1]
+            frame = background.copy()
+            x = 100 + int(600 * k / frames)
+            frame.paste(shot, (x, 120 if shot is shots[0] else 60))
+            for packet in stream.encode(av.VideoFrame.from_image(frame)):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def video_cost(runs: int) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-video-"))
+    clips = {"30 s 720p": (tmp / "30s.mp4", 30), "2 min 720p": (tmp / "120s.mp4", 120)}
+    out = {"clips": {}, "models": {}}
+    for name, (path, seconds) in clips.items():
+        started = time.perf_counter()
+        video_clip(path, seconds)
+        out["clips"][name] = {"bytes": path.stat().st_size, "made_in_s": round(time.perf_counter() - started, 1)}
+    for bundle in (V1_4, BUNDLE):
+        rows = {}
+        for name, (path, _) in clips.items():
+            done = subprocess.run(
+                [sys.executable, str(ROOT / "benchmarks" / "video_cost.py"), str(bundle), str(path)]
+                + ["--runs", str(runs if name.startswith("30") else 1), "--threads", str(CORES)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            rows[name] = json.loads(done.stdout.strip().splitlines()[-1])
+        out["models"][bundle.name] = rows
+    print(f"video: {out}", flush=True)
+    return out
+
+
 # -- queue: web process + Celery workers on Redis ------------------------------------------------------------
 
 
@@ -562,6 +617,27 @@ def wait_until(condition, seconds: float, what: str):
 # -- report ----------------------------------------------------------------------------------------------------
 
 
+def video_markdown(v: dict) -> list[str]:
+    lines = [
+        "",
+        "## A video's whole analysis (probe, 2 frames a second sampled and decoded, faces, tracks, scores, heatmaps)",
+        "",
+        "Generated H.264 clips, 1280x720 at 30 frames a second, one face per frame and a cut half-way "
+        + ", ".join(f"({name}: {c['bytes'] / 1e6:.1f} MB)" for name, c in v["clips"].items())
+        + "; a process per model, on the cores above.",
+        "",
+        "| model | clip | frames looked at | tracks | wall time | of which decoding | peak RSS |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for bundle, rows in v["models"].items():
+        for clip, row in rows.items():
+            lines.append(
+                f"| {row['model']} ({bundle}) | {clip} | {row['frames_sampled']} | {row['tracks']} | "
+                f"{row['seconds']} s | {row['decode_seconds']} s | {row['peak_rss_mb']} MB |"
+            )
+    return lines
+
+
 def markdown(r: dict) -> str:
     lines = [
         f"# Benchmark results ({r['when']})",
@@ -666,6 +742,8 @@ def markdown(r: dict) -> str:
             f"Scaling from 1 to 2 worker processes: {q['scaling_1_to_2_verdicts_per_s']}x end to end, "
             f"{q['scaling_1_to_2_queue_drained_per_s']}x for the workers alone (2 cores: 2x is the ceiling).",
         ]
+    if "video" in r:
+        lines += video_markdown(r["video"])
     return "\n".join(lines) + "\n"
 
 
@@ -681,7 +759,11 @@ def cpu_model() -> str:
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=3, help="runs per figure (the median is reported)")
-    p.add_argument("--only", choices=("micro", "upload", "http", "queue"), help="one section only")
+    p.add_argument(
+        "--only",
+        choices=("micro", "upload", "http", "queue", "video"),
+        help="one section only (the other sections of latest.json are kept)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for latest.json and latest.md")
     args = p.parse_args()
     meta = json.loads((BUNDLE / "metadata.json").read_text())
@@ -701,6 +783,12 @@ def main():
         result["http"] = http(args.runs)
     if args.only in (None, "queue"):
         result["queue"] = queue(args.runs)
+    if args.only in (None, "video"):
+        result["video"] = video_cost(args.runs)
+    if args.only and (args.out / "latest.json").is_file():  # one section measured again: keep the others
+        kept = json.loads((args.out / "latest.json").read_text())
+        result = {**kept, **{k: v for k, v in result.items() if k not in ("when", "runs")}}
+        result.setdefault("sections_when", {})[args.only] = datetime.now(UTC).isoformat(timespec="seconds")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "latest.md").write_text(markdown(result))

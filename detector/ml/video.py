@@ -7,6 +7,7 @@ on the result page are kept.
 The rule, documented once here and on the result page:
 
 - frames are sampled at ``fps`` a second, evenly over the whole clip, at most ``max_frames`` of them;
+- a box the face finder draws around a smaller face of the same frame is dropped (``distinct``);
 - faces found in consecutive samples are linked into a track when the box lies where the track's motion
   predicts and its size is alike (``Tracker``); a scene cut, or a face unseen for longer than
   ``TRACK_GAP_SECONDS``, ends a track, and a face matching no track starts one;
@@ -335,6 +336,19 @@ def small_grey(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L").resize((32, 32), Image.BILINEAR), dtype=np.float32)
 
 
+def distinct(crops: list[FaceCrop]) -> list[FaceCrop]:
+    """The faces of one frame without the boxes drawn around another, smaller face: in footage a larger face in
+    front would hide the smaller one, so such a box is the face finder seeing the same face twice (over the head
+    and shoulders), and as a track of its own it would flicker in and out beside the face's."""
+
+    def around(outer: FaceBox, inner: FaceBox) -> bool:
+        cx, cy = inner.x + inner.w / 2, inner.y + inner.h / 2
+        inside = outer.x <= cx <= outer.x + outer.w and outer.y <= cy <= outer.y + outer.h
+        return inside and inner.w * inner.h * 2 <= outer.w * outer.h
+
+    return [c for c in crops if not any(around(c.box, o.box) for o in crops if o is not c)]
+
+
 def track_logit(logits: list[float]) -> float:
     """A track's logit: the mean of its most suspicious half of frames' (at least one)."""
     top = sorted(logits, reverse=True)[: max(1, len(logits) // 2)]
@@ -446,7 +460,7 @@ def analyse(
         decode_s += time.perf_counter() - clock
         grey = small_grey(image)
         prepared = detector.prepare(image)
-        faces = [c for c in prepared.crops if c.box is not None]
+        faces = distinct([c for c in prepared.crops if c.box is not None])
         ids = tracker.update(t, [c.box for c in faces], cut=is_cut(previous, grey))
         previous = grey
         pending.append((t, image, faces, ids))

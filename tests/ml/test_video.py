@@ -252,3 +252,17 @@ def test_the_shipped_model_finds_and_tracks_a_real_face(shipped_detector):
     assert result.frames_sampled == 6 and len(result.tracks) == 1
     assert len(result.tracks[0].frames) == 6 and result.label != LABEL_NO_FACE
     assert 0.0 <= result.fake_probability <= 1.0 and result.model_version == shipped_detector.version
+
+
+def test_a_box_around_a_smaller_face_is_the_same_face_seen_twice():
+    import numpy as np
+
+    from detector.ml.preprocessing import FaceCrop
+
+    pixels = np.zeros((4, 4, 3), np.uint8)
+    face = FaceCrop(FaceBox(100, 100, 40, 40, 0.9), pixels)
+    around = FaceCrop(FaceBox(60, 60, 160, 160, 0.6), pixels)
+    beside = FaceCrop(FaceBox(300, 100, 44, 44, 0.9), pixels)
+    overlapping = FaceCrop(FaceBox(120, 90, 50, 50, 0.8), pixels)  # alike in size: two people close together
+    assert video.distinct([around, face, beside]) == [face, beside]
+    assert video.distinct([face, overlapping]) == [face, overlapping]
