@@ -71,6 +71,7 @@ class DetectionAdmin(admin.ModelAdmin):
         "provenance_display",
         "report_links",
         "processing_ms",
+        "decode_ms",
         "error_message",
     )
     readonly_fields = ("annotated_image", *VERDICT_DISPLAY, *UPLOAD_FIELDS, "reviewed_by", "reviewed_at")

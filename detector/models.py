@@ -82,6 +82,7 @@ VERDICT_FIELDS = (
     "model_label",
     "verdict_reason",
     "processing_ms",
+    "decode_ms",
     "error_message",
 )
 # What a reviewer records.
@@ -151,6 +152,9 @@ class Detection(models.Model):
     # progress moved recently is being analysed, and nothing queues it again).
     frames_planned = models.PositiveIntegerField(null=True, blank=True)
     frames_sampled = models.PositiveIntegerField(null=True, blank=True)
+    decode_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Of a video's processing time, what decoding its frames took."
+    )
     progress_at = models.DateTimeField(null=True, blank=True)
     # A video's face tracks: [{id, fake_probability, label, first_seconds, last_seconds, frames: [{seconds, box,
     # fake_probability}], stills: [{seconds, fake_probability, image, heatmap}]}] (ml.video).

@@ -160,6 +160,7 @@ class DetectionSerializer(serializers.ModelSerializer):
             "kind": {"help_text": "image or video (recognised from the file's bytes)."},
             "duration_seconds": {"help_text": "A video's length; null for an image."},
             "frames_planned": {"help_text": "A video: how many frames its analysis looks at; null for an image."},
+            "decode_ms": {"help_text": "A video: of processing_ms, what decoding its frames took; null for an image."},
             "frames_sampled": {
                 "help_text": "A video: frames analysed so far (progress while analysing, then all); null for an image."
             },

@@ -183,6 +183,7 @@ def analyse_video(detection: Detection) -> Detection:
         detection.faces = []
         detection.tracks = tracks
         detection.frames_sampled = verdict.frames_sampled
+        detection.decode_ms = verdict.decode_ms
         detection.duration_seconds = info.duration
         detection.provenance, detection.model_label, detection.verdict_reason = [], "", ""
         detection.error_message = ""

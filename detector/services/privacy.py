@@ -11,7 +11,18 @@ from django.db import transaction
 from ..models import VERDICT_FIELDS, Detection
 from .detections import stored_names
 
-EXPORT_FIELDS = ("id", "created_at", "original_name", "sha256", "image_format", "width", "height", *VERDICT_FIELDS)
+EXPORT_FIELDS = (
+    "id",
+    "created_at",
+    "original_name",
+    "sha256",
+    "image_format",
+    "width",
+    "height",
+    "kind",
+    "duration_seconds",
+    *VERDICT_FIELDS,
+)
 EXPORT_FIELDS += ("review_verdict", "review_note")
 CHUNK = 256 * 1024
 

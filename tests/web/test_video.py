@@ -113,6 +113,7 @@ def test_the_api_gives_kind_duration_frames_and_tracks(api, squares, django_capt
     body = api.get(reverse("api:detection", args=[Detection.objects.get().pk])).json()
     assert body["kind"] == "video" and body["duration_seconds"] == pytest.approx(4.0, abs=0.15)
     assert body["frames_sampled"] == body["frames_planned"] == 8 and body["faces"] == []
+    assert 0 <= body["decode_ms"] <= body["processing_ms"]
     fake = next(t for t in body["tracks"] if t["label"] == "Deepfake")
     assert fake["decided"] and body["fake_probability"] == pytest.approx(fake["fake_probability"])
     assert set(fake["frames"][0]) == {"seconds", "box", "fake_probability"}
@@ -310,3 +311,12 @@ def test_a_videos_report_lists_its_tracks(alice, squares, django_capture_on_comm
     pdf = alice.get(reverse("detector:report", args=[detection.pk, "pdf"]))
     text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
     assert "Faces over time (video)" in text and "decided the verdict" in text
+
+
+def test_the_schema_describes_videos(client):
+    schema = client.get(reverse("api:schema"), {"format": "json"}).json()
+    detection = schema["components"]["schemas"]["Detection"]["properties"]
+    assert {"kind", "duration_seconds", "frames_planned", "frames_sampled", "decode_ms", "tracks"} <= set(detection)
+    track = schema["components"]["schemas"]["Track"]["properties"]
+    assert {"id", "fake_probability", "label", "first_seconds", "last_seconds", "frames", "stills"} <= set(track)
+    assert "/api/v1/detections/{id}/tracks/{track}/stills/{number}/{kind}" in schema["paths"]
