@@ -74,12 +74,17 @@ def _video_pool() -> ThreadPoolExecutor:
         return _videos
 
 
+def _analyse_video(pk: str) -> None:
+    try:
+        analysis.run(pk)
+    except Exception:  # the model, the storage or the database is unavailable: it stays unfinished for the
+        log.exception("video %s could not be analysed now; it stays unfinished", pk)  # sweep or a restart
+
+
 def _analyse_in_thread(pk: str) -> None:
     close_old_connections()
     try:
-        analysis.run(pk)
-    except Exception:  # the model or the storage is unavailable: it stays unfinished for the sweep or a restart
-        log.exception("video %s could not be analysed now; it stays unfinished", pk)
+        _analyse_video(pk)
     finally:
         connection.close()
 
@@ -90,7 +95,7 @@ def start_video(pk: str) -> bool:
     if not runs_here():
         return queue(pk)
     if settings.DETECTOR_VIDEO_WORKERS <= 0:
-        analysis.run(pk)
+        _analyse_video(pk)
         return True
     _video_pool().submit(_analyse_in_thread, pk)
     return True

@@ -33,6 +33,13 @@ def run(
     return None if claimed is None else analyse(claimed, decoded, data)
 
 
+def _record_failure(detection: Detection, what: str, exc: Exception) -> None:
+    """No verdict, and why: the reason goes to the owner and the reviewers."""
+    detection.status = Status.FAILED
+    detection.label = Label.NO_VERDICT
+    detection.error_message = f"The {what} could not be analysed: {exc}"[:1000]
+
+
 def analyse(detection: Detection, decoded: DecodedImage | None = None, data: bytes | None = None) -> Detection:
     """Run the detector on a claimed detection and record the verdict, or the failure and its reason.
 
@@ -50,9 +57,7 @@ def analyse(detection: Detection, decoded: DecodedImage | None = None, data: byt
         verdict = detector.judge(decoded or decode_stored(data))
     except Exception as exc:  # anything wrong with this image (or a time limit) is recorded, never a 500
         log.exception("analysis of %s failed", detection.id)
-        detection.status = Status.FAILED
-        detection.label = Label.NO_VERDICT
-        detection.error_message = f"The image could not be analysed: {exc}"[:1000]
+        _record_failure(detection, "image", exc)
     else:
         detection.status = Status.DONE
         detection.label = verdict.label
@@ -112,7 +117,8 @@ def _open_video(detection: Detection):
 
 def analyse_video(detection: Detection) -> Detection:
     """A video's verdict (``ml.video``): frames sampled, faces tracked, each track scored; progress stored as it
-    goes. Its stills and their heatmaps are written before the row that names them; a failure is recorded."""
+    goes. Its stills and their heatmaps are written before the row that names them; a failure is recorded, except
+    the storage's (OSError), which undoes the stills written and is raised for the caller to retry."""
     detector = get_detector()
     started = time.perf_counter()
     source, opened = _open_video(detection)
@@ -164,13 +170,15 @@ def analyse_video(detection: Detection) -> Detection:
                     "stills": stills,
                 }
             )
+    except OSError:  # the storage failed (transient): undo the stills, and let the caller retry
+        for name in written:
+            detection.image.storage.delete(name)
+        raise
     except Exception as exc:  # a video that cannot be analysed (or the time limit) is recorded, never a 500
         log.exception("analysis of video %s failed", detection.id)
         for name in written:
             detection.image.storage.delete(name)
-        detection.status = Status.FAILED
-        detection.label = Label.NO_VERDICT
-        detection.error_message = f"The video could not be analysed: {exc}"[:1000]
+        _record_failure(detection, "video", exc)
     else:
         detection.status = Status.DONE
         detection.label = verdict.label

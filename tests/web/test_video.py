@@ -320,3 +320,46 @@ def test_the_schema_describes_videos(client):
     track = schema["components"]["schemas"]["Track"]["properties"]
     assert {"id", "fake_probability", "label", "first_seconds", "last_seconds", "frames", "stills"} <= set(track)
     assert "/api/v1/detections/{id}/tracks/{track}/stills/{number}/{kind}" in schema["paths"]
+
+
+def test_a_video_whose_analysis_fails_is_recorded_failed_and_leaves_no_stills(
+    alice, squares, django_capture_on_commit_callbacks, media_root, monkeypatch
+):
+    def broken(prepared):
+        raise RuntimeError("the heatmaps broke")
+
+    monkeypatch.setattr(squares, "heatmaps", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        alice.post(UPLOAD, {"image": clip_file()})
+    detection = Detection.objects.get()
+    assert detection.status == Status.FAILED and detection.label == Label.NO_VERDICT
+    assert detection.error_message == "The video could not be analysed: the heatmaps broke"
+    page = alice.get(detection.get_absolute_url()).content.decode()
+    assert "another copy of the video" in page
+
+
+def test_a_storage_failure_while_the_stills_are_written_undoes_them_and_leaves_the_video_to_retry(
+    alice, squares, django_capture_on_commit_callbacks, media_root, monkeypatch
+):
+    from django.core.files.storage import FileSystemStorage
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        alice.post(UPLOAD, {"image": clip_file()})
+    saved, original = [], FileSystemStorage.save
+
+    def failing(self, name, content, **kwargs):
+        if len(saved) == 3:
+            raise OSError(28, "No space left on device")
+        saved.append(name)
+        return original(self, name, content, **kwargs)
+
+    monkeypatch.setattr(FileSystemStorage, "save", failing)
+    callbacks[0]()  # the in-process path logs it; a worker would retry
+    detection = Detection.objects.get()
+    assert detection.status == Status.ANALYSING and detection.tracks == []
+    assert not (media_root / "stills").exists() or list((media_root / "stills").iterdir()) == []
+    monkeypatch.setattr(FileSystemStorage, "save", original)
+    Detection.objects.filter(pk=detection.pk).update(progress_at=timezone.now() - timedelta(hours=1))
+    assert dispatch.resume_videos() == [str(detection.pk)]
+    detection.refresh_from_db()
+    assert detection.status == Status.DONE and detection.label == Label.DEEPFAKE
