@@ -363,3 +363,26 @@ def test_a_storage_failure_while_the_stills_are_written_undoes_them_and_leaves_t
     assert dispatch.resume_videos() == [str(detection.pk)]
     detection.refresh_from_db()
     assert detection.status == Status.DONE and detection.label == Label.DEEPFAKE
+
+
+@pytest.mark.parametrize("broker, workers, started", [(False, 1, True), (True, 1, False), (False, 0, False)])
+def test_a_server_starting_without_a_broker_takes_up_unfinished_videos(settings, monkeypatch, broker, workers, started):
+    from django.apps import apps
+
+    from detector import apps as detector_apps
+
+    settings.CELERY_TASK_ALWAYS_EAGER, settings.DETECTOR_VIDEO_WORKERS = not broker, workers
+    settings.DETECTOR_PRELOAD = False
+    timers = []
+
+    class Timer:
+        def __init__(self, delay, function):
+            timers.append((delay, function))
+
+        def start(self):
+            pass
+
+    monkeypatch.setattr(detector_apps, "serves_requests", lambda: True)
+    monkeypatch.setattr(detector_apps.threading, "Timer", Timer)
+    apps.get_app_config("detector").ready()
+    assert [f for _, f in timers] == ([detector_apps._resume_videos] if started else [])
