@@ -7,6 +7,7 @@ import re
 import pytest
 
 from detector.models import Detection, Kind
+from tests.browser.test_verdicts_and_phones import serious_violations
 
 pytestmark = pytest.mark.django_db(transaction=True)
 av = pytest.importorskip("av")
@@ -19,6 +20,14 @@ def clip(tmp_path):
     path = tmp_path / "interview.mp4"
     path.write_bytes(portrait_clip())
     return path
+
+
+@pytest.fixture
+def page(browser):
+    """A page that axe-core can be injected into (only such a context lets it past the site's CSP)."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, bypass_csp=True)
+    yield context.new_page()
+    context.close()
 
 
 def test_a_video_is_followed_to_its_verdict_with_tracks_timeline_and_stills(
@@ -42,12 +51,14 @@ def test_a_video_is_followed_to_its_verdict_with_tracks_timeline_and_stills(
     assert page.locator(".track-cards .face-card").count() == len(detection.tracks)
     assert page.locator(".strip img").count() == sum(len(t["stills"]) for t in detection.tracks)
     shot(page, "video-result", readme=True)
+    assert serious_violations(page) == []
 
     page.click(".strip a >> nth=0")
     page.wait_for_url(re.compile(r".*/tracks/1/stills/1/$"))
     page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
     assert page.locator(".still-pair img").count() == 2
     shot(page, "video-still")
+    assert serious_violations(page) == []
 
     phone = browser.new_context(viewport={"width": 390, "height": 844})
     other = phone.new_page()
