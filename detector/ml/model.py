@@ -1,20 +1,23 @@
-"""The classifier network: scaling, EfficientNet-Lite0 and a one-logit head."""
+"""The classifier network: scaling, an EfficientNet-Lite backbone (Lite0 unless told) and a one-logit head."""
 
 from __future__ import annotations
 
-from .backbone import build_efficientnet_lite0, fold_batch_norm, load_imagenet_weights
+from .backbone import build_efficientnet_lite, fold_batch_norm, load_imagenet_weights
 
 # Fine-tuning trains the blocks from this one on; the blocks before it are frozen
 # and their outputs cached, which keeps training within the CPU budget.
 FIRST_TRAINED_BLOCK = 5
 
 
-def build_classifier(input_size: int = 224, imagenet: bool = True, dropout: float = 0.3, fold_bn: bool = False):
+def build_classifier(
+    input_size: int = 224, imagenet: bool = True, dropout: float = 0.3, fold_bn: bool = False, backbone: str = "lite0"
+):
     """Raw RGB pixels in [0, 255] -> one logit, the evidence that the face is fake."""
     import keras
     from keras import layers
 
-    backbone = build_efficientnet_lite0(input_size, fold_bn=fold_bn)
+    variant = backbone
+    backbone = build_efficientnet_lite(variant, input_size, fold_bn=fold_bn)
     if imagenet and not fold_bn:
         load_imagenet_weights(backbone)
     inputs = keras.Input((input_size, input_size, 3), name="pixels")
@@ -26,10 +29,17 @@ def build_classifier(input_size: int = 224, imagenet: bool = True, dropout: floa
     return keras.Model(inputs, outputs, name="deepfake_classifier")
 
 
+def backbone_of(model):
+    """The classifier's EfficientNet-Lite layer (``efficientnet_lite0``, ``…_lite1`` or ``…_lite2``)."""
+    return next(layer for layer in model.layers if layer.name.startswith("efficientnet_"))
+
+
 def folded_copy(model):
     """An inference twin of ``model`` with its batch norms folded into the convolutions (same outputs, faster)."""
-    folded = build_classifier(model.input_shape[1], imagenet=False, fold_bn=True)
-    fold_batch_norm(model.get_layer("efficientnet_lite0"), folded.get_layer("efficientnet_lite0"))
+    backbone = backbone_of(model)
+    variant = backbone.name.removeprefix("efficientnet_")
+    folded = build_classifier(model.input_shape[1], imagenet=False, fold_bn=True, backbone=variant)
+    fold_batch_norm(backbone, folded.get_layer(backbone.name))
     folded.get_layer("fake_logit").set_weights(model.get_layer("fake_logit").get_weights())
     return folded
 
@@ -47,7 +57,7 @@ def split_classifier(model, first_trained_block: int = FIRST_TRAINED_BLOCK):
     """(bottom, top, top_backbone): the frozen feature extractor and the trainable rest, sharing layers."""
     import keras
 
-    backbone = model.get_layer("efficientnet_lite0")
+    backbone = backbone_of(model)
     cut = block_output(backbone, first_trained_block - 1)
     bottom = keras.Model(model.input, keras.Model(backbone.input, cut)(model.get_layer("scale").output))
     top_backbone = keras.Model(cut, backbone.output)

@@ -120,13 +120,23 @@ class Recipe:
     lr: float = field(default=3e-4, metadata=_option("peak learning rate (AdamW, warm-up, cosine decay)"))
     batch: int = field(default=64, metadata=_option("training batch size"))
     seed: int = field(default=2026, metadata=_option("seed of every random choice"))
+    backbone: str = field(
+        default="lite0",
+        metadata=_option(
+            "the network: EfficientNet-Lite0, -Lite1 or -Lite2, trained by ImageNet at 224, 240 and 260 px "
+            "(give --input-size to match, and --first-trained-block: Lite1 and 2 have 21 blocks)",
+            choices=("lite0", "lite1", "lite2"),
+        ),
+    )
     input_size: int = field(default=DEFAULT_INPUT_SIZE, metadata=_option("face crop size in pixels"))
     margin: float = field(
         default=DEFAULT_MARGIN, metadata=_option("margin around the face box, as a share of its side")
     )
     first_trained_block: int = field(
         default=FIRST_TRAINED_BLOCK,
-        metadata=_option("MBConv blocks before this one (0-15) stay frozen and their output is cached"),
+        metadata=_option(
+            "MBConv blocks before this one (0-15 in Lite0, 0-20 in Lite1 and 2) stay frozen and their output is cached"
+        ),
     )
     bf16: bool = field(
         default=False,

@@ -35,7 +35,7 @@ from .crops import cached_crops, crop_landmarks
 from .dataset import Sample, read_manifest
 from .export import export_bundle
 from .features import FEATURE_STRIDE, cached_features, extract_features, inference
-from .model import build_classifier, folded_copy, split_classifier
+from .model import backbone_of, build_classifier, folded_copy, split_classifier
 from .pairs import frame_pairs
 from .recipe import Recipe, dataset_name
 from .trainer import MaskedTrainer
@@ -102,8 +102,13 @@ def train(recipe: Recipe) -> BundleMetadata:
     if recipe.init_from is not None:  # continue from a trained bundle's weights
         init_meta = read_metadata(recipe.init_from)
         model = load_keras_model(recipe.init_from, init_meta)
+        found = backbone_of(model).name.removeprefix("efficientnet_")
+        if found != recipe.backbone:
+            raise ValueError(
+                f"{recipe.init_from} is an EfficientNet-{found.title()}; this recipe asks for {recipe.backbone}"
+            )
     else:
-        model = build_classifier(size)
+        model = build_classifier(size, backbone=recipe.backbone)
     bottom = split_classifier(folded_copy(model), recipe.first_trained_block)[0]
     _, top, top_backbone = split_classifier(model, recipe.first_trained_block)
 

@@ -145,6 +145,21 @@ def test_a_whole_training_run_writes_a_calibrated_bundle(tmp_path):
     assert reference["reals_quantiles"] == sorted(reference["reals_quantiles"])
 
 
+def test_a_lite2_backbone_trains_serves_and_is_continued_only_as_lite2(tmp_path):
+    from detector.ml.predictor import Detector
+    from detector.ml.recipe import Recipe
+    from detector.ml.training import train
+
+    meta = train(small_recipe(tmp_path, backbone="lite2", first_trained_block=7))
+    assert meta.training["recipe"]["backbone"] == "lite2" and meta.training["recipe"]["first_trained_block"] == 7
+    served = Detector(tmp_path / "bundle")
+    assert any(layer.name == "efficientnet_lite2" for layer in served.model.layers)
+    assert 0.0 <= served.judge(Image.fromarray(face_like(96))).fake_probability <= 1.0
+    again = Recipe(**{**vars(small_recipe(tmp_path)), "out": tmp_path / "again", "init_from": tmp_path / "bundle"})
+    with pytest.raises(ValueError, match="EfficientNet-Lite2; this recipe asks for lite0"):
+        train(again)
+
+
 def approx_tree(actual, expected, path="metadata"):
     """Equal apart from float round-off, key by key, so a failure names the field."""
     if isinstance(expected, dict):
