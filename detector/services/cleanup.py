@@ -115,7 +115,7 @@ def cleanup(
             report.stuck.append(str(detection.pk))
             continue
         if not dry_run:
-            fail(detection, "The analysis was interrupted; please upload the image again.")
+            fail(detection, "The analysis was interrupted; please upload the file again.")
         report.marked_failed.append(str(detection.pk))
     for why in report.refused:
         log.warning("cleanup: %s", why)

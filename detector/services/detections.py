@@ -104,7 +104,7 @@ def claim(detection: Detection | str, new_attempt: bool = True) -> Detection | N
         if out_of_attempts is not None:
             fail(
                 out_of_attempts,
-                f"The analysis stopped {out_of_attempts.attempts} times; please upload the image again.",
+                f"The analysis stopped {out_of_attempts.attempts} times; please upload the file again.",
             )
         return None
     if not isinstance(detection, Detection):
