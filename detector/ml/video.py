@@ -216,6 +216,7 @@ def sample_times(duration: float, fps: float, max_frames: int) -> list[float]:
     return [duration * (k + 0.5) / n for k in range(n)]
 
 
+TAIL_HOLD = 1.0  # seconds the last decoded frame stands for the samples after it
 SEEK_AFTER = 2.0  # seconds: a longer gap to the next sample is crossed by seeking, not by decoding every frame
 
 
@@ -230,6 +231,8 @@ def frames_at(source, times: list[float], rotation: int) -> Iterator[tuple[float
     if hasattr(source, "seek"):
         source.seek(0)
     with _open(source) as container:
+        if not container.streams.video:
+            raise VideoError("The file has no video stream.", "no_video")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         start, k, previous, sought = None, 0, None, -1
@@ -256,7 +259,10 @@ def frames_at(source, times: list[float], rotation: int) -> Iterator[tuple[float
                 container.seek(int((times[k] + start) / stream.time_base), stream=stream, backward=True)
                 decoder, previous, sought = container.decode(stream), None, k
         if previous is not None:
-            while k < len(times):  # past the last frame (a variable rate, a short final frame): the last one shows
+            # Past the last frame (a short final frame, a variable rate) it stays on screen; but not for long: a
+            # tail that does not decode is not stood in for by one frame repeated (fewer samples are analysed).
+            last = float(previous.time or 0.0) - (start or 0.0)
+            while k < len(times) and times[k] - last <= TAIL_HOLD:
                 yield times[k], _upright(previous, rotation)
                 k += 1
 

@@ -266,3 +266,10 @@ def test_a_box_around_a_smaller_face_is_the_same_face_seen_twice():
     overlapping = FaceCrop(FaceBox(120, 90, 50, 50, 0.8), pixels)  # alike in size: two people close together
     assert video.distinct([around, face, beside]) == [face, beside]
     assert video.distinct([face, overlapping]) == [face, overlapping]
+
+
+def test_a_tail_that_does_not_decode_is_not_stood_in_for_by_the_last_frame():
+    data = make_clip([Scene([Square(BLUE, (10, 40))])], seconds=8.0, container="mkv")  # its index comes first
+    times = video.sample_times(8.0, 2, 120)
+    got = [t for t, _ in video.frames_at(io.BytesIO(data[: int(len(data) * 0.7)]), times, 0)]
+    assert 0 < len(got) < len(times) and got == times[: len(got)]
