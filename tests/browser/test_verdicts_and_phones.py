@@ -150,18 +150,18 @@ def test_the_limit_is_shown_and_a_batch_over_it_refused_before_upload(
         files.append(tmp_path / f"photo{i}.jpg")
         files[-1].write_bytes(image_bytes("JPEG", color=(20 * i, 90, 120)))
     page.goto(live_server.url + "/batch/")
-    assert "You can check 3 more images now, of 3 every hour." in page.locator("#allowance").inner_text()
+    assert "You can check 3 more files now, of 3 every hour." in page.locator("#allowance").inner_text()
     page.set_input_files("input[type=file]", [str(f) for f in files])
     page.click("#submit")
     error = page.locator("#images-errors")
-    assert "You can check only 3 more images now: choose at most 3" in error.inner_text()
+    assert "You can check only 3 more files now: choose at most 3" in error.inner_text()
     assert "minute" in error.inner_text() and Detection.objects.count() == 0
     page.set_input_files("input[type=file]", [str(f) for f in files[:2]])
     page.click("#submit")
     page.locator("#batch-summary", has_text="2 checked").wait_for()
     assert page.locator("#allowance [data-left-count]").inner_text() == "1"
     page.goto(live_server.url + "/")
-    assert "You can check 1 more image now" in page.locator("#allowance").inner_text()
+    assert "You can check 1 more file now" in page.locator("#allowance").inner_text()
 
 
 def test_a_chosen_file_that_is_not_an_image_says_so_instead_of_a_broken_preview(page, live_server, tmp_path):

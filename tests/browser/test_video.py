@@ -71,3 +71,24 @@ def test_a_video_is_followed_to_its_verdict_with_tracks_timeline_and_stills(
         shot(other, "video-result-phone")
     finally:
         phone.close()
+
+
+def test_the_batch_page_follows_a_video_to_its_verdict_beside_an_image(
+    page, live_server, shipped, clip, portrait, settings, shot
+):
+    settings.DETECTOR_VIDEO_WORKERS = 1
+    page.goto(live_server.url + "/batch/")
+    page.set_input_files("input[type=file]", [str(portrait), str(clip)])
+    assert page.locator(".batch-item").count() == 2
+    page.click("#submit")
+    page.locator("#batch-summary", has_text=re.compile(r"2 checked")).wait_for(timeout=30_000)
+    rows = page.locator(".batch-item")
+    rows.nth(1).locator("a.badge").wait_for(timeout=60_000)  # the video: pending, then its verdict
+    detections = {d.original_name: d for d in Detection.objects.all()}
+    assert detections["interview.mp4"].kind == Kind.VIDEO
+    for i, name in ((0, "astronaut.jpg"), (1, "interview.mp4")):
+        badge = rows.nth(i).locator("a.badge")
+        badge.wait_for()
+        detection = Detection.objects.get(original_name=name)
+        assert badge.inner_text() == detection.label and badge.get_attribute("href") == detection.get_absolute_url()
+    shot(page, "video-batch")

@@ -90,7 +90,7 @@ def test_a_file_refused_for_its_own_fault_uses_up_nothing(client, stub_detector,
     assert client.post(UPLOAD, {"image": upload_file(data=b"not an image")}).status_code == HTTPStatus.BAD_REQUEST
     response = client.post(BATCH, {"images": [upload_file("bad.jpg", b"nope"), upload_file("good.jpg")]})
     assert "1 checked, 1 not accepted." in response.content.decode()
-    assert "You can check <span data-left-count>1</span> more image now" in client.get(UPLOAD).content.decode()
+    assert "You can check <span data-left-count>1</span> more file now" in client.get(UPLOAD).content.decode()
     assert client.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.FOUND
     assert client.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.TOO_MANY_REQUESTS
     assert "You have used all 2 checks for now" in client.get(UPLOAD).content.decode()

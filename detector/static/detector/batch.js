@@ -17,7 +17,7 @@
   var maxFiles = parseInt(form.dataset.maxFiles, 10);
   var allowance = document.getElementById("allowance");
 
-  // How many more images may go now (null: no limit known); refused files do not count, taken ones do.
+  // How many more files may go now (null: no limit known); refused files do not count, taken ones do.
   function left() {
     return allowance ? parseInt(allowance.dataset.left, 10) : null;
   }
@@ -124,7 +124,7 @@
     if (!files.length) { errors.textContent = "Choose one or more images or videos."; input.focus(); return; }
     if (files.length > maxFiles) { errors.textContent = "Choose at most " + maxFiles + " files at a time."; return; }
     if (left() !== null && files.length > left()) {
-      errors.textContent = left() ? "You can check only " + left() + " more image" + (left() > 1 ? "s" : "") +
+      errors.textContent = left() ? "You can check only " + left() + " more file" + (left() > 1 ? "s" : "") +
         " now: choose at most " + left() + ", or wait " + allowance.dataset.renewsIn + ". Nothing was sent."
         : "You have used all your checks for now; wait " + allowance.dataset.renewsIn + ". Nothing was sent.";
       return;
