@@ -386,3 +386,12 @@ def test_a_server_starting_without_a_broker_takes_up_unfinished_videos(settings,
     monkeypatch.setattr(detector_apps.threading, "Timer", Timer)
     apps.get_app_config("detector").ready()
     assert [f for _, f in timers] == ([detector_apps._resume_videos] if started else [])
+
+
+def test_a_video_counts_as_one_check(client, db, squares, settings, django_capture_on_commit_callbacks):
+    settings.DETECTOR_RATE_LIMIT = "3/h"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(UPLOAD, {"image": clip_file()}).status_code == HTTPStatus.FOUND
+    assert client.post(UPLOAD, {"image": clip_file(audio_only_clip())}).status_code == HTTPStatus.BAD_REQUEST
+    assert "You can check <span data-left-count>2</span> more files now" in client.get(UPLOAD).content.decode()
+    assert Detection.objects.get().frames_sampled == 8  # 8 frames analysed, one check used
