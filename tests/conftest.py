@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,15 +134,23 @@ class StubDetector:
         )
 
 
-@pytest.fixture
-def stub_detector():
+@contextmanager
+def installed(detector):
+    """``detector`` as the process's model within the block, the one before it again afterwards."""
     from detector.services import inference
 
     previous = inference._detector
-    stub = StubDetector()
-    inference.set_detector(stub)
-    yield stub
-    inference.set_detector(previous)
+    inference.set_detector(detector)
+    try:
+        yield detector
+    finally:
+        inference.set_detector(previous)
+
+
+@pytest.fixture
+def stub_detector():
+    with installed(StubDetector()) as stub:
+        yield stub
 
 
 def build_tiny_bundle(
@@ -188,13 +197,9 @@ def shipped_detector():
 @pytest.fixture
 def shipped(shipped_detector, settings):
     """The shipped model installed as the process's detector."""
-    from detector.services import inference
-
     settings.DETECTOR_MODEL = SHIPPED_BUNDLE
-    previous = inference._detector
-    inference.set_detector(shipped_detector)
-    yield shipped_detector
-    inference.set_detector(previous)
+    with installed(shipped_detector):
+        yield shipped_detector
 
 
 @pytest.fixture(scope="session")
@@ -206,14 +211,10 @@ def tiny_bundle(tmp_path_factory):
 def tiny_detector(tiny_bundle, settings):
     """The real serving code on the tiny bundle, installed as the process's detector."""
     from detector.ml.predictor import Detector
-    from detector.services import inference
 
     settings.DETECTOR_MODEL = tiny_bundle
-    previous = inference._detector
-    detector = Detector(tiny_bundle)
-    inference.set_detector(detector)
-    yield detector
-    inference.set_detector(previous)
+    with installed(Detector(tiny_bundle)) as detector:
+        yield detector
 
 
 @pytest.fixture(autouse=True)

@@ -128,14 +128,10 @@ def analyse_video(detection: Detection) -> Detection:
         planned = len(
             video.sample_times(info.duration, settings.DETECTOR_VIDEO_FPS, settings.DETECTOR_VIDEO_MAX_FRAMES)
         )
-        _report_progress(detection)(0, planned)
+        report = _report_progress(detection)
+        report(0, planned)
         verdict = video.analyse(
-            detector,
-            source,
-            info,
-            settings.DETECTOR_VIDEO_FPS,
-            settings.DETECTOR_VIDEO_MAX_FRAMES,
-            on_progress=_report_progress(detection),
+            detector, source, info, settings.DETECTOR_VIDEO_FPS, settings.DETECTOR_VIDEO_MAX_FRAMES, on_progress=report
         )
         storage = detection.image.storage
         tracks = []

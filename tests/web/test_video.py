@@ -15,6 +15,7 @@ from detector import dispatch, tasks
 from detector.models import Detection, Kind, Label, Status
 from detector.services import cleanup, detections
 from tests.clips import BLUE, RED, Scene, Square, SquareDetector, audio_only_clip, make_clip
+from tests.conftest import installed
 from tests.web.conftest import stored_files
 
 pytest.importorskip("av")
@@ -36,14 +37,9 @@ def clip_file(data: bytes | None = None, name="clip.mp4", content_type="video/mp
 @pytest.fixture
 def squares(settings):
     """The square detector as the process's model; videos analysed at once where they are started."""
-    from detector.services import inference
-
     settings.DETECTOR_VIDEO_WORKERS = 0
-    previous = inference._detector
-    detector = SquareDetector()
-    inference.set_detector(detector)
-    yield detector
-    inference.set_detector(previous)
+    with installed(SquareDetector()) as detector:
+        yield detector
 
 
 def test_a_video_is_answered_pending_then_analysed_off_the_request(
@@ -243,34 +239,29 @@ def test_a_video_whose_progress_moved_recently_is_never_taken_twice(
     assert detection.status == Status.DONE
 
 
+def finished(detection: Detection, seconds: float = 10.0) -> Detection:
+    """The detection once another thread has finished it (or as it stands after ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    detection.refresh_from_db()
+    while detection.status != Status.DONE and time.monotonic() < deadline:
+        time.sleep(0.05)
+        detection.refresh_from_db()
+    return detection
+
+
 @pytest.mark.django_db(transaction=True)
 def test_without_a_broker_the_process_pool_analyses_the_video_and_picks_up_unfinished_ones(client, settings):
-    from detector.services import inference
-
     settings.DETECTOR_VIDEO_WORKERS = 1
-    previous = inference._detector
-    inference.set_detector(SquareDetector())
-    try:
+    with installed(SquareDetector()):
         response = client.post(UPLOAD, {"image": clip_file()})
-        detection = Detection.objects.get()
         assert response.status_code == HTTPStatus.FOUND
-        for _ in range(200):
-            detection.refresh_from_db()
-            if detection.status == Status.DONE:
-                break
-            time.sleep(0.05)
+        detection = finished(Detection.objects.get())
         assert detection.status == Status.DONE and detection.label == Label.DEEPFAKE
         # A video left pending by a process that stopped: the next one takes it up when it starts.
         Detection.objects.filter(pk=detection.pk).update(status=Status.PENDING, tracks=[], label="")
         assert dispatch.resume_videos() == [str(detection.pk)]
-        for _ in range(200):
-            detection.refresh_from_db()
-            if detection.status == Status.DONE:
-                break
-            time.sleep(0.05)
+        detection = finished(detection)
         assert detection.status == Status.DONE and detection.attempts == 2
-    finally:
-        inference.set_detector(previous)
 
 
 def test_deleting_a_video_removes_its_stills(alice, squares, django_capture_on_commit_callbacks, media_root):
@@ -283,12 +274,7 @@ def test_deleting_a_video_removes_its_stills(alice, squares, django_capture_on_c
     assert not Detection.objects.exists() and stored_files(media_root) == []
 
 
-def test_the_batch_page_takes_images_and_videos_together(
-    alice, squares, stub_detector, django_capture_on_commit_callbacks
-):
-    from detector.services import inference
-
-    inference.set_detector(squares)
+def test_the_batch_page_takes_images_and_videos_together(alice, squares, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = alice.post(reverse("detector:batch"), {"images": [clip_file(), clip_file(name="b.webm", data=b"x")]})
     assert response.status_code == HTTPStatus.OK
