@@ -154,11 +154,16 @@ def stub_detector():
 
 
 def build_tiny_bundle(
-    path: Path, input_size: int = 32, version: str = "tiny-1", kernel: tuple = (0.05, 0.0, -0.05)
+    path: Path,
+    input_size: int = 32,
+    version: str = "tiny-1",
+    kernel: tuple = (0.05, 0.0, -0.05),
+    crop_scale: str = "resized",
 ) -> Path:
     """A real Keras model saved as a bundle; its logit is 0.05 * (mean red - mean blue) (``kernel``: per channel).
 
-    So a red image is 'fake' and a blue one 'real', which pins the label mapping.
+    So a red image is 'fake' and a blue one 'real', which pins the label mapping. ``crop_scale``: how it asks
+    for its face crops (``native``: unresampled, as the trace model does).
     """
     import keras
     import numpy as np
@@ -176,6 +181,7 @@ def build_tiny_bundle(
         version=version,
         input_size=input_size,
         face_margin=0.2,
+        crop_scale=crop_scale,
         calibration=Calibration(1.0, 0.0),
         thresholds=Thresholds.below(0.5, 0.4),
         training={"train_images": 0, "dataset": "generated in tests"},

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .calibration import Calibration, Thresholds
 from .labels import LABEL_FAKE, LABEL_REAL
-from .preprocessing import PREPROCESSING_VERSION
+from .preprocessing import CROP_SCALES, PREPROCESSING_VERSION, RESIZED, CropSpec
 
 BUNDLE_FORMAT = 1
 METADATA_FILE = "metadata.json"
@@ -60,16 +60,24 @@ class BundleMetadata:
     # An ensemble: no network of its own, its members' face logits combined (see :mod:`.ensemble`).
     members: list = field(default_factory=list)  # [{"bundle": folder beside it, "version", "title", "weight"}]
     stacking: dict = field(default_factory=dict)  # {"rule", "intercept", ...}
+    # "resized": the face's square resized to input_size; "native": its centre at full resolution (.preprocessing)
+    crop_scale: str = RESIZED
 
     @property
     def is_ensemble(self) -> bool:
         return bool(self.members)
+
+    @property
+    def crop_spec(self) -> CropSpec:
+        return CropSpec(self.input_size, self.face_margin, self.crop_scale)
 
     def to_json(self) -> str:
         d = asdict(self)
         for key in ("members", "stacking"):  # a single network's metadata stays as it was
             if not d[key]:
                 del d[key]
+        if d["crop_scale"] == RESIZED:  # so does a resized crop's, as every bundle before native crops had
+            del d["crop_scale"]
         return json.dumps(d, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -103,6 +111,8 @@ def read_metadata(path: Path) -> BundleMetadata:
         )
     if meta.labels.get("1") != LABEL_FAKE or meta.labels.get("0") != LABEL_REAL:
         raise BundleError(f"model bundle {path} has an unknown label mapping {meta.labels}")
+    if meta.crop_scale not in CROP_SCALES:
+        raise BundleError(f"model bundle {path} asks for face crops at an unknown scale {meta.crop_scale!r}")
     if meta.is_ensemble:
         _verify_members(path, meta)
         return meta
@@ -120,7 +130,7 @@ def member_path(path: Path, member: dict) -> Path:
 
 
 def _verify_members(path: Path, meta: BundleMetadata) -> None:
-    """Each member is there, intact, the version the ensemble was fitted on, and crops faces alike."""
+    """Each member is there, intact, and the version the ensemble was fitted on (each crops faces its own way)."""
     for member in meta.members:
         try:
             found = read_metadata(member_path(path, member))
@@ -132,11 +142,6 @@ def _verify_members(path: Path, meta: BundleMetadata) -> None:
             raise BundleError(
                 f"ensemble {path} was fitted on {member['bundle']} {member.get('version')}, "
                 f"but that folder holds {found.version}"
-            )
-        if (found.input_size, found.face_margin) != (meta.input_size, meta.face_margin):
-            raise BundleError(
-                f"ensemble {path}: member {member['bundle']} crops faces at {found.input_size} px with margin "
-                f"{found.face_margin}; the ensemble at {meta.input_size} px with margin {meta.face_margin}"
             )
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .dataset import Sample
-from .preprocessing import PREPROCESSING_VERSION, FaceFinder, decode_image, prepare
+from .preprocessing import PREPROCESSING_VERSION, RESIZED, FaceFinder, decode_image, prepare
 
 _finder: FaceFinder | None = None
 
@@ -52,16 +52,16 @@ def crop_landmarks(crops: np.ndarray, indices, workers: int) -> dict[int, np.nda
 
 
 def crop_one(args):
-    path, size, margin = args
-    prepared = prepare(decode_image(str(path)), worker_finder(), size, margin, max_faces=1)
+    path, size, margin, scale = args
+    prepared = prepare(decode_image(str(path)), worker_finder(), size, margin, max_faces=1, scale=scale)
     return prepared.crops[0].pixels, prepared.face_found
 
 
-def crop_samples(samples: list[Sample], size: int, margin: float, workers: int, desc: str):
+def crop_samples(samples: list[Sample], size: int, margin: float, workers: int, desc: str, scale: str = RESIZED):
     """Main-face crops of every sample (uint8) and whether a face was found."""
     crops = np.empty((len(samples), size, size, 3), np.uint8)
     found = np.empty(len(samples), bool)
-    jobs = [(s.path, size, margin) for s in samples]
+    jobs = [(s.path, size, margin, scale) for s in samples]
     with Pool(workers, initializer=init_worker) as pool:
         results = pool.imap(crop_one, jobs, chunksize=32)
         for i, (pixels, ok) in enumerate(tqdm(results, total=len(jobs), desc=desc, unit="img")):
@@ -69,15 +69,16 @@ def crop_samples(samples: list[Sample], size: int, margin: float, workers: int, 
     return crops, found
 
 
-def cached_crops(samples, size, margin, workers, cache_dir: Path | None, name: str):
+def cached_crops(samples, size, margin, workers, cache_dir: Path | None, name: str, scale: str = RESIZED):
     """:func:`crop_samples`, kept in ``cache_dir`` (where given) under a name that says what was cropped."""
     if cache_dir is None:
-        return crop_samples(samples, size, margin, workers, f"faces {name}")
-    path = cache_dir / f"crops-{name}-p{PREPROCESSING_VERSION}-{size}-{margin}-{len(samples)}.npz"
+        return crop_samples(samples, size, margin, workers, f"faces {name}", scale)
+    kind = "" if scale == RESIZED else f"-{scale}"
+    path = cache_dir / f"crops-{name}-p{PREPROCESSING_VERSION}-{size}-{margin}{kind}-{len(samples)}.npz"
     if path.exists():
         data = np.load(path)
         return data["crops"], data["found"]
-    crops, found = crop_samples(samples, size, margin, workers, f"faces {name}")
+    crops, found = crop_samples(samples, size, margin, workers, f"faces {name}", scale)
     cache_dir.mkdir(parents=True, exist_ok=True)
     np.savez(path, crops=crops, found=found)
     return crops, found

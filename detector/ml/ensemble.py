@@ -1,6 +1,6 @@
 """One verdict from several models: their face logits combined by a rule fitted on ``val``, then calibrated.
 
-The members are bundles that score the same face crop (same size and margin).
+The members are bundles that score the same faces, each cut as that member asks (its size, margin and scale).
 Two rules are tried on the validation split of every dataset given:
 
 - ``stacking``: a logistic regression on the members' logits (non-negative weights
@@ -56,9 +56,13 @@ class _Members:
 
     def __init__(self, detectors):
         self.detectors = detectors
+        self.crop_specs = list(dict.fromkeys(d.spec for d in detectors))  # each member cuts faces its own way
 
     def prepare(self, image):
-        return self.detectors[0].prepare(image)
+        return self.detectors[0].prepare(image, also=tuple(self.crop_specs[1:]))
+
+    def views(self, crops):
+        return {spec: np.stack([c.view(spec) for c in crops]) for spec in self.crop_specs}
 
     def face_logits(self, crops):
         return np.stack([d.face_logits(crops) for d in self.detectors], axis=1)
@@ -167,8 +171,6 @@ def fit_ensemble(
 
     detectors = [Detector(p) for p in members]
     metas = [d.meta for d in detectors]
-    if len({(m.input_size, m.face_margin) for m in metas}) != 1:
-        raise ValueError("the members crop faces differently; an ensemble needs one crop for all")
     samples = [s for root in datasets for s in read_manifest(root, "val")]
     rows = member_face_logits(detectors, samples, progress)
     labels = np.array([label for label, *_ in rows])
@@ -221,6 +223,7 @@ def fit_ensemble(
         version=version,
         input_size=metas[0].input_size,
         face_margin=metas[0].face_margin,
+        crop_scale=metas[0].crop_scale,
         calibration=calibration,
         thresholds=thresholds,
         weights_file="",

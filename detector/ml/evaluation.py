@@ -95,7 +95,7 @@ def prepared_batches(
             if unreadable is not None:
                 unreadable.extend(problems)
             if ready:
-                logits = detector.face_logits(np.concatenate([p.batch() for _, p in ready]))
+                logits = detector.face_logits(detector.views([c for _, p in ready for c in p.crops]))
                 offset = 0
                 for s, p in ready:
                     yield s, p, logits[offset : offset + len(p.crops)]

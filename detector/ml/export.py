@@ -41,14 +41,14 @@ def generated_crops(n: int, size: int, seed: int = 0) -> np.ndarray:
     return crops
 
 
-def validation_crops(dataset: Path, n: int, size: int, margin: float) -> np.ndarray:
+def validation_crops(dataset: Path, n: int, size: int, margin: float, scale: str = "resized") -> np.ndarray:
     """Face crops of ``n`` validation images spread evenly over the manifest (so every source is in)."""
     from .preprocessing import FaceFinder, decode_image, prepare
 
     samples = read_manifest(dataset, "val")
     finder = FaceFinder()
     crops = [
-        prepare(decode_image(str(s.path)), finder, size, margin).batch()
+        prepare(decode_image(str(s.path)), finder, size, margin, scale=scale).batch()
         for s in samples[:: max(1, len(samples) // n)][:n]
     ]
     return np.concatenate(crops)
@@ -109,7 +109,7 @@ def export_bundle(path: Path, dataset: Path | None = None, images: int = CHECK_I
         candidate_file = Path(tmp) / EXPORT_FILE
         convert(model, meta.input_size, candidate_file)
         if dataset is not None:
-            crops = validation_crops(dataset, images, meta.input_size, meta.face_margin)
+            crops = validation_crops(dataset, images, meta.input_size, meta.face_margin, meta.crop_scale)
             source = f"faces of {images} val images of {Path(dataset).name}, spread over the manifest"
         else:
             crops = generated_crops(images, meta.input_size)

@@ -13,7 +13,7 @@ from .bundle import BundleError, BundleMetadata, load_keras_model, member_path, 
 from .engines import ENGINES, KERAS, LITERT, KerasEngine, LiteRTEngine
 from .explain import GradCam, upsample
 from .labels import LABEL_FAKE, LABEL_NO_FACE, LABEL_REAL
-from .preprocessing import DecodedImage, FaceFinder, PreparedImage, prepare
+from .preprocessing import CropSpec, DecodedImage, FaceCrop, FaceFinder, PreparedImage, prepare
 
 
 @dataclass(kw_only=True)
@@ -74,7 +74,8 @@ class Detector:
     heatmaps, or as the engine).
 
     An ensemble bundle has no network: its ``members`` (each a Detector) score
-    the same face crops, and :meth:`combine` turns their logits into its own.
+    the same faces, each cut as that member asks (:attr:`crop_specs`), and
+    :meth:`combine` turns their logits into its own.
     """
 
     def __init__(self, bundle_path: Path | str, num_threads: int | None = None, engine: str = "auto"):
@@ -118,15 +119,42 @@ class Detector:
     def version(self) -> str:
         return self.meta.version
 
-    def prepare(self, image: Image.Image | DecodedImage, max_faces: int | None = None) -> PreparedImage:
+    @property
+    def spec(self) -> CropSpec:
+        """How this bundle cuts a face (an ensemble: as its first member does)."""
+        return self.meta.crop_spec
+
+    @property
+    def crop_specs(self) -> list[CropSpec]:
+        """Every way the faces must be cut to score them: this bundle's, and its members' where they differ."""
+        specs = [self.spec]
+        for m in self.members:
+            if m.spec not in specs:
+                specs.append(m.spec)
+        return specs
+
+    def prepare(
+        self, image: Image.Image | DecodedImage, max_faces: int | None = None, also: tuple[CropSpec, ...] = ()
+    ) -> PreparedImage:
+        """The image's faces, cut every way this bundle needs (and as ``also`` asks, for other models)."""
         with self._finder_lock:
             if self._finder is None:
                 self._finder = FaceFinder(num_threads=self._num_threads)
             kwargs = {"max_faces": max_faces} if max_faces else {}
-            return prepare(image, self._finder, self.meta.input_size, self.meta.face_margin, **kwargs)
+            spec, *more = self.crop_specs
+            extra = tuple(dict.fromkeys(s for s in (*more, *also) if s != spec))
+            return prepare(image, self._finder, spec.size, spec.margin, scale=spec.scale, also=extra, **kwargs)
 
-    def member_logits(self, crops: np.ndarray) -> np.ndarray:
-        """An ensemble's members' face logits, (n crops, n members)."""
+    def views(self, crops: list[FaceCrop]) -> dict[CropSpec, np.ndarray]:
+        """The faces as a batch for every way this bundle cuts them (what :meth:`face_logits` takes)."""
+        return {spec: np.stack([c.view(spec) for c in crops]) for spec in self.crop_specs}
+
+    def _own(self, crops) -> np.ndarray:
+        return crops[self.spec] if isinstance(crops, dict) else crops
+
+    def member_logits(self, crops) -> np.ndarray:
+        """An ensemble's members' face logits, (n faces, n members); ``crops``: :meth:`views` (or one batch where
+        every member cuts faces alike)."""
         return np.stack([m.face_logits(crops) for m in self.members], axis=1)
 
     def combine(self, member_logits: np.ndarray) -> np.ndarray:
@@ -137,11 +165,15 @@ class Detector:
             return (member_logits * weights + offsets).max(axis=1)
         return member_logits @ weights + float(self.meta.stacking.get("intercept", 0.0))
 
-    def face_logits(self, crops: np.ndarray) -> np.ndarray:
-        """The fake logit of each crop, all in one call: where the bundle says so, the mean over the crop
-        and its mirror image (both views in the same batch); for an ensemble, its members' combined."""
+    def face_logits(self, crops) -> np.ndarray:
+        """The fake logit of each face, all in one call: where the bundle says so, the mean over the crop
+        and its mirror image (both views in the same batch); for an ensemble, its members' combined.
+
+        ``crops``: one batch of this bundle's crops, or :meth:`views` (each member takes its own).
+        """
         if self.members:
             return self.combine(self.member_logits(crops))
+        crops = self._own(crops)
         if not self.meta.test_time_flip:
             return self.engine.logits(crops)
         return mirror_mean(self.engine.logits, crops)
@@ -149,8 +181,8 @@ class Detector:
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
         return np.array([self.meta.calibration.probability(float(z)) for z in logits])
 
-    def face_probabilities(self, crops: np.ndarray) -> np.ndarray:
-        """Calibrated fake probability of each crop."""
+    def face_probabilities(self, crops) -> np.ndarray:
+        """Calibrated fake probability of each face (``crops`` as :meth:`face_logits` takes them)."""
         return self.calibrated(self.face_logits(crops))
 
     def verdict_for(
@@ -187,7 +219,7 @@ class Detector:
         """Verdict for an upright RGB image (or one decoded by ``preprocessing.decode``): the most suspicious
         face decides."""
         prepared = self.prepare(image)
-        crops = prepared.batch()
+        crops = self.views(prepared.crops)
         if not self.members:
             return self.verdict_for(prepared, self.face_probabilities(crops))
         z = self.member_logits(crops)
@@ -212,10 +244,15 @@ class Detector:
         From the exported engine's second output where it has one, else by Grad-CAM on the Keras model;
         where the bundle scores the mirror image too, its map (mirrored back) is averaged in, as its logit is.
         """
-        if self.members:  # the members' maps, each weighed by its share of the ensemble's positive weights
+        if self.members:
+            # The members' maps, each weighed by its share of the ensemble's positive weights: those that cut
+            # the face as the ensemble shows it (a map of a native-resolution patch is not a map of the face).
             weights = np.clip([m["weight"] for m in self.meta.members], 0, None)
+            weights *= [m.spec == self.spec for m in self.members]
             maps = [w * m.heatmaps(prepared) for w, m in zip(weights, self.members, strict=True) if w > 0]
-            return sum(maps) / max(float(weights.sum()), 1e-9)
+            if not maps:
+                return np.zeros((len(prepared.crops), self.spec.size, self.spec.size), np.float32)
+            return sum(maps) / float(weights.sum())
         crops = prepared.batch()
         if self.meta.test_time_flip:
             maps = mirror_mean(self._raw_maps, crops, mirror_back=True)

@@ -4,6 +4,13 @@ decode (EXIF orientation, RGB) -> find faces -> square crop with a fixed margin
 around each face -> resize to the model's input size.  Where no face is found
 the centre square of the whole image is used, and that is recorded.  Pixel
 scaling happens inside the model, so the arrays here stay uint8.
+
+A model that reads pixel-level traces (a generator's up-sampling, its noise) must
+not see them resampled: its :class:`CropSpec` says ``native``, and its crop is the
+centre ``size`` x ``size`` pixels of the same square, cut from the picture at full
+resolution without any resizing (the square is enlarged only where it is smaller
+than that). Several models judging the same faces each get their own crop of them
+(:attr:`FaceCrop.views`), from one face search.
 """
 
 from __future__ import annotations
@@ -24,12 +31,33 @@ DEFAULT_INPUT_SIZE = 224
 DEFAULT_MARGIN = 0.2
 MAX_FACES = 8
 MIN_FACE_PIXELS = 16
+RESIZED = "resized"  # the face's square resized to the input size
+NATIVE = "native"  # the centre of the face's square at full resolution, not resized
+CROP_SCALES = (RESIZED, NATIVE)
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How a model wants a face cut: its input size, the margin around the face box, and ``scale``."""
+
+    size: int = DEFAULT_INPUT_SIZE
+    margin: float = DEFAULT_MARGIN
+    scale: str = RESIZED
+
+    def __post_init__(self):
+        if self.scale not in CROP_SCALES:
+            raise ValueError(f"unknown crop scale {self.scale!r}; one of {', '.join(CROP_SCALES)}")
 
 
 @dataclass
 class FaceCrop:
     box: FaceBox | None  # None: the centre-square fallback
-    pixels: np.ndarray  # (size, size, 3) uint8
+    pixels: np.ndarray  # (size, size, 3) uint8, as the first model asked
+    views: dict = field(default_factory=dict, repr=False)  # CropSpec -> pixels, for the other models' specs
+
+    def view(self, spec: CropSpec | None) -> np.ndarray:
+        """This face cut as ``spec`` says (the first model's crop where none is asked or it is that one)."""
+        return self.views[spec] if spec is not None and spec in self.views else self.pixels
 
 
 @dataclass
@@ -42,8 +70,8 @@ class PreparedImage:
     def face_found(self) -> bool:
         return bool(self.crops) and self.crops[0].box is not None
 
-    def batch(self) -> np.ndarray:
-        return np.stack([c.pixels for c in self.crops])
+    def batch(self, spec: CropSpec | None = None) -> np.ndarray:
+        return np.stack([c.view(spec) for c in self.crops])
 
 
 class ImageDecodeError(ValueError):
@@ -219,10 +247,22 @@ def crop_face(image: Image.Image, box: FaceBox | None, size: int, margin: float)
     return np.asarray(image.resize((size, size), Image.BICUBIC, box=region), dtype=np.uint8)
 
 
-def _crop(decoded: DecodedImage, box: FaceBox | None, size: int, margin: float) -> np.ndarray:
-    """The face's square crop at ``size``, from pixels decoded at a scale that needs no enlarging where possible."""
+def _crop(decoded: DecodedImage, box: FaceBox | None, size: int, margin: float, scale: str = RESIZED) -> np.ndarray:
+    """The face's square crop at ``size``, from pixels decoded at a scale that needs no enlarging where possible.
+
+    ``native``: the centre ``size`` x ``size`` pixels of the square at full resolution, not resampled
+    (the square resized up to ``size`` only where it is smaller).
+    """
     region = square_region(decoded.width, decoded.height, box, margin)
-    source = decoded.at_least(size / (region[2] - region[0]))
+    side = region[2] - region[0]
+    if scale == NATIVE and side >= size:
+        full = decoded.at_least(1.0)
+        image = full.image
+        cx, cy = (region[0] + region[2]) / 2, (region[1] + region[3]) / 2
+        x0 = int(round(min(max(cx - size / 2, 0), image.width - size)))
+        y0 = int(round(min(max(cy - size / 2, 0), image.height - size)))
+        return np.asarray(image.crop((x0, y0, x0 + size, y0 + size)), dtype=np.uint8)
+    source = decoded.at_least(size / side)
     s = source.scale
     scaled = tuple(v * s for v in region)
     return np.asarray(source.image.resize((size, size), Image.BICUBIC, box=scaled), dtype=np.uint8)
@@ -238,12 +278,20 @@ def prepare(
     size: int = DEFAULT_INPUT_SIZE,
     margin: float = DEFAULT_MARGIN,
     max_faces: int = MAX_FACES,
+    scale: str = RESIZED,
+    also: tuple[CropSpec, ...] = (),
 ) -> PreparedImage:
-    """Faces of an RGB image, cropped and resized for the classifier; boxes in pixels of the full picture."""
+    """Faces of an RGB image, cropped and resized for the classifier; boxes in pixels of the full picture.
+
+    ``also``: further ways to cut the same faces, for other models (each crop's ``views``).
+    """
     if isinstance(image, Image.Image):
         image = DecodedImage(image, image.width, image.height)
     found = finder(image.working)[:max_faces]
     if image.working.width != image.width:
         found = [_full_size(f, image.working.width / image.width) for f in found]
-    crops = [FaceCrop(f, _crop(image, f, size, margin)) for f in found or [None]]
+    crops = [
+        FaceCrop(f, _crop(image, f, size, margin, scale), {s: _crop(image, f, s.size, s.margin, s.scale) for s in also})
+        for f in found or [None]
+    ]
     return PreparedImage(image.width, image.height, crops)

@@ -31,7 +31,7 @@ RENAMED = {"epochs_finetune": "epochs", "lr_finetune": "lr"}
 STAGE_ONLY = {"epochs_head", "init_from"}
 
 
-def _option(help: str, *, flag: str | None = None, saved: bool = True, **argparse_kw):
+def option(help: str, *, flag: str | None = None, saved: bool = True, **argparse_kw):
     return {"help": help, "flag": flag, "saved": saved, "argparse": argparse_kw}
 
 
@@ -39,7 +39,7 @@ def _option(help: str, *, flag: str | None = None, saved: bool = True, **argpars
 class Recipe:
     datasets: tuple[Path, ...] = field(
         default=(DEFAULT_DATASET,),
-        metadata=_option(
+        metadata=option(
             "dataset root with manifest.csv; repeat for several, each keeps its own splits "
             "(default: ../shared/datasets/faces)",
             flag="--dataset",
@@ -47,54 +47,54 @@ class Recipe:
             type=Path,
         ),
     )
-    out: Path | None = field(default=None, metadata=_option("bundle folder to write", saved=False, type=Path))
+    out: Path | None = field(default=None, metadata=option("bundle folder to write", saved=False, type=Path))
     version: str = field(
         default="",
-        metadata=_option("version string stored in the bundle (required when training)", flag="--model-version"),
+        metadata=option("version string stored in the bundle (required when training)", flag="--model-version"),
     )
     title: str = field(
         default="",
-        metadata=_option("what the model is, in a few words, for pages that show several models side by side"),
+        metadata=option("what the model is, in a few words, for pages that show several models side by side"),
     )
-    epochs: int = field(default=3, metadata=_option("passes over the cached copies"))
-    augment_copies: int = field(default=3, metadata=_option("augmented copies of every training crop"))
+    epochs: int = field(default=3, metadata=option("passes over the cached copies"))
+    augment_copies: int = field(default=3, metadata=option("augmented copies of every training crop"))
     augment_strength: float = field(
         default=1.0,
-        metadata=_option(
+        metadata=option(
             "scales the chances of down-and-up scaling, blur and JPEG re-compression (1: 50 %%, 30 %%, 70 %%)"
         ),
     )
     zoom: float = field(
         default=0.0,
-        metadata=_option(
+        metadata=option(
             "zoom half the copies in by up to this share of the side, every source alike, so that "
             "framing carries no label (0: none)"
         ),
     )
     self_blend_copies: int = field(
-        default=1, metadata=_option("self-blended pseudo-fakes made from every real training crop (0: none)")
+        default=1, metadata=option("self-blended pseudo-fakes made from every real training crop (0: none)")
     )
     self_blend_share: float = field(
         default=0.2,
-        metadata=_option("share of the fake class's training weight carried by the self-blended pseudo-fakes"),
+        metadata=option("share of the fake class's training weight carried by the self-blended pseudo-fakes"),
     )
     landmark_masks: bool = field(
         default=False,
-        metadata=_option(
+        metadata=option(
             "draw the self-blend masks from each real crop's face landmarks (MediaPipe's face mesh) instead of an "
             "ellipse where the face should be"
         ),
     )
     pseudo_fakes_only: bool = field(
         default=False,
-        metadata=_option(
+        metadata=option(
             "learn from the real images alone, the fakes being their self-blended copies (the training set's fakes "
             "are left out; val keeps them, to choose the epoch)"
         ),
     )
     exclude_sources: tuple[str, ...] = field(
         default=(),
-        metadata=_option(
+        metadata=option(
             "leave this source out of train and val, to measure it as an unseen method (repeat for several)",
             flag="--exclude-source",
             action="append",
@@ -103,7 +103,7 @@ class Recipe:
     )
     choose_on_kinds: tuple[str, ...] = field(
         default=(),
-        metadata=_option(
+        metadata=option(
             "choose the epoch on the val fakes of this kind only (faceswap, gan, diffusion), beside every val real "
             "(repeat for several; default: every val fake)",
             flag="--choose-on-kind",
@@ -113,60 +113,58 @@ class Recipe:
     )
     mask_weight: float = field(
         default=1.0,
-        metadata=_option(
+        metadata=option(
             "weight of the mask head's loss (where the face was changed) beside the classifier's (0: none)"
         ),
     )
-    lr: float = field(default=3e-4, metadata=_option("peak learning rate (AdamW, warm-up, cosine decay)"))
-    batch: int = field(default=64, metadata=_option("training batch size"))
-    seed: int = field(default=2026, metadata=_option("seed of every random choice"))
+    lr: float = field(default=3e-4, metadata=option("peak learning rate (AdamW, warm-up, cosine decay)"))
+    batch: int = field(default=64, metadata=option("training batch size"))
+    seed: int = field(default=2026, metadata=option("seed of every random choice"))
     backbone: str = field(
         default="lite0",
-        metadata=_option(
+        metadata=option(
             "the network: EfficientNet-Lite0, -Lite1 or -Lite2, trained by ImageNet at 224, 240 and 260 px "
             "(give --input-size to match, and --first-trained-block: Lite1 and 2 have 21 blocks)",
             choices=("lite0", "lite1", "lite2"),
         ),
     )
-    input_size: int = field(default=DEFAULT_INPUT_SIZE, metadata=_option("face crop size in pixels"))
-    margin: float = field(
-        default=DEFAULT_MARGIN, metadata=_option("margin around the face box, as a share of its side")
-    )
+    input_size: int = field(default=DEFAULT_INPUT_SIZE, metadata=option("face crop size in pixels"))
+    margin: float = field(default=DEFAULT_MARGIN, metadata=option("margin around the face box, as a share of its side"))
     first_trained_block: int = field(
         default=FIRST_TRAINED_BLOCK,
-        metadata=_option(
+        metadata=option(
             "MBConv blocks before this one (0-15 in Lite0, 0-20 in Lite1 and 2) stay frozen and their output is cached"
         ),
     )
     bf16: bool = field(
         default=False,
-        metadata=_option("run the trained 1x1 convolutions in bfloat16 (fast on CPUs with AMX; weights stay float32)"),
+        metadata=option("run the trained 1x1 convolutions in bfloat16 (fast on CPUs with AMX; weights stay float32)"),
     )
     init_from: Path | None = field(
         default=None,
-        metadata=_option(
+        metadata=option(
             "start from this bundle's weights instead of ImageNet, with its recipe for every option not given",
             type=Path,
         ),
     )
     test_time_flip: bool = field(
         default=True,
-        metadata=_option("score a face as the mean logit of its crop and its mirror image"),
+        metadata=option("score a face as the mean logit of its crop and its mirror image"),
     )
     max_false_accusation: float = field(
         default=0.03,
-        metadata=_option("largest share of val reals, overall and per source, called Deepfake at the threshold"),
+        metadata=option("largest share of val reals, overall and per source, called Deepfake at the threshold"),
     )
     max_missed_fakes: float = field(
         default=0.10,
-        metadata=_option("largest share of all val fakes called Real below the lower threshold"),
+        metadata=option("largest share of all val fakes called Real below the lower threshold"),
     )
-    limit: int | None = field(default=None, metadata=_option("train on a random subset (smoke runs)"))
+    limit: int | None = field(default=None, metadata=option("train on a random subset (smoke runs)"))
     workers: int | None = field(
-        default=None, metadata=_option("processes for face crops and copies (default: all cores)", saved=False)
+        default=None, metadata=option("processes for face crops and copies (default: all cores)", saved=False)
     )
     cache_dir: Path | None = field(
-        default=None, metadata=_option("keep face crops here between runs", saved=False, type=Path)
+        default=None, metadata=option("keep face crops here between runs", saved=False, type=Path)
     )
 
     def saved(self, init_from_version: str | None = None) -> dict:
@@ -218,9 +216,10 @@ def dataset_name(path: Path) -> str:
     return path.name
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """One option per field; options not given are left out of the parsed result (see :func:`from_options`)."""
-    for f in fields(Recipe):
+def add_arguments(parser: argparse.ArgumentParser, cls=None) -> argparse.ArgumentParser:
+    """One option per field of the recipe class (:class:`Recipe` unless told); options not given are left out
+    of the parsed result (see :func:`from_options`)."""
+    for f in fields(cls or Recipe):
         meta = f.metadata
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
         kw = {"help": meta["help"], "default": argparse.SUPPRESS, "dest": f.name, **meta["argparse"]}
@@ -233,16 +232,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def from_options(options: dict) -> tuple[Recipe, set[str]]:
-    """The recipe from parsed options (any other keys are ignored), and the names of the fields that were given."""
-    names = {f.name for f in fields(Recipe)}
-    given = {k: v for k, v in options.items() if k in names}
+def from_options(options: dict, cls=None):
+    """The recipe (a :class:`Recipe` unless told) from parsed options (any other keys are ignored), and the
+    names of the fields that were given."""
+    cls = cls or Recipe
+    tuples = {f.name for f in fields(cls) if isinstance(f.default, tuple)}  # repeated options
+    given = {k: v for k, v in options.items() if k in {f.name for f in fields(cls)}}
+    for key in tuples & set(given):
+        given[key] = tuple(given[key])
     if "datasets" in given:
         given["datasets"] = tuple(Path(p) for p in given["datasets"])
-    for key in ("exclude_sources", "choose_on_kinds"):
-        if key in given:
-            given[key] = tuple(given[key])
-    return Recipe(**given), set(given)
+    return cls(**given), set(given)
 
 
 def describe(recipe: Recipe) -> dict:

@@ -449,7 +449,7 @@ def analyse(
 
     def score(batch):
         crops = [c for _, _, cs, _ in batch for c in cs]
-        logits = detector.face_logits(np.stack([c.pixels for c in crops])) if crops else np.zeros(0)
+        logits = detector.face_logits(detector.views(crops)) if crops else np.zeros(0)
         k = 0
         for t, image, cs, ids in batch:
             for crop, tid in zip(cs, ids, strict=True):

@@ -136,3 +136,30 @@ def test_stacking_never_weighs_a_member_against_its_own_evidence():
     ]
     weights, _ = fit_stacking(rows)
     assert weights[0] > 0 and weights[1] == 0.0
+
+
+def test_members_that_cut_faces_differently_each_get_their_own_crop(tmp_path):
+    """A resized-crop member beside a native-crop one (as the trace model is): one face search, two crops."""
+    from detector.ml.ensemble import fit_ensemble
+    from detector.ml.predictor import Detector
+    from detector.ml.preprocessing import NATIVE, CropSpec
+
+    folder = tmp_path / "ml_models"
+    red = build_tiny_bundle(folder / "sees-red", version="r-1", kernel=(0.05, 0.0, -0.02))
+    green = build_tiny_bundle(folder / "native-green", 16, "g-1", (0.0, 0.05, -0.02), crop_scale=NATIVE)
+    out = folder / "both"
+    comparison = fit_ensemble([red, green], out, "e-2", [write_val(tmp_path / "data")], progress=False)
+    assert comparison["beats_best_member"]
+    detector = Detector(out)
+    assert detector.crop_specs == [CropSpec(32, 0.2), CropSpec(16, 0.2, NATIVE)]
+    image = Image.new("RGB", (64, 64), (20, 240, 60))
+    prepared = detector.prepare(image)
+    assert prepared.batch().shape == (1, 32, 32, 3) and prepared.batch(CropSpec(16, 0.2, NATIVE)).shape == (
+        1,
+        16,
+        16,
+        3,
+    )
+    red_score, green_score = detector.judge(image).faces[0].scores
+    assert green_score["fake_probability"] > red_score["fake_probability"]
+    assert detector.heatmaps(prepared).shape == (1, 32, 32)  # from the member that cuts the face as shown

@@ -9,7 +9,7 @@ from PIL import Image
 from detector.ml import preprocessing
 from detector.ml.faces import FULL_RANGE, SHORT_RANGE, FaceBox, _anchors
 from detector.ml.preprocessing import FaceFinder, ImageDecodeError, decode, decode_image, prepare, square_region
-from tests.conftest import image_bytes
+from tests.conftest import build_tiny_bundle, image_bytes
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +64,14 @@ def test_training_and_serving_crop_identically(tmp_path, portrait_bytes, tiny_bu
     path = tmp_path / "portrait.jpg"
     path.write_bytes(portrait_bytes)
     crops.init_worker()
-    train_pixels, found = crops.crop_one((path, 32, 0.2))
+    train_pixels, found = crops.crop_one((path, 32, 0.2, "resized"))
     served = Detector(tiny_bundle).prepare(decode_image(portrait_bytes))
     assert found and served.face_found
+    np.testing.assert_array_equal(train_pixels, served.crops[0].pixels)
+    # So do a model's native-resolution crops (the trace model's), served from a JPEG decoded reduced.
+    native_bundle = build_tiny_bundle(tmp_path / "native", 32, crop_scale="native")
+    train_pixels, found = crops.crop_one((path, 32, 0.2, "native"))
+    served = Detector(native_bundle).prepare(decode(portrait_bytes, min_side=128))
     np.testing.assert_array_equal(train_pixels, served.crops[0].pixels)
 
 
@@ -154,3 +159,36 @@ def test_a_box_around_several_faces_is_not_a_face():
     assert drop_group_boxes(faces) == [faces[0], faces[1], faces[3]]
     single = [FaceBox(10, 10, 100, 100, 0.9)]
     assert drop_group_boxes(single) == single
+
+
+def test_a_native_crop_is_the_faces_centre_pixel_for_pixel_and_resized_crops_are_not(finder, portrait_bytes):
+    from detector.ml.preprocessing import NATIVE, CropSpec
+
+    image = decode(portrait_bytes)
+    native = CropSpec(64, 0.2, NATIVE)
+    prepared = prepare(image, finder, size=224, also=(native,))
+    crop = prepared.crops[0]
+    full = np.asarray(image.image)
+
+    def centre(box):
+        x0, y0, x1, y1 = square_region(image.width, image.height, box, 0.2)
+        cx, cy = round((x0 + x1) / 2 - 32), round((y0 + y1) / 2 - 32)
+        return full[cy : cy + 64, cx : cx + 64]
+
+    np.testing.assert_array_equal(crop.view(native), centre(crop.box))  # not one pixel resampled
+    assert crop.pixels.shape == (224, 224, 3) and prepared.batch(native).shape == (1, 64, 64, 3)
+    np.testing.assert_array_equal(prepared.batch(), crop.pixels[None])
+    # A JPEG decoded reduced for speed is decoded again at full size for the native crop.
+    reduced = prepare(decode(portrait_bytes, min_side=128), finder, size=64, scale=NATIVE)
+    assert reduced.face_found
+    np.testing.assert_array_equal(reduced.crops[0].pixels, centre(reduced.crops[0].box))
+
+
+def test_a_face_smaller_than_a_native_crop_is_enlarged_to_it(finder):
+    from detector.ml.preprocessing import NATIVE
+
+    small = decode_image(image_bytes("PNG", size=(40, 30)))
+    prepared = prepare(small, finder, size=64, scale=NATIVE)
+    assert prepared.crops[0].pixels.shape == (64, 64, 3) and not prepared.face_found
+    with pytest.raises(ValueError, match="unknown crop scale"):
+        preprocessing.CropSpec(64, 0.2, "sideways")
