@@ -7,6 +7,7 @@ is served rather than a number written into a template.
 from __future__ import annotations
 
 from .bundle import BundleMetadata, member_path, read_metadata
+from .preprocessing import NATIVE
 
 # Source (manifest column) -> (real or fake, what it is). Sources not listed are named as they are.
 SOURCES = {
@@ -53,6 +54,21 @@ def short_name(name: str) -> str:
     return SHORT_NAMES.get(name, name.replace("_", " "))
 
 
+BACKBONES = {"lite0": "EfficientNet-Lite0", "lite1": "EfficientNet-Lite1", "lite2": "EfficientNet-Lite2"}
+
+
+def describe_network(meta: BundleMetadata) -> str:
+    """What a single bundle's network is and what it looks at, in words, from its metadata."""
+    side = f"{meta.input_size}×{meta.input_size}"
+    if meta.crop_scale == NATIVE:
+        return (
+            f"a small network trained from scratch on the pixel-level noise (fixed high-pass residuals) of the "
+            f"centre {side} pixels of the face, at the photo's own resolution, never resized"
+        )
+    backbone = BACKBONES.get(meta.training.get("recipe", {}).get("backbone", "lite0"), "EfficientNet-Lite0")
+    return f"{backbone}, pretrained on ImageNet and fine-tuned to judge a {side} pixel crop of the face"
+
+
 def training_summary(meta: BundleMetadata, path=None) -> dict:
     """``{"images", "sources": [(key, description, count)], "models": [...]}`` for a bundle or an ensemble.
 
@@ -67,6 +83,7 @@ def training_summary(meta: BundleMetadata, path=None) -> dict:
             counts[source] = counts.get(source, 0) + n
         recipe = meta.training.get("recipe", {})
         return {
+            "network": describe_network(meta),
             "images": meta.training.get("train_images"),
             "sources": [(s, describe_source(s), n) for s, n in sorted(counts.items())],
             "models": [],
@@ -91,6 +108,8 @@ def training_summary(meta: BundleMetadata, path=None) -> dict:
         for key, description, n in m["sources"]:
             merged[key] = (description, max(n, merged.get(key, ("", 0))[1]))
     return {
+        "network": f"{len(models)} models, each judging the face its own way, their scores combined by a rule "
+        "fitted on validation images",
         "images": max((m["images"] or 0) for m in models),
         "sources": [(k, d, n) for k, (d, n) in sorted(merged.items())],
         "models": models,

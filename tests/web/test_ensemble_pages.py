@@ -19,7 +19,8 @@ def ensemble_bundle(tmp_path_factory):
     root = tmp_path_factory.mktemp("ensemble")
     folder = root / "ml_models"
     red = build_tiny_bundle(folder / "sees-red", version="r-1", kernel=(0.05, 0.0, -0.02))
-    green = build_tiny_bundle(folder / "sees-green", version="g-1", kernel=(0.0, 0.05, -0.02))
+    # The green one cuts faces as the trace model does (native resolution, no resizing), the red one resized.
+    green = build_tiny_bundle(folder / "sees-green", 16, "g-1", (0.0, 0.05, -0.02), crop_scale="native")
     for bundle, title, source in ((red, "Red detector", "dfdc"), (green, "Green detector", "ffpp_faceswap")):
         meta = read_metadata(bundle)
         meta.training.update(title=title, train_images=50, train_by_source={f"{source}/fake": 20, "celeba/real": 30})
@@ -67,3 +68,9 @@ def test_the_about_page_lists_the_models_it_combines_and_what_each_learnt_from(c
     assert "<strong>Red detector</strong> (sees-red r-1, weight" in page and "(sees-green g-1" in page
     assert "DFDC videos (real frames, and face swaps made from them): 20" in page
     assert "CelebA celebrity portraits: 30" in page
+    assert "2 models, each judging the face its own way" in page
+    assert (
+        "(sees-red r-1, weight" in page
+        and "EfficientNet-Lite0, pretrained on ImageNet and fine-tuned to judge a 32×32" in page
+    )
+    assert "A small network trained from scratch on the pixel-level noise" in page and "centre 16×16 pixels" in page
