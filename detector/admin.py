@@ -1,15 +1,19 @@
 import csv
 import uuid
+from pathlib import Path
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from .models import REVIEW_FIELDS, VERDICT_FIELDS, Detection, ReviewVerdict, percent_text
+from .ml.bundle import BundleError
+from .models import REVIEW_FIELDS, VERDICT_FIELDS, Detection, ModelActivation, ReviewVerdict, percent_text
+from .services import registry
 from .services.inference import bundle_facts
 from .serving import report_response, serve_detection_file, serve_face_image, serve_still
 from .templatetags.detector_extras import clock
@@ -270,3 +274,60 @@ def _csv_safe(value):
     """Neutralise spreadsheet formulas in user-supplied text (CSV injection)."""
     text = "" if value is None else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@admin.register(ModelActivation)
+class ModelActivationAdmin(admin.ModelAdmin):
+    """The model versions: each bundle with its test metrics and how reviewers found its verdicts; activating one
+    (or an earlier one again, to roll back) changes the next verdict in every process, without a restart."""
+
+    list_display = ("name", "version", "activated_by", "activated_at")
+    change_list_template = "admin/detector/model_versions.html"
+
+    def has_add_permission(self, request):
+        return False  # a version is activated from the list, after its checks
+
+    def has_change_permission(self, request, obj=None):
+        return False  # the history is what served when: never rewritten
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        return [
+            path("activate/", self.admin_site.admin_view(self.activate_view), name="detector_modelactivation_activate")
+        ] + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        active = registry.active_path().resolve()
+        agreement = registry.review_agreement()
+        rows = [
+            {"version": v, "active": v.path.resolve() == active, "agreement": agreement.get(v.version)}
+            for v in registry.versions()
+        ]
+        extra = {
+            "versions": rows,
+            "history": ModelActivation.objects.select_related("activated_by")[:50],
+            "can_activate": request.user.has_perm("detector.add_modelactivation"),
+            "title": "Model versions",
+        }
+        return super().changelist_view(request, {**extra, **(extra_context or {})})
+
+    def activate_view(self, request):
+        if request.method != "POST":
+            return redirect("admin:detector_modelactivation_changelist")
+        if not request.user.has_perm("detector.add_modelactivation"):
+            raise PermissionDenied
+        wanted = request.POST.get("bundle", "")
+        try:
+            activation = registry.activate(Path(wanted), request.user)
+        except BundleError as exc:
+            self.message_user(request, f"Not activated: {exc}", messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"Version {activation.name} {activation.version} now serves: the next analysis in every web process "
+                "and worker uses it.",
+                messages.SUCCESS,
+            )
+        return redirect("admin:detector_modelactivation_changelist")

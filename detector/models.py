@@ -312,3 +312,26 @@ class Detection(models.Model):
                 }
             )
         return out
+
+
+class ModelActivation(models.Model):
+    """Which model version serves: the newest row's bundle (with no row, ``DETECTOR_MODEL``).
+
+    Rows are never changed: they are the history of what served when, and rolling back is activating an
+    earlier version again (a new row). See :mod:`detector.services.registry`.
+    """
+
+    bundle = models.CharField(max_length=500, help_text="The bundle folder's path on the servers.")
+    name = models.CharField(max_length=100, help_text="The bundle folder's name.")
+    version = models.CharField(max_length=40)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    activated_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-activated_at", "-id"]
+        verbose_name = "model version activation"
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"

@@ -139,12 +139,13 @@ def installed(detector):
     """``detector`` as the process's model within the block, the one before it again afterwards."""
     from detector.services import inference
 
-    previous = inference._detector
+    previous = inference._detector, inference._pinned
     inference.set_detector(detector)
     try:
         yield detector
     finally:
-        inference.set_detector(previous)
+        inference.set_detector(previous[0])
+        inference._pinned = previous[1]
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .bundle import read_metadata
 from .evaluation import fmt_metric, recompressed_note
+from .preprocessing import NATIVE
 
 COLUMNS = (
     ("n", "n"),
@@ -163,14 +164,24 @@ def engine_lines(engines: dict) -> list[str]:
     return lines
 
 
+def crop_words(meta) -> str:
+    """What a bundle's network is given, in words."""
+    side = f"{meta.input_size}×{meta.input_size} px"
+    if meta.crop_scale == NATIVE:
+        return (
+            f"the centre {side} of the face's square ({meta.face_margin:.0%} margin) at the picture's full "
+            "resolution, not resampled (enlarged only where the square is smaller)"
+        )
+    return f"the face crop, {side}, {meta.face_margin:.0%} margin"
+
+
 def single_model_lines(meta) -> list[str]:
     """The decision rule and the training run of one network."""
     t = meta.training
     out = [
         "## Decision rule (from `metadata.json`)",
         "",
-        f"- Input: the face crop, {meta.input_size}×{meta.input_size} px, {meta.face_margin:.0%} margin, "
-        f"preprocessing v{meta.preprocessing_version}.",
+        f"- Input: {crop_words(meta)}, preprocessing v{meta.preprocessing_version}.",
         f"- Output: {meta.labels['output']}.",
         f"- Calibration: {t.get('calibration', {}).get('method', meta.calibration.method)}, "
         + calibration_formula(meta.calibration)
@@ -212,7 +223,9 @@ def single_model_lines(meta) -> list[str]:
         f"- Recipe: {json.dumps(t['recipe'])}.",
         "- Per epoch: "
         + "; ".join(
-            f"{h['stage']} {h['epoch']}: loss {h['train_loss']:.4f}, val AUC {h['val_auc']:.4f}" for h in t["history"]
+            f"{h.get('stage', 'epoch')} {h['epoch']}: loss {h.get('train_loss', h.get('loss')):.4f}, "
+            f"val AUC {h['val_auc']:.4f}"
+            for h in t["history"]
         )
         + ".",
         *stages,
@@ -228,9 +241,8 @@ def ensemble_lines(meta) -> list[str]:
     out = [
         "## Decision rule (from `metadata.json`)",
         "",
-        f"- Input: the face crop, {meta.input_size}×{meta.input_size} px, {meta.face_margin:.0%} margin, "
-        f"preprocessing v{meta.preprocessing_version}; every member scores the same crop"
-        + (" and its mirror image." if meta.test_time_flip else "."),
+        f"- Input: every member's own crop of the same face (from one face search), preprocessing "
+        f"v{meta.preprocessing_version}" + (", and its mirror image." if meta.test_time_flip else "."),
         "- Members (bundles beside this one, checked by version when loaded):",
         *[
             f"  - `{m['bundle']}` {m['version']} ({m.get('title', '')}): weight {m['weight']:.4f}"

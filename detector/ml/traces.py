@@ -270,8 +270,11 @@ def train(recipe: TraceRecipe) -> BundleMetadata:
         x = epoch_views(patches, recipe, epoch, workers)
         fit = model.fit(x, y, sample_weight=w, batch_size=recipe.batch, epochs=1, shuffle=True, verbose=2)
         auc = float(roc_auc_score(y_val, val_logits()))
-        history.append({"epoch": epoch, "loss": round(float(fit.history["loss"][-1]), 4), "val_auc": round(auc, 4)})
-        log.info("epoch %d: loss %.4f, val AUC %.4f", epoch, fit.history["loss"][-1], auc)
+        loss = float(fit.history["loss"][-1])
+        history.append(
+            {"stage": "from scratch", "epoch": epoch, "train_loss": round(loss, 4), "val_auc": round(auc, 4)}
+        )
+        log.info("epoch %d: loss %.4f, val AUC %.4f", epoch, loss, auc)
         if auc > best["auc"]:
             best = {"auc": auc, "where": f"epoch {epoch}", "weights": model.get_weights()}
     model.set_weights(best.pop("weights"))

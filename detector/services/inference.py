@@ -1,4 +1,11 @@
-"""The one detector per process, loaded once and shared by every thread."""
+"""The one detector per process, shared by every thread, and replaced when another model version is activated.
+
+At each analysis :func:`get_detector` asks the registry which bundle should serve
+(:func:`.registry.active_path`); where that is not the loaded one, the new bundle is loaded
+and warmed up first and only then put in place, so no request is ever answered by a
+half-loaded model, and a bundle that fails to load leaves the one serving in place.
+:func:`set_detector` pins a detector (tests, or a caller that wants exactly one).
+"""
 
 from __future__ import annotations
 
@@ -21,48 +28,80 @@ class DetectorUnavailable(Exception):
     """The model could not be loaded; the reason is in the message."""
 
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards the swap
+_loading = threading.Lock()  # one load at a time; meanwhile the other threads keep the detector in place
 _detector = None
+_pinned = False  # set_detector's: the registry is not asked
 _error: str | None = None
+_failed: dict[str, float] = {}  # bundle path -> when it failed to load (tried again after RETRY_SECONDS)
+RETRY_SECONDS = 60
 
 
-def load_service(warm_up: bool = True):
-    """Load (once) and warm up the detector named by ``DETECTOR_MODEL``; returns it or None."""
+def _serves(path: Path) -> bool:
+    return _detector is not None and (_pinned or Path(_detector.path).resolve() == path)
+
+
+def load_service(warm_up: bool = True, path: Path | None = None):
+    """Load and warm up the detector of ``path`` (default ``DETECTOR_MODEL``) unless it is the one loaded,
+    then put it in place; returns the process's detector (the one before where the new one fails), or None."""
     global _detector, _error
-    with _lock:
-        if _detector is not None:
+    path = Path(path or settings.DETECTOR_MODEL).resolve()
+    if _serves(path):
+        return _detector
+    if time.monotonic() - _failed.get(str(path), -RETRY_SECONDS) < RETRY_SECONDS:
+        return _detector
+    # Where a detector serves already, a thread that finds another loading goes on with the one in place.
+    if not _loading.acquire(blocking=_detector is None):
+        return _detector
+    try:
+        if _serves(path):
             return _detector
         from ..ml.predictor import Detector
 
         started = time.perf_counter()
         try:
-            detector = Detector(
-                settings.DETECTOR_MODEL, num_threads=settings.DETECTOR_THREADS, engine=settings.DETECTOR_ENGINE
-            )
+            detector = Detector(path, num_threads=settings.DETECTOR_THREADS, engine=settings.DETECTOR_ENGINE)
             if warm_up:
                 detector.warm_up()
         except BundleError as exc:
+            _failed[str(path)] = time.monotonic()
             _error = str(exc)
-            log.error("detector not loaded: %s", exc)
-            return None
-        _detector, _error = detector, None
-        log.info("detector %s loaded in %.1f s", detector.version, time.perf_counter() - started)
+            log.error("detector %s not loaded: %s", path, exc)
+            return _detector
+        with _lock:
+            previous, _detector, _error = _detector, detector, None
+        _failed.pop(str(path), None)
+        log.info(
+            "detector %s loaded in %.1f s%s",
+            detector.version,
+            time.perf_counter() - started,
+            f" in place of {previous.version}" if previous is not None else "",
+        )
         return _detector
+    finally:
+        _loading.release()
 
 
 def get_detector():
-    """The loaded detector, loading it now if this process has not; raises DetectorUnavailable."""
-    detector = _detector or load_service()
+    """The detector of the active model version, loading it now where this process has another (or none);
+    raises DetectorUnavailable."""
+    if _pinned and _detector is not None:
+        return _detector
+    from .registry import active_path_or_none
+
+    detector = load_service(path=active_path_or_none() or (_detector.path if _detector else None))
     if detector is None:
         raise DetectorUnavailable(_error or "the detector could not be loaded")
     return detector
 
 
 def set_detector(detector) -> None:
-    """Replace the process's detector (tests, or a reload after a new bundle)."""
-    global _detector, _error
+    """Pin the process's detector (tests, or a caller that wants exactly one); None unpins it, and the next
+    analysis loads the active version."""
+    global _detector, _error, _pinned
     with _lock:
-        _detector, _error = detector, None
+        _detector, _error, _pinned = detector, None, detector is not None
+        _failed.clear()
 
 
 def is_loaded() -> bool:

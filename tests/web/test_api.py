@@ -266,7 +266,7 @@ def test_an_unavailable_detector_is_503_and_stores_nothing(api, media_root, monk
     from detector.services import inference
 
     monkeypatch.setattr(inference, "_detector", None)
-    monkeypatch.setattr(inference, "load_service", lambda warm_up=True: None)
+    monkeypatch.setattr(inference, "load_service", lambda warm_up=True, path=None: None)
     response = post_images(api)
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE and response["Retry-After"]
     assert error_of(response)["code"] == "detector_unavailable"

@@ -102,7 +102,7 @@ def test_the_batch_page_reports_an_unavailable_detector(client, media_root, monk
     from detector.services import inference
 
     monkeypatch.setattr(inference, "_detector", None)
-    monkeypatch.setattr(inference, "load_service", lambda warm_up=True: None)
+    monkeypatch.setattr(inference, "load_service", lambda warm_up=True, path=None: None)
     response = client.post(BATCH, {"images": [upload_file()]})
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert "not available" in response.content.decode()

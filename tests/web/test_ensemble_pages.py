@@ -33,13 +33,11 @@ def ensemble_bundle(tmp_path_factory):
 @pytest.fixture
 def ensemble(ensemble_bundle, settings):
     from detector.ml.predictor import Detector
-    from detector.services import inference
+    from tests.conftest import installed
 
     settings.DETECTOR_MODEL = ensemble_bundle
-    previous = inference._detector
-    inference.set_detector(Detector(ensemble_bundle))
-    yield
-    inference.set_detector(previous)
+    with installed(Detector(ensemble_bundle)):
+        yield
 
 
 def test_the_result_page_shows_each_models_score_beside_the_combined_one(alice, ensemble):

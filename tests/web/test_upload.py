@@ -181,7 +181,7 @@ def test_an_unavailable_detector_stores_nothing(client, media_root, monkeypatch)
     from detector.services import inference
 
     monkeypatch.setattr(inference, "_detector", None)
-    monkeypatch.setattr(inference, "load_service", lambda warm_up=True: None)
+    monkeypatch.setattr(inference, "load_service", lambda warm_up=True, path=None: None)
     response = client.post(UPLOAD, {"image": upload_file()})
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert "not available" in response.content.decode()
