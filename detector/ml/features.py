@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .copies import CopyMaker, make_copy, set_maker
 
-FEATURE_STRIDE = 32  # the backbone's output map is input_size / 32 on a side
+FEATURE_STRIDE = 32  # the backbone's output map is ceil(input_size / 32) on a side
 
 
 def inference(net):

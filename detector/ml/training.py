@@ -34,7 +34,7 @@ from .copies import CopyMaker, copy_jobs
 from .crops import cached_crops, crop_landmarks
 from .dataset import Sample, read_manifest
 from .export import export_bundle
-from .features import FEATURE_STRIDE, cached_features, extract_features, inference
+from .features import cached_features, extract_features, inference
 from .model import backbone_of, build_classifier, folded_copy, split_classifier
 from .pairs import frame_pairs
 from .recipe import Recipe, dataset_name
@@ -120,7 +120,7 @@ def train(recipe: Recipe) -> BundleMetadata:
         seed=recipe.seed,
         margin=margin,
         strength=recipe.augment_strength,
-        grid=size // FEATURE_STRIDE,
+        grid=int(top_backbone.output.shape[1]),  # the last feature map's side: ceil(size / 32), 9 at 260 px
         zoom=recipe.zoom,
         landmarks=landmarks,
     )

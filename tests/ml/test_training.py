@@ -150,8 +150,11 @@ def test_a_lite2_backbone_trains_serves_and_is_continued_only_as_lite2(tmp_path)
     from detector.ml.recipe import Recipe
     from detector.ml.training import train
 
-    meta = train(small_recipe(tmp_path, backbone="lite2", first_trained_block=7))
+    # 72 px, not a multiple of 32 (as Lite2's own 260 px is not): the last feature map is 3 x 3, and so is the
+    # mask head's target.
+    meta = train(small_recipe(tmp_path, backbone="lite2", first_trained_block=7, input_size=72))
     assert meta.training["recipe"]["backbone"] == "lite2" and meta.training["recipe"]["first_trained_block"] == 7
+    assert meta.input_size == 72
     served = Detector(tmp_path / "bundle")
     assert any(layer.name == "efficientnet_lite2" for layer in served.model.layers)
     assert 0.0 <= served.judge(Image.fromarray(face_like(96))).fake_probability <= 1.0
