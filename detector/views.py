@@ -159,6 +159,7 @@ def status_summary(detection: Detection) -> dict:
         "kind": detection.kind,
         "frames_sampled": detection.frames_sampled,
         "frames_planned": detection.frames_planned,
+        "model_version": detection.model_version,
     }
 
 

@@ -112,12 +112,14 @@ METRICS_FILE = "metrics-test.json"
 
 
 def bundle_facts() -> dict | None:
-    """The configured bundle's metadata and its measured test metrics, for pages that explain the model.
+    """The active version's bundle's metadata and its measured test metrics, for pages that explain the model.
 
     ``recompressed`` holds the overall metrics of the test split re-encoded (``evaluate_detector --recompress``);
     ``trained`` what it learnt from (:func:`..ml.sources.training_summary`), members and all for an ensemble.
     """
-    return _bundle_facts(str(settings.DETECTOR_MODEL))
+    from .registry import active_path_or_none
+
+    return _bundle_facts(str(active_path_or_none() or settings.DETECTOR_MODEL))
 
 
 @lru_cache(maxsize=4)

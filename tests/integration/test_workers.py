@@ -211,3 +211,25 @@ def test_two_workers_share_a_burst_of_uploads_each_analysed_once(stack):
         stack.wait_for(lambda d=detection: stack.status(d)["status"] == "done", 90, "every verdict")
     logs = stack.log("w1") + stack.log("w2")
     assert all(analysed_lines(logs, d["id"]) == 1 for d in detections)
+
+
+def test_a_running_worker_picks_up_the_version_activated_without_a_restart(stack, tmp_path):
+    from tests.conftest import build_tiny_bundle
+
+    folder = tmp_path / "versions"
+    red = build_tiny_bundle(folder / "sees-red", version="1.0.0")
+    build_tiny_bundle(folder / "sees-blue", version="2.0.0", kernel=(-0.05, 0.0, 0.05))
+    stack.env.update(DETECTOR_MODEL_DIRS=str(folder), DETECTOR_MODEL=str(red))
+    stack.worker("w1")
+
+    def verdict(detection):
+        return stack.wait_for(
+            lambda: (s := stack.status(detection))["status"] in ("done", "failed") and s, 60, "the worker's verdict"
+        )
+
+    assert verdict(stack.upload())["model_version"] == "1.0.0"
+    command = [sys.executable, "manage.py", "model_versions", "--activate", "sees-blue"]
+    done = subprocess.run(command, cwd=ROOT, env=stack.env, capture_output=True, text=True, check=True)
+    assert "activated sees-blue 2.0.0" in done.stdout
+    assert verdict(stack.upload())["model_version"] == "2.0.0"  # the same worker process, not restarted
+    assert "detector 2.0.0 loaded" in stack.log("w1") and "in place of 1.0.0" in stack.log("w1")

@@ -140,3 +140,20 @@ def test_reviewers_agreement_is_counted_per_version(folders, alice):
     agreement = registry.review_agreement()["1.0.0"]
     assert agreement["reviewed"] == 3 and agreement["disagreed"] == 1 and agreement["agreed"] == 1
     assert agreement["undecided"] == 1 and agreement["disagreement_rate"] == 0.5
+
+
+def test_the_command_lists_the_versions_and_activates_one(folders):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command("model_versions", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert "* sees-red 1.0.0  test AUC 0.910" in lines and "  sees-blue 2.0.0" in lines
+    assert any(line.startswith("  damaged  cannot serve:") for line in lines)
+    out = StringIO()
+    call_command("model_versions", activate="sees-blue", stdout=out)
+    assert out.getvalue().strip() == "activated sees-blue 2.0.0" and registry.active_path().name == "sees-blue"
+    with pytest.raises(CommandError, match="not activated: .*checksum mismatch"):
+        call_command("model_versions", activate="damaged")
