@@ -152,3 +152,35 @@ def test_an_upload_over_the_rate_shows_the_wait_and_stores_nothing(
         assert Detection.objects.count() == 1
     finally:
         context.close()
+
+
+def test_a_reviewer_switches_the_model_version_and_the_next_upload_uses_it(
+    page, live_server, portrait, django_user_model, shot
+):
+    from tests.conftest import installed
+
+    django_user_model.objects.create_superuser("reviewer", password="a-long-review-password")
+    with installed(None):  # as a server: the active version serves, nothing pinned
+        page.goto(live_server.url + "/admin/login/?next=/admin/detector/modelactivation/")
+        page.fill("#id_username", "reviewer")
+        page.fill("#id_password", "a-long-review-password")
+        page.click("input[type=submit]")
+        table = page.locator("#model-versions")
+        row = table.locator("tr", has_text="faces-effnetlite0-v1 1.4.0")
+        shot(page, "9-admin-model-versions")
+        assert (
+            table.locator("tr", has_text="faces-effnetlite0-v2 2.4.0").locator("strong", has_text="Active").is_visible()
+        )
+        row.locator("button", has_text="Activate").click()
+        page.locator(".messagelist").wait_for(timeout=60_000)
+        shot(page, "9-admin-model-versions-activated")
+        page.locator(".messagelist", has_text="Version faces-effnetlite0-v1 1.4.0 now serves").wait_for()
+        assert row.locator("strong", has_text="Active").is_visible()
+        assert page.locator("#result_list", has_text="reviewer").is_visible()  # what served when, and who chose it
+        page.set_viewport_size({"width": 390, "height": 800})
+        shot(page, "9-admin-model-versions-phone")
+        scroller = page.locator(".versions-scroll")  # the table scrolls in its box; the page keeps the phone's width
+        assert scroller.evaluate("e => e.scrollWidth > e.clientWidth && e.clientWidth <= 390")
+        page.set_viewport_size({"width": 1100, "height": 900})
+        upload(page, live_server, portrait)
+        assert Detection.objects.get().model_version == "1.4.0"

@@ -256,3 +256,16 @@ def test_train_detector_calibrate_only_refits_on_every_datasets_val(tiny_bundle,
     call_command("train_detector", "--out", str(bundle), *roots, "--calibrate-only", stdout=out)
     assert json.loads(out.getvalue())["bundle"] == str(bundle)
     assert read_metadata(bundle).training["calibration"]["images"] == 24  # both datasets' val
+
+
+def test_evaluate_detector_measures_a_named_bundle_whatever_serves(tiny_detector, tmp_path, capsys):
+    from tests.conftest import build_tiny_bundle
+
+    blue = build_tiny_bundle(tmp_path / "sees-blue", version="b-1", kernel=(-0.05, 0.0, 0.05))
+    for i in range(2):
+        write_image(tmp_path / "data" / "set_a" / "fake" / f"f{i}.png", (250, 10 * i, 0))
+        write_image(tmp_path / "data" / "set_a" / "real" / f"r{i}.png", (0, 10 * i, 250))
+    call_command("evaluate_detector", str(tmp_path / "data"), "--by-folder", "--json", "--bundle", str(blue))
+    assert json.loads(capsys.readouterr().out)["model"] == "b-1"
+    with pytest.raises(CommandError, match="not found"):
+        call_command("evaluate_detector", str(tmp_path / "data"), "--bundle", str(tmp_path / "none"))

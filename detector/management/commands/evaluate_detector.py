@@ -2,10 +2,13 @@ import json
 from functools import partial
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from detector.ml.bundle import BundleError
 from detector.ml.dataset import load_samples
 from detector.ml.evaluation import format_table, plot_roc, recompressed, report, score_samples
+from detector.ml.predictor import Detector
 from detector.services.inference import DetectorUnavailable, get_detector
 
 
@@ -26,6 +29,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--limit", type=int, help="evaluate only the first N images (smoke runs)")
         parser.add_argument(
+            "--bundle", type=Path, help="the model bundle to measure (default: the version that serves now)"
+        )
+        parser.add_argument(
             "--recompress",
             type=int,
             metavar="QUALITY",
@@ -40,7 +46,7 @@ class Command(BaseCommand):
             help="with --recompress: scale every image by FACTOR (0-1, Lanczos) before re-encoding it",
         )
 
-    def handle(self, *args, directory, split, by_folder, roc, as_json, limit, recompress, scale, **opts):
+    def handle(self, *args, directory, split, by_folder, roc, as_json, limit, recompress, scale, bundle, **opts):
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a folder")
         if recompress is not None and not 1 <= recompress <= 95:
@@ -52,8 +58,8 @@ class Command(BaseCommand):
         if not samples:
             raise CommandError(f"no images found under {directory} (expected real/ and fake/ folders or a manifest)")
         try:
-            detector = get_detector()
-        except DetectorUnavailable as exc:
+            detector = Detector(bundle, num_threads=settings.DETECTOR_THREADS) if bundle else get_detector()
+        except (BundleError, DetectorUnavailable) as exc:
             raise CommandError(str(exc)) from exc
         scores = score_samples(detector, samples, progress=not as_json and opts["verbosity"] > 0, transform=transform)
         rep = report(scores, detector.meta.thresholds.decision, detector.version)
