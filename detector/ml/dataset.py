@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 CLASS_INDEX = {"real": 0, "fake": 1}
@@ -68,3 +71,17 @@ def load_samples(root: Path, split: str | None = None, by_folder: bool = False) 
     if (root / "manifest.csv").is_file():
         return read_manifest(root, split)
     return read_folders(root, by_folder)
+
+
+def limited(train: list[Sample], val: list[Sample], limit: int, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """A random ``limit`` of the training samples and as many val ones (all where fewer), the same on every run."""
+    rng = np.random.default_rng(seed)
+    train = [train[i] for i in sorted(rng.choice(len(train), limit, replace=False))]
+    val = [val[i] for i in sorted(rng.choice(len(val), min(limit, len(val)), replace=False))]
+    return train, val
+
+
+def counts_by_source(samples: list[Sample]) -> dict[str, int]:
+    """``{"celeba/real": n, "gan256/fake": n, ...}``: what a bundle records it was trained on."""
+    counts = Counter((s.label, s.source) for s in samples)
+    return {f"{source}/{'fake' if label else 'real'}": n for (label, source), n in sorted(counts.items())}

@@ -170,3 +170,16 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def trained_summary(path: Path, dataset: Path, meta) -> dict:
+    """After a training stage: export the new bundle's fast serving form (checked against its new weights on
+    ``dataset``'s val images) and say what the stage did, for the command to print."""
+    engine = export_bundle(path, dataset)
+    return {
+        "bundle": str(path),
+        "val_auc": meta.training["val_auc"],
+        "thresholds": vars(meta.thresholds),
+        "minutes": meta.training["minutes"],
+        "litert_max_probability_difference": engine["check"]["max_probability_difference"],
+    }

@@ -248,3 +248,31 @@ def from_options(options: dict, cls=None):
 def describe(recipe: Recipe) -> dict:
     """Every field, for printing at the start of a run."""
     return json.loads(json.dumps(asdict(recipe), default=str))
+
+
+def begin(recipe) -> tuple[float, int]:
+    """The start of a training stage: the recipe names its bundle and version, every random choice is seeded;
+    returns (when it started, the worker processes to use)."""
+    import os
+    import time
+
+    import keras
+
+    if recipe.out is None or not recipe.version:
+        raise ValueError("a training recipe needs out and version")
+    started = time.time()
+    keras.utils.set_random_seed(recipe.seed)
+    return started, recipe.workers or os.cpu_count() or 1
+
+
+def command_line(doc: str, add_arguments, run, argv=None) -> None:
+    """A training module's ``main``: parse its options, run the stage, print what it says (JSON)."""
+    import logging
+
+    parser = add_arguments(argparse.ArgumentParser(description=doc.splitlines()[0]))
+    options = vars(parser.parse_args(argv))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        print(json.dumps(run(options), indent=2))
+    except ValueError as exc:
+        parser.error(str(exc))

@@ -27,7 +27,6 @@ import math
 import os
 import platform
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing import Pool
@@ -40,7 +39,7 @@ from . import recipe as recipes
 from .bundle import BundleMetadata, Calibration, Thresholds, write_bundle
 from .calibration import calibrate_bundle
 from .crops import cached_crops
-from .dataset import Sample, read_manifest
+from .dataset import Sample, counts_by_source, limited, read_manifest
 from .preprocessing import NATIVE
 from .recipe import DEFAULT_DATASET, dataset_name, option
 from .weighting import balanced_weights
@@ -221,18 +220,10 @@ def train(recipe: TraceRecipe) -> BundleMetadata:
     import tensorflow as tf
     from sklearn.metrics import roc_auc_score
 
-    if recipe.out is None or not recipe.version:
-        raise ValueError("a training recipe needs out and version")
-    started = time.time()
-    keras.utils.set_random_seed(recipe.seed)
-    workers = recipe.workers or os.cpu_count() or 1
+    started, workers = recipes.begin(recipe)
     train_samples, val_samples = read_samples(recipe, "train"), read_samples(recipe, "val")
     if recipe.limit:
-        rng = np.random.default_rng(recipe.seed)
-        train_samples = [train_samples[i] for i in sorted(rng.choice(len(train_samples), recipe.limit, False))]
-        val_samples = [
-            val_samples[i] for i in sorted(rng.choice(len(val_samples), min(recipe.limit, len(val_samples)), False))
-        ]
+        train_samples, val_samples = limited(train_samples, val_samples, recipe.limit, recipe.seed)
     key = "+".join(dataset_name(p).rsplit("/", 1)[-1] for p in recipe.datasets) + "-traces"
     patches, found = cached_crops(
         train_samples, recipe.train_size, recipe.margin, workers, recipe.cache_dir, f"{key}-train", NATIVE
@@ -296,10 +287,7 @@ def train(recipe: TraceRecipe) -> BundleMetadata:
             ),
             "train_images": len(train_samples),
             "val_images": len(val_samples),
-            "train_by_source": {
-                f"{k[1]}/{'fake' if k[0] else 'real'}": v
-                for k, v in sorted(Counter((s.label, s.source) for s in train_samples).items())
-            },
+            "train_by_source": counts_by_source(train_samples),
             "train_face_found_rate": float(found.mean()),
             "val_face_found_rate": float(val_found.mean()),
             "val_auc": best["auc"],
@@ -322,30 +310,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run(options: dict) -> dict:
     """Train the trace model from parsed options, export it, and say what to print."""
-    from .export import export_bundle
+    from .export import trained_summary
 
     recipe, _ = recipes.from_options(options, TraceRecipe)
     if recipe.out is None or not recipe.version:
         raise ValueError("--out and --model-version are required")
     log.info("recipe: %s", json.dumps(recipes.describe(recipe)))
-    meta = train(recipe)
-    engine = export_bundle(recipe.out, recipe.datasets[0])
-    return {
-        "bundle": str(recipe.out),
-        "val_auc": meta.training["val_auc"],
-        "thresholds": vars(meta.thresholds),
-        "minutes": meta.training["minutes"],
-        "litert_max_probability_difference": engine["check"]["max_probability_difference"],
-    }
+    return trained_summary(recipe.out, recipe.datasets[0], train(recipe))
 
 
 def main(argv=None) -> None:
-    parser = add_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    try:
-        print(json.dumps(run(vars(parser.parse_args(argv))), indent=2))
-    except ValueError as exc:
-        parser.error(str(exc))
+    recipes.command_line(__doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ from .bundle import BundleMetadata, Calibration, Thresholds, load_keras_model, r
 from .calibration import calibrate_bundle
 from .copies import CopyMaker, copy_jobs
 from .crops import cached_crops, crop_landmarks
-from .dataset import Sample, read_manifest
-from .export import export_bundle
+from .dataset import Sample, counts_by_source, limited, read_manifest
+from .export import trained_summary
 from .features import cached_features, extract_features, inference
 from .model import backbone_of, build_classifier, folded_copy, split_classifier
 from .pairs import frame_pairs
@@ -62,23 +62,13 @@ def read_splits(recipe: Recipe, *splits: str) -> list[list[Sample]]:
 
 def train(recipe: Recipe) -> BundleMetadata:
     """Train on ``train``, choose on ``val``, write the bundle to ``recipe.out``."""
-    import keras
     import tensorflow as tf
     from sklearn.metrics import roc_auc_score
 
-    if recipe.out is None or not recipe.version:
-        raise ValueError("a training recipe needs out and version")
-    started = time.time()
-    keras.utils.set_random_seed(recipe.seed)
-    workers = recipe.workers or os.cpu_count() or 1
+    started, workers = recipes.begin(recipe)
     train_samples, val_samples = read_splits(recipe, "train", "val")
     if recipe.limit:
-        rng = np.random.default_rng(recipe.seed)
-        limit = recipe.limit
-        train_samples = [train_samples[i] for i in sorted(rng.choice(len(train_samples), limit, replace=False))]
-        val_samples = [
-            val_samples[i] for i in sorted(rng.choice(len(val_samples), min(limit, len(val_samples)), replace=False))
-        ]
+        train_samples, val_samples = limited(train_samples, val_samples, recipe.limit, recipe.seed)
     y_val = np.array([s.label for s in val_samples], np.float32)
     # The val images the epoch is chosen on: every real, and the fakes of the kinds the recipe names (default: all).
     chosen_on = np.array(
@@ -161,10 +151,7 @@ def train(recipe: Recipe) -> BundleMetadata:
             "dataset": f"{' + '.join(names)} (train split; val for epoch, calibration and thresholds)",
             "train_images": len(train_samples),
             "val_images": len(val_samples),
-            "train_by_source": {
-                f"{k[1]}/{'fake' if k[0] else 'real'}": v
-                for k, v in sorted(Counter((s.label, s.source) for s in train_samples).items())
-            },
+            "train_by_source": counts_by_source(train_samples),
             "self_blended_pseudo_fakes": counts["self_blend"],
             "frame_pairs": len(pairs),
             "train_face_found_rate": float(train_found.mean()),
@@ -243,25 +230,11 @@ def run(options: dict) -> dict:
     if recipe.init_from is not None:
         recipe = recipe.continuing(read_metadata(recipe.init_from).training.get("recipe", {}), given)
     log.info("recipe: %s", json.dumps(recipes.describe(recipe)))
-    meta = train(recipe)
-    engine = export_bundle(recipe.out, recipe.datasets[0])  # the fast serving form, checked against the new weights
-    return {
-        "bundle": str(recipe.out),
-        "val_auc": meta.training["val_auc"],
-        "thresholds": vars(meta.thresholds),
-        "minutes": meta.training["minutes"],
-        "litert_max_probability_difference": engine["check"]["max_probability_difference"],
-    }
+    return trained_summary(recipe.out, recipe.datasets[0], train(recipe))
 
 
 def main(argv=None) -> None:
-    parser = add_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    options = vars(parser.parse_args(argv))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    try:
-        print(json.dumps(run(options), indent=2))
-    except ValueError as exc:
-        parser.error(str(exc))
+    recipes.command_line(__doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
