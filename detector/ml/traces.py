@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from . import recipe as recipes
-from .bundle import BundleMetadata, Calibration, Thresholds, write_bundle
+from .bundle import METADATA_FILE, BundleMetadata, Calibration, Thresholds, read_metadata, write_bundle
 from .calibration import calibrate_bundle
 from .crops import cached_crops
 from .dataset import Sample, counts_by_source, limited, read_manifest
@@ -301,7 +301,24 @@ def train(recipe: TraceRecipe) -> BundleMetadata:
         },
     )
     write_bundle(recipe.out, model, meta)
-    return calibrate_bundle(recipe.out, val_samples, recipe.max_false_accusation, recipe.max_missed_fakes)
+    calibrate_bundle(recipe.out, val_samples, recipe.max_false_accusation, recipe.max_missed_fakes)
+    return never_real(recipe.out)
+
+
+NEVER_REAL = (
+    "never: it judges generated faces only and says nothing of face swaps, so below the Deepfake threshold a "
+    "face is Uncertain, not Real"
+)
+
+
+def never_real(path: Path) -> BundleMetadata:
+    """Set the bundle's Real threshold to 0: a model of generated faces alone never tells anyone a face is real
+    (a face swap looks real to it), so below its Deepfake threshold a face is Uncertain."""
+    meta = read_metadata(path)
+    meta.thresholds.real_below = 0.0
+    meta.training.setdefault("calibration", {})["real_rule"] = NEVER_REAL
+    (Path(path) / METADATA_FILE).write_text(meta.to_json())
+    return meta
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -67,6 +67,9 @@ def test_a_whole_trace_model_run_writes_a_native_bundle_that_serves_explains_and
         len(t["history"]) == 2 and t["recipe"]["kinds"] == ["gan", "diffusion"] and t["calibration"]["split"] == "val"
     )
     assert read_metadata(tmp_path / "traces").crop_scale == "native"
+    # It judges generated faces only: it never calls a face Real (a face swap looks real to it).
+    assert meta.thresholds.real_below == 0.0 and meta.thresholds.label(0.0) == "Uncertain"
+    assert t["calibration"]["real_rule"].startswith("never: it judges generated faces only")
     detector = Detector(tmp_path / "traces", engine="keras")
     verdict = detector.judge(Image.fromarray(face_like(96)))
     assert 0.0 <= verdict.fake_probability <= 1.0

@@ -157,3 +157,19 @@ def test_the_command_lists_the_versions_and_activates_one(folders):
     assert out.getvalue().strip() == "activated sees-blue 2.0.0" and registry.active_path().name == "sees-blue"
     with pytest.raises(CommandError, match="not activated: .*checksum mismatch"):
         call_command("model_versions", activate="damaged")
+
+
+def test_a_version_that_never_says_real_is_explained_so(tmp_path, settings, alice, client):
+    """The generated-face model judges generated faces only: its pages say it never calls a face Real."""
+    from detector.ml.predictor import Detector
+    from detector.ml.traces import never_real
+
+    bundle = build_tiny_bundle(tmp_path / "traces", version="t-1", crop_scale="native")
+    never_real(bundle)
+    settings.DETECTOR_MODEL = bundle
+    with installed(Detector(bundle)):
+        about = client.get(reverse("detector:about_model")).content.decode()
+        assert "this model never says Real" in about and "it judges generated faces only" in about
+        detection = upload(alice)
+        page = alice.get(reverse("detector:result", args=[detection.pk])).content.decode()
+        assert "never: this model judges generated faces only" in page
