@@ -19,7 +19,7 @@ from .forms import BatchUploadForm, HistoryFilterForm, UploadForm, refused_form
 from .middleware import DATABASE_DOWN, unavailable
 from .models import Detection
 from .refusals import DETECTOR_DOWN, STORAGE_FAILED, Refusal
-from .services import limits, overview, reports, sightings, timeline, verdicts
+from .services import limits, overview, registry, reports, sightings, timeline, verdicts
 from .services.detections import delete_detection
 from .services.inference import DetectorUnavailable, bundle_facts, get_detector
 from .services.privacy import export_zip
@@ -211,6 +211,7 @@ class OverviewView(OverviewScopeMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         qs = self.detections()
         context.update(counts=overview.label_counts(qs), total=qs.count(), scope=self.request.GET.get("scope", ""))
+        context["agreement"] = sorted(registry.review_agreement(qs).values(), key=lambda r: r["version"])
         return context
 
 

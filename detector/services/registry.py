@@ -137,14 +137,16 @@ def activate(path: Path, user=None) -> ModelActivation:
     return activation
 
 
-def review_agreement() -> dict[str, dict]:
-    """Per model version: how many of its verdicts reviewers judged, and how many they disagreed with.
+def review_agreement(detections=None) -> dict[str, dict]:
+    """Per model version: how many of its verdicts reviewers judged, and how many they disagreed with
+    (of ``detections``, a queryset; default every one).
 
     A reviewer disagrees where they found real what the version called Deepfake, or fake what it called
     Real; an Uncertain verdict claimed neither, so it is counted apart.
     """
+    detections = Detection.objects.all() if detections is None else detections
     rows = (
-        Detection.objects.exclude(review_verdict="")
+        detections.exclude(review_verdict="")
         .exclude(model_version="")
         .values("model_version")
         .annotate(
@@ -165,6 +167,7 @@ def review_agreement() -> dict[str, dict]:
     for r in rows:
         decided = r["agreed"] + r["disagreed"]
         out[r["model_version"]] = {
+            "version": r["model_version"],
             **{k: r[k] for k in ("reviewed", "agreed", "disagreed")},
             "undecided": r["reviewed"] - decided,
             "disagreement_rate": r["disagreed"] / decided if decided else None,

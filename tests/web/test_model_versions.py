@@ -173,3 +173,17 @@ def test_a_version_that_never_says_real_is_explained_so(tmp_path, settings, alic
         detection = upload(alice)
         page = alice.get(reverse("detector:result", args=[detection.pk])).content.decode()
         assert "never: this model judges generated faces only" in page
+
+
+def test_the_overview_shows_how_often_reviewers_disagreed_with_each_version(folders, alice, staff):
+    from django.test import Client
+
+    from detector.models import ReviewVerdict
+
+    Detection.objects.filter(pk=upload(alice).pk).update(label="Deepfake", review_verdict=ReviewVerdict.REAL)
+    Detection.objects.filter(pk=upload(alice).pk).update(label="Real", review_verdict=ReviewVerdict.REAL)
+    reviewer = Client()
+    reviewer.force_login(staff)
+    page = reviewer.get(reverse("detector:overview") + "?scope=all").content.decode()
+    assert "How reviewers found each model version" in page
+    assert '<tr><th scope="row">1.0.0</th><td>2</td><td>1</td>' in page and "1 (50.0 %)" in page
