@@ -13,8 +13,6 @@ from tqdm import tqdm
 
 from .copies import CopyMaker, make_copy, set_maker
 
-FEATURE_STRIDE = 32  # the backbone's output map is ceil(input_size / 32) on a side
-
 
 def inference(net):
     """``net`` in inference mode as a traced TensorFlow function (batch norm and dropout frozen)."""
