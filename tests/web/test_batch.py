@@ -132,6 +132,7 @@ def test_the_upload_view_tells_the_batch_script_each_verdict(client, stub_detect
         "kind": "image",
         "frames_sampled": None,
         "frames_planned": None,
+        "model_version": "stub-1",  # the version that judged
     }
 
 
