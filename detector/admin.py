@@ -7,13 +7,23 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from .dispatch import BrokerUnavailable, start_reanalysis
 from .ml.bundle import BundleError
-from .models import REVIEW_FIELDS, VERDICT_FIELDS, Detection, ModelActivation, ReviewVerdict, percent_text
-from .services import registry
+from .models import (
+    REVIEW_FIELDS,
+    VERDICT_FIELDS,
+    Detection,
+    ModelActivation,
+    Reanalysis,
+    ReviewVerdict,
+    percent_text,
+)
+from .services import reanalysis, registry
 from .services.inference import bundle_facts
 from .serving import report_response, serve_detection_file, serve_face_image, serve_still
 from .templatetags.detector_extras import clock
@@ -72,6 +82,7 @@ class DetectionAdmin(admin.ModelAdmin):
         "tracks_display",
         "model_label",
         "verdict_reason",
+        "analyses_display",
         "provenance_display",
         "report_links",
         "processing_ms",
@@ -84,7 +95,7 @@ class DetectionAdmin(admin.ModelAdmin):
         ("Review", {"fields": REVIEW_FIELDS}),
         ("Upload", {"fields": UPLOAD_FIELDS}),
     )
-    actions = ("mark_reviewed_real", "mark_reviewed_fake", "export_csv")
+    actions = ("mark_reviewed_real", "mark_reviewed_fake", "reanalyse", "export_csv")
 
     class Media:
         css = {"all": ("detector/faces.css",)}
@@ -199,6 +210,37 @@ class DetectionAdmin(admin.ModelAdmin):
         ]
         return format_html_join("", "<div>{}</div>", ((r,) for r in rows)) if rows else "—"
 
+    @admin.display(description="analyses by each model version")
+    def analyses_display(self, obj):
+        rows = format_html_join(
+            "",
+            "<tr><td>{} {}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    a.model_name,
+                    a.model_version,
+                    " (the verdict shown)" if a.model_version == obj.model_version else "",
+                    a.label or a.status,
+                    a.fake_text,
+                    "; ".join(
+                        f"{m.get('title') or m.get('name') or 'model'} {m.get('version', '')}: {m.get('label')}, "
+                        f"{percent_text(m.get('fake_probability'))}"
+                        for m in a.model_scores or []
+                    )
+                    or "—",
+                    a.analysed_at.strftime("%Y-%m-%d %H:%M") if a.analysed_at else "—",
+                )
+                for a in obj.analyses.all()
+            ),
+        )
+        if not rows:
+            return "—"
+        return format_html(
+            "<table><thead><tr><th>version</th><th>verdict</th><th>fake probability</th><th>each model</th>"
+            "<th>analysed</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
     @admin.display(description="video's face tracks")
     def tracks_display(self, obj):
         if not obj.is_video:
@@ -258,6 +300,53 @@ class DetectionAdmin(admin.ModelAdmin):
     @admin.action(description="Mark reviewed as fake", permissions=["change"])
     def mark_reviewed_fake(self, request, queryset):
         self._mark(request, queryset, ReviewVerdict.FAKE)
+
+    @admin.action(description="Re-analyse with a model version…", permissions=["change"])
+    def reanalyse(self, request, queryset):
+        """Choose the version (the active one first), then queue the selected uploads it has not analysed."""
+        usable = [v for v in registry.versions() if v.usable]
+        active = registry.active_path().resolve()
+        usable.sort(key=lambda v: v.path.resolve() != active)
+        if request.POST.get("apply"):
+            chosen = {str(v.path): v for v in usable}.get(request.POST.get("bundle", ""))
+            if chosen is None:
+                self.message_user(request, "Choose one of the model versions listed.", messages.ERROR)
+                return None
+            try:
+                run, ids = reanalysis.plan(chosen.path, detections=queryset, user=request.user)
+                where = start_reanalysis(run, ids) if ids else ""
+            except (BundleError, BrokerUnavailable) as exc:
+                self.message_user(request, f"Nothing was queued: {exc}", messages.ERROR)
+                return None
+            link = reverse("admin:detector_reanalysis_change", args=[run.pk])
+            skipped = queryset.count() - run.total
+            self.message_user(
+                request,
+                format_html(
+                    '{} upload(s) queued for {} {} ({}){}. <a href="{}">Progress</a>',
+                    run.total,
+                    run.name,
+                    run.version,
+                    where or "nothing to do",
+                    f"; {skipped} left out: analysed by that version already, or not finished" if skipped else "",
+                    link,
+                ),
+                messages.SUCCESS,
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/detector/reanalyse.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Re-analyse with a model version",
+                "queryset": queryset,
+                "versions": usable,
+                "active": active,
+                "opts": self.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
 
     @admin.action(description="Export selected as CSV", permissions=["view"])
     def export_csv(self, request, queryset):
@@ -331,3 +420,39 @@ class ModelActivationAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
         return redirect("admin:detector_modelactivation_changelist")
+
+
+@admin.register(Reanalysis)
+class ReanalysisAdmin(admin.ModelAdmin):
+    """Batches of past uploads analysed again by one version, and how far each has gone."""
+
+    list_display = (
+        "name",
+        "version",
+        "criteria",
+        "progress",
+        "analysed",
+        "failed",
+        "skipped",
+        "requested_by",
+        "requested_at",
+        "finished_at",
+    )
+    readonly_fields = ("bundle", *list_display)
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False  # queued from the detections' action or `manage.py reanalyse`
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        return format_html(
+            '<progress max="100" value="{}"></progress> {} of {}{}',
+            obj.progress_percent,
+            obj.handled,
+            obj.total,
+            "" if obj.finished_at else " (running)",
+        )

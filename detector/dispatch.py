@@ -17,15 +17,17 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from .models import Detection, Kind, Status
+from .ml.bundle import BundleError
+from .models import Detection, Kind, Reanalysis, Status
 from .refusals import STORAGE_FAILED, Refusal
-from .services import analysis
+from .services import analysis, reanalysis
 from .services.detections import display_name, store_upload
-from .services.inference import get_detector
+from .services.inference import DetectorUnavailable, get_detector
 from .services.limits import count_upload, rate_refusal
-from .tasks import analyse_detection, analyse_video
+from .tasks import analyse_detection, analyse_video, reanalyse_detection
 from .uploads import CheckedImage, CheckedVideo, check_upload
 
 log = logging.getLogger(__name__)
@@ -191,3 +193,51 @@ def requeue(detection_ids: list[str]) -> Requeued:
         ok = detection is not None and detection.status == Status.DONE
         (done.analysed if ok else done.failed).append(pk)
     return done
+
+
+class BrokerUnavailable(Exception):
+    """Nothing could be handed to the workers."""
+
+
+def _reanalyse_here(run_id: int, ids: list[str], on_each=None) -> None:
+    for pk in ids:
+        try:
+            outcome = reanalysis.reanalyse_one(run_id, pk)
+        except (OSError, DatabaseError, BundleError, DetectorUnavailable) as exc:
+            log.error("re-analysis %s of %s failed: %s", run_id, pk, exc)
+            reanalysis.count(run_id, "failed")
+            outcome = "failed"
+        if on_each:
+            on_each(pk, outcome)
+
+
+def _reanalyse_in_thread(run_id: int, ids: list[str]) -> None:
+    close_old_connections()
+    try:
+        _reanalyse_here(run_id, ids)
+    finally:
+        connection.close()
+
+
+def start_reanalysis(run: Reanalysis, ids: list[str], wait: bool = False, on_each=None) -> str:
+    """Have a planned batch (``services.reanalysis.plan``) analysed: by the workers where there is a broker,
+    else in this process, in its background pool (``wait``: in this thread, ``on_each(pk, outcome)`` after
+    each). Returns where it runs. Raises BrokerUnavailable (the batch deleted) where no job could be queued."""
+    if runs_here():
+        if wait or settings.DETECTOR_VIDEO_WORKERS <= 0:
+            _reanalyse_here(run.pk, ids, on_each)
+            return "here"
+        _video_pool().submit(_reanalyse_in_thread, run.pk, ids)
+        return "in the background"
+    for n, pk in enumerate(ids):
+        try:
+            reanalyse_detection.delay(run.pk, pk)
+        except Exception as exc:  # the broker is down or refuses: kombu and redis raise many kinds
+            log.exception("re-analysis %s: the broker took %d of %d jobs", run.pk, n, len(ids))
+            if n == 0:
+                run.delete()
+                raise BrokerUnavailable("the job queue is unavailable; nothing was queued") from exc
+            Reanalysis.objects.filter(pk=run.pk).update(failed=F("failed") + len(ids) - n)
+            reanalysis.finish_if_done(run.pk)
+            break
+    return "on the workers"

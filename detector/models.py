@@ -78,6 +78,7 @@ VERDICT_FIELDS = (
     "faces",
     "frames_sampled",
     "tracks",
+    "model_scores",
     "provenance",
     "model_label",
     "verdict_reason",
@@ -159,6 +160,8 @@ class Detection(models.Model):
     # A video's face tracks: [{id, fake_probability, label, first_seconds, last_seconds, frames: [{seconds, box,
     # fake_probability}], stills: [{seconds, fake_probability, image, heatmap}]}] (ml.video).
     tracks = models.JSONField(default=list, blank=True)
+    # Each model's image-level score in the version that judged it (Analysis.model_scores; the API's ``models``).
+    model_scores = models.JSONField(default=list, blank=True)
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     # Analyses started: a job redelivered after a worker died counts again; past the limit it fails, not loops.
@@ -280,6 +283,31 @@ class Detection(models.Model):
             return self.label
         return Label.DEEPFAKE if face["fake_probability"] >= (self.threshold or 0.5) else Label.UNCERTAIN
 
+    def face_models(self, face: dict) -> list[dict]:
+        """Every model's score for a face, as the analysis stored it: ``[{name, version, title, fake_probability,
+        label}]``, an ensemble's members then the ensemble (``ensemble``). Rows made before every model's label was
+        stored get the version's own score, and an older ensemble's members theirs, without a label."""
+        if face.get("models"):
+            return face["models"]
+        own = {
+            "name": "",
+            "version": self.model_version,
+            "title": "",
+            "fake_probability": face["fake_probability"],
+            "label": self.face_label(face),
+        }
+        members = [
+            {
+                "name": s.get("model", ""),
+                "version": s.get("version", ""),
+                "title": s.get("title", ""),
+                "fake_probability": s["fake_probability"],
+                "label": None,
+            }
+            for s in face.get("scores", [])
+        ]
+        return [*members, {**own, "ensemble": True}] if members else [own]
+
     def face_boxes(self):
         """The judged faces, numbered, with their boxes in image pixels (and in percent of the image, for the
         overlay), each one's own verdict and score; ``decided``: the most suspicious face, whose score is the
@@ -306,12 +334,96 @@ class Detection(models.Model):
                     "fake_text": percent_text(face["fake_probability"]),
                     "decided": len(judged) > 1 and face["fake_probability"] == top,
                     "models": [
-                        {"title": s.get("title") or s["model"], "fake_text": percent_text(s["fake_probability"])}
-                        for s in face.get("scores", [])
+                        {
+                            **m,
+                            "fake_text": percent_text(m["fake_probability"]),
+                            "style": verdict_style(m["label"]) if m.get("label") else "waiting",
+                        }
+                        for m in self.face_models(face)
                     ],
                 }
             )
         return out
+
+
+# What one model version's analysis records: its own copy of the verdict fields that differ by model.
+ANALYSIS_FIELDS = (
+    "status",
+    "label",
+    "fake_probability",
+    "confidence",
+    "threshold",
+    "real_below",
+    "model_version",
+    "face_found",
+    "faces",
+    "frames_sampled",
+    "tracks",
+    "model_scores",
+    "model_label",
+    "verdict_reason",
+    "processing_ms",
+    "decode_ms",
+    "error_message",
+    "analysed_at",
+)
+
+
+class AnalysisQuerySet(models.QuerySet):
+    def by_version(self, version: str):
+        return self.filter(model_version=version)
+
+
+class Analysis(models.Model):
+    """One model version's analysis of an upload: its verdict and every model's score for each face.
+
+    An upload has one per version that scored it (never two by the same version); its verdict, the
+    fields of the same names on :class:`Detection`, is its analysis by the active version, or its
+    latest where the active version has not scored it (see :mod:`detector.services.analysis`).
+    """
+
+    detection = models.ForeignKey("Detection", on_delete=models.CASCADE, related_name="analyses")
+    model_name = models.CharField(max_length=100, blank=True, help_text="The bundle folder's name.")
+    model_version = models.CharField(max_length=40, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DONE)
+    label = models.CharField(max_length=12, choices=Label.choices, blank=True)
+    fake_probability = models.FloatField(null=True, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    real_below = models.FloatField(null=True, blank=True)
+    face_found = models.BooleanField(null=True)
+    faces = models.JSONField(default=list, blank=True)
+    frames_sampled = models.PositiveIntegerField(null=True, blank=True)
+    tracks = models.JSONField(default=list, blank=True)
+    # Each model's image-level score in this version (the ensemble's members and the ensemble; or the one model):
+    # [{name, version, title, fake_probability, label, face}] (``face``: the number of the face that decided).
+    model_scores = models.JSONField(default=list, blank=True)
+    model_label = models.CharField(max_length=12, blank=True)
+    verdict_reason = models.TextField(blank=True)
+    processing_ms = models.PositiveIntegerField(null=True, blank=True)
+    decode_ms = models.PositiveIntegerField(null=True, blank=True)
+    error_message = models.TextField(blank=True)
+    analysed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AnalysisQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-analysed_at", "-id"]
+        verbose_name_plural = "analyses"
+        constraints = [
+            models.UniqueConstraint(fields=["detection", "model_version"], name="one_analysis_per_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version}: {self.label or self.status}"
+
+    @property
+    def fake_text(self) -> str:
+        return percent_text(self.fake_probability)
+
+    @property
+    def style(self) -> str:
+        return verdict_style(self.label)
 
 
 class ModelActivation(models.Model):
@@ -335,3 +447,40 @@ class ModelActivation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}"
+
+
+class Reanalysis(models.Model):
+    """Past uploads queued for analysis by one model version (``reanalyse``, or the admin's action), and how far
+    it has gone. An upload that version has analysed already is not queued again."""
+
+    bundle = models.CharField(max_length=500, help_text="The bundle folder's path on the servers.")
+    name = models.CharField(max_length=100, help_text="The bundle folder's name.")
+    version = models.CharField(max_length=40)
+    criteria = models.CharField(max_length=300, blank=True, help_text="Which uploads were chosen, in words.")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    total = models.PositiveIntegerField(default=0, help_text="Uploads queued.")
+    analysed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0, help_text="Uploads that could not be analysed (kept as they were).")
+    skipped = models.PositiveIntegerField(
+        default=0, help_text="Uploads deleted meanwhile, or analysed by this version by then."
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        verbose_name_plural = "re-analyses"
+        verbose_name = "re-analysis"
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}: {self.handled} of {self.total}"
+
+    @property
+    def handled(self) -> int:
+        return self.analysed + self.failed + self.skipped
+
+    @property
+    def progress_percent(self) -> int:
+        return 100 if not self.total else min(100, round(100 * self.handled / self.total))

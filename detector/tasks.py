@@ -10,8 +10,9 @@ from celery.signals import worker_process_init
 from django.conf import settings
 from django.db import DatabaseError
 
+from .ml.bundle import BundleError
 from .models import Detection, Kind, Status
-from .services import analysis, detections
+from .services import analysis, detections, reanalysis
 from .services.cleanup import cleanup
 from .services.inference import DetectorUnavailable, load_service
 
@@ -61,6 +62,23 @@ def _analyse(task, detection_id: str) -> str:
             raise
         raise task.retry(exc=exc, countdown=min(60, 2 ** (task.request.retries + 1))) from exc
     return detection.status
+
+
+@shared_task(bind=True, max_retries=4)
+def reanalyse_detection(self, run_id: int, detection_id: str) -> str:
+    """One upload of a re-analysis batch, by the batch's version (see ``services.reanalysis``)."""
+    try:
+        return reanalysis.reanalyse_one(run_id, detection_id)
+    except BundleError as exc:  # the version's bundle is gone or damaged: no retry will bring it back
+        log.error("re-analysis %s of %s: %s", run_id, detection_id, exc)
+        reanalysis.count(run_id, "failed")
+        return "failed"
+    except TRANSIENT as exc:
+        if self.request.retries >= self.max_retries:
+            log.error("re-analysis %s: giving up on %s: %s", run_id, detection_id, exc)
+            reanalysis.count(run_id, "failed")
+            raise
+        raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) from exc
 
 
 @shared_task

@@ -19,7 +19,7 @@ from .forms import BatchUploadForm, HistoryFilterForm, UploadForm, refused_form
 from .middleware import DATABASE_DOWN, unavailable
 from .models import Detection
 from .refusals import DETECTOR_DOWN, STORAGE_FAILED, Refusal
-from .services import limits, overview, registry, reports, sightings, timeline, verdicts
+from .services import comparison, limits, overview, registry, reports, sightings, timeline, verdicts
 from .services.detections import delete_detection
 from .services.inference import DetectorUnavailable, bundle_facts, get_detector
 from .services.privacy import export_zip
@@ -184,6 +184,7 @@ class DetectionDetailView(OwnedDetectionMixin, DetailView):
         context["explanation"] = verdicts.explain(detection, facts)
         context["thresholds"] = verdicts.thresholds_of(detection, facts)
         context["faces"] = detection.face_boxes()
+        context["versions"] = comparison.versions_of(detection)
         context["sightings"] = sightings.earlier(detection)
         context["share_days"] = settings.DETECTOR_SHARE_DAYS
         context["video_fps"] = settings.DETECTOR_VIDEO_FPS

@@ -105,6 +105,7 @@ class StubDetector:
     def __init__(self, fake_probability=0.9, error: Exception | None = None, face_found: bool = True):
         self.meta = StubMeta()
         self.version = self.meta.version
+        self.identity = {"name": "stub", "version": self.version, "title": "Stub model"}
         self.fake_probability = fake_probability
         self.error = error
         self.face_found = face_found
@@ -130,7 +131,22 @@ class StubDetector:
             face_found=self.face_found,
             width=image.width,
             height=image.height,
-            faces=[FaceResult(box=box, fake_probability=p, label=label)],
+            faces=[
+                FaceResult(
+                    box=box,
+                    fake_probability=p,
+                    label=label,
+                    models=[{**self.identity, "fake_probability": p, "label": label}],
+                )
+            ],
+            models=[
+                {
+                    **self.identity,
+                    "fake_probability": p if self.face_found else None,
+                    "label": label,
+                    "face": 1 if self.face_found else None,
+                }
+            ],
         )
 
 

@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import VERDICT_FIELDS, Detection, Label, Status
-from ..services import sightings
+from ..services import comparison, sightings
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -35,10 +35,46 @@ class BoxSerializer(serializers.Serializer):
 
 
 class ModelScoreSerializer(serializers.Serializer):
-    model = serializers.CharField(help_text="The member model's bundle.")
+    name = serializers.CharField(help_text="The model's bundle (its folder's name); empty for rows made before 2.8.")
     version = serializers.CharField()
-    title = serializers.CharField(help_text="What the member model looks for, in words.")
-    fake_probability = serializers.FloatField(help_text="That model's own calibrated probability for this face.")
+    title = serializers.CharField(help_text="What the model looks for, in words (may be empty).")
+    fake_probability = serializers.FloatField(
+        allow_null=True, help_text="That model's own calibrated probability (null where no face was found)."
+    )
+    label = serializers.CharField(
+        allow_null=True,
+        help_text="That model's own verdict by its own thresholds: Real, Deepfake, Uncertain or No face (null for "
+        "an ensemble member judged before labels were stored).",
+    )
+    ensemble = serializers.BooleanField(
+        default=False, help_text="True for the ensemble itself, whose score is the version's; false for its members."
+    )
+
+
+class ImageModelScoreSerializer(ModelScoreSerializer):
+    face = serializers.IntegerField(
+        allow_null=True, help_text="The number of the face that decided for this model (its most suspicious)."
+    )
+
+
+class VersionFaceScoreSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    label = serializers.CharField(allow_null=True)
+    fake_probability = serializers.FloatField(allow_null=True)
+
+
+class VersionModelSerializer(ImageModelScoreSerializer):
+    faces = VersionFaceScoreSerializer(many=True, help_text="This model's score for each face.")
+
+
+class AnalysisSerializer(serializers.Serializer):
+    version = serializers.CharField(help_text="The model version that made this analysis.")
+    name = serializers.CharField(help_text="Its bundle's folder name (empty for rows made before 2.8).")
+    current = serializers.BooleanField(help_text="Whether this analysis is the upload's verdict.")
+    label = serializers.CharField(help_text="That version's verdict.")
+    fake_probability = serializers.FloatField(allow_null=True)
+    analysed_at = serializers.DateTimeField(allow_null=True)
+    models = VersionModelSerializer(many=True, help_text="Every model of that version, side by side.")
 
 
 class FaceSerializer(serializers.Serializer):
@@ -49,7 +85,9 @@ class FaceSerializer(serializers.Serializer):
     )
     fake_probability = serializers.FloatField(help_text="Calibrated probability that this face is fake.")
     models = ModelScoreSerializer(
-        many=True, help_text="Where an ensemble judged the face: each of its models' own score, side by side."
+        many=True,
+        help_text="Every model's score for this face, each with its own calibration and thresholds: an ensemble's "
+        "members, then the ensemble; a single model alone.",
     )
     crop_url = serializers.URLField()
     heatmap_url = serializers.URLField(help_text="The face with its Grad-CAM heatmap of the fake score (PNG).")
@@ -127,6 +165,16 @@ class DetectionSerializer(serializers.ModelSerializer):
         "whose checks they were. In the answer for one detection (GET /detections/{id}/); null in lists."
     )
     image = ImageInfoSerializer(source="*")
+    models = ImageModelScoreSerializer(
+        source="model_scores",
+        many=True,
+        read_only=True,
+        help_text="Every model of the version that gave the verdict, with its own image-level probability and label "
+        "(its most suspicious face) and the face that decided for it.",
+    )
+    analyses = serializers.SerializerMethodField(
+        help_text="Every model version that analysed this upload, the verdict's first: compare them side by side."
+    )
 
     class Meta:
         model = Detection
@@ -139,7 +187,9 @@ class DetectionSerializer(serializers.ModelSerializer):
             "kind",
             "duration_seconds",
             "frames_planned",
-            *VERDICT_FIELDS,
+            *(f for f in VERDICT_FIELDS if f != "model_scores"),
+            "models",
+            "analyses",
             "review",
             "earlier_sightings",
             "image",
@@ -189,6 +239,10 @@ class DetectionSerializer(serializers.ModelSerializer):
             {"verdict": outcome["verdict"], "note": outcome["note"], "reviewed_at": outcome["at"]}
         ).data
 
+    @extend_schema_field(AnalysisSerializer(many=True))
+    def get_analyses(self, detection):
+        return AnalysisSerializer(comparison.versions_of(detection), many=True).data
+
     @extend_schema_field(TrackSerializer(many=True))
     def get_tracks(self, detection):
         request = self.context["request"]
@@ -225,7 +279,7 @@ class DetectionSerializer(serializers.ModelSerializer):
                     "box": dict(zip(("x", "y", "width", "height"), box, strict=True)),
                     "label": detection.face_label(face),
                     "fake_probability": face["fake_probability"],
-                    "models": face.get("scores", []),
+                    "models": detection.face_models(face),
                     "crop_url": absolute(request, "api:face_image", detection.pk, number, "crop"),
                     "heatmap_url": absolute(request, "api:face_image", detection.pk, number, "heatmap"),
                 }

@@ -45,6 +45,7 @@ class DetectionsView(OwnedDetectionMixin, generics.ListAPIView):
             .with_status(f.get("status"))
             .created_between(f.get("created_from"), f.get("created_to"))
             .search(f.get("q"))
+            .prefetch_related("analyses")
         )
 
     def post(self, request):

@@ -21,9 +21,10 @@ class FaceResult:
     box: list[int] | None  # [x, y, w, h] in pixels of the full upright picture; None: the centre square, no face
     fake_probability: float
     label: str = ""  # this face's own verdict by the bundle's thresholds (No face for the centre square)
-    # An ensemble's verdict: each member's own calibrated probability for this face:
-    # [{"model": member bundle, "version", "title", "fake_probability"}], in the ensemble's order.
-    scores: list[dict] = field(default_factory=list)
+    # Every model's score for this face, each calibrated and labelled by its own bundle: an ensemble's members
+    # in its order, then the ensemble (``"ensemble": True``); a single model alone.
+    # [{"name": bundle folder, "version", "title", "fake_probability", "label"}]
+    models: list[dict] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
@@ -44,6 +45,9 @@ class Verdict:
     height: int
     faces: list[FaceResult] = field(default_factory=list)
     real_below: float | None = None  # Real below it, Deepfake from ``threshold``, Uncertain between
+    # Every model's image-level score (its most suspicious face), as in FaceResult.models, with ``face``: the number
+    # (from 1) of the face that decided for that model; where no face was found, no probability and ``No face``.
+    models: list[dict] = field(default_factory=list)
 
 
 def mirror_mean(run, crops: np.ndarray, mirror_back: bool = False) -> np.ndarray:
@@ -185,6 +189,19 @@ class Detector:
         """Calibrated fake probability of each face (``crops`` as :meth:`face_logits` takes them)."""
         return self.calibrated(self.face_logits(crops))
 
+    @property
+    def identity(self) -> dict:
+        """What this bundle is, for pages and the API that show several models side by side."""
+        return {"name": self.path.name, "version": self.version, "title": self.meta.training.get("title", "")}
+
+    def scored_models(self, probs: np.ndarray, member_probs: np.ndarray | None = None):
+        """(identity, face probabilities, thresholds) of every model in this verdict: members first."""
+        out = []
+        if member_probs is not None:
+            out = [(m.identity, member_probs[:, i], m.meta.thresholds) for i, m in enumerate(self.members)]
+        me = {**self.identity, "ensemble": True} if self.members else self.identity
+        return [*out, (me, probs, self.meta.thresholds)]
+
     def verdict_for(
         self, prepared: PreparedImage, probs: np.ndarray, member_probs: np.ndarray | None = None
     ) -> Verdict:
@@ -194,6 +211,17 @@ class Detector:
         """
         p = float(probs.max())
         label = self.meta.thresholds.label(p) if prepared.face_found else LABEL_NO_FACE
+        scored = self.scored_models(probs, member_probs)
+        boxed = [k for k, c in enumerate(prepared.crops) if c.box]
+        image_level = []
+        for who, q, thresholds in scored:
+            if not boxed:
+                image_level.append({**who, "fake_probability": None, "label": LABEL_NO_FACE, "face": None})
+                continue
+            top = max(boxed, key=lambda k: q[k])
+            image_level.append(
+                {**who, "fake_probability": float(q[top]), "label": thresholds.label(float(q[top])), "face": top + 1}
+            )
         return Verdict(
             label=label,
             fake_probability=p,
@@ -207,12 +235,20 @@ class Detector:
             faces=[
                 FaceResult(
                     box=c.box.as_list() if c.box else None,
-                    fake_probability=float(q),
-                    label=self.meta.thresholds.label(float(q)) if c.box else LABEL_NO_FACE,
-                    scores=[] if member_probs is None else self.member_scores(member_probs[k]),
+                    fake_probability=float(probs[k]),
+                    label=self.meta.thresholds.label(float(probs[k])) if c.box else LABEL_NO_FACE,
+                    models=[
+                        {
+                            **who,
+                            "fake_probability": float(q[k]),
+                            "label": thresholds.label(float(q[k])) if c.box else LABEL_NO_FACE,
+                        }
+                        for who, q, thresholds in scored
+                    ],
                 )
-                for k, (c, q) in enumerate(zip(prepared.crops, probs, strict=True))
+                for k, c in enumerate(prepared.crops)
             ],
+            models=image_level,
         )
 
     def judge(self, image: Image.Image | DecodedImage) -> Verdict:
@@ -225,18 +261,6 @@ class Detector:
         z = self.member_logits(crops)
         member_probs = np.stack([m.calibrated(z[:, i]) for i, m in enumerate(self.members)], axis=1)
         return self.verdict_for(prepared, self.calibrated(self.combine(z)), member_probs)
-
-    def member_scores(self, probs) -> list[dict]:
-        """One face's members' probabilities, each with what the member is."""
-        return [
-            {
-                "model": m["bundle"],
-                "version": m["version"],
-                "title": m.get("title", m["bundle"]),
-                "fake_probability": float(p),
-            }
-            for m, p in zip(self.meta.members, probs, strict=True)
-        ]
 
     def heatmaps(self, prepared: PreparedImage) -> np.ndarray:
         """Grad-CAM maps of the fake score for each face crop, in [0, 1] (see :mod:`.explain`).

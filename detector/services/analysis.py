@@ -1,4 +1,10 @@
-"""The one way a detection gets its verdict, in the request or on a worker: claim, judge, save."""
+"""The one way a detection gets its verdict, in the request or on a worker: claim, judge, save.
+
+Each analysis is recorded as the :class:`~detector.models.Analysis` of the model version that made
+it (one per version and upload). The upload's verdict, the same fields on the
+:class:`~detector.models.Detection`, is its analysis by the active version: a new upload's always;
+a re-analysis (:func:`reanalyse`) by another version is kept beside it and shown side by side.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,16 @@ import time
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.db import transaction
 from django.utils import timezone
 
 from .. import provenance
 from ..ml import video
 from ..ml.preprocessing import DecodedImage
-from ..models import Detection, Label, Status
+from ..models import ANALYSIS_FIELDS, Analysis, Detection, Label, Status
 from ..uploads import decode_stored
-from .detections import claim
+from .detections import claim, delete_files
+from .explanations import face_file_names
 from .inference import get_detector
 
 log = logging.getLogger(__name__)
@@ -40,15 +48,80 @@ def _record_failure(detection: Detection, what: str, exc: Exception) -> None:
     detection.error_message = f"The {what} could not be analysed: {exc}"[:1000]
 
 
-def analyse(detection: Detection, decoded: DecodedImage | None = None, data: bytes | None = None) -> Detection:
-    """Run the detector on a claimed detection and record the verdict, or the failure and its reason.
+def identity(detector) -> dict:
+    """The bundle that judged, by name and version (a detector pinned in tests may have no folder)."""
+    return getattr(detector, "identity", None) or {"name": "", "version": detector.version, "title": ""}
+
+
+def record(detection: Detection, detector, current: bool = True) -> Detection:
+    """Save what ``detector`` found on ``detection`` (set on it by the caller) as that version's analysis, and,
+    where ``current``, as the upload's verdict; otherwise the upload keeps the verdict it has. Both in one
+    transaction. A verdict replaced by another version's loses the face pictures made for the old one."""
+    detection.analysed_at = timezone.now()
+    detection.model_version = detector.version  # also where it failed: the version that tried
+    fields = {f: getattr(detection, f) for f in ANALYSIS_FIELDS if f != "model_version"}
+    fields["model_name"] = identity(detector)["name"]
+    if not current:
+        Analysis.objects.update_or_create(detection=detection, model_version=detector.version, defaults=fields)
+        return detection
+    stale = _stale_pictures(detection)
+    with transaction.atomic():
+        detection.save()
+        Analysis.objects.update_or_create(detection=detection, model_version=detector.version, defaults=fields)
+        if stale:
+            transaction.on_commit(lambda: delete_files(detection, stale))
+    return detection
+
+
+def _stale_pictures(detection: Detection) -> list[str]:
+    """The face pictures made for the verdict the row holds now, where a new version's verdict replaces it."""
+    before = Detection.objects.filter(pk=detection.pk).values("model_version", "faces").first()
+    if not before or not before["model_version"] or before["model_version"] == detection.model_version:
+        return []
+    return face_file_names(Detection(pk=detection.pk, faces=before["faces"]))
+
+
+def adopt(analysis: Analysis) -> None:
+    """Make a finished analysis its upload's verdict (its version now serves), in place of the one shown."""
+    detection = analysis.detection
+    if analysis.status != Status.DONE or detection.status in Status.unfinished():
+        return
+    for f in ANALYSIS_FIELDS:
+        setattr(detection, f, getattr(analysis, f))
+    stale = _stale_pictures(detection)
+    with transaction.atomic():
+        detection.save(update_fields=list(ANALYSIS_FIELDS))
+        if stale:
+            transaction.on_commit(lambda: delete_files(detection, stale))
+
+
+def adopt_version(version: str) -> int:
+    """Every upload this version has analysed takes that analysis as its verdict (the version was activated);
+    the others keep theirs until they are re-analysed. Returns how many changed."""
+    changed = 0
+    finished = Analysis.objects.by_version(version).filter(status=Status.DONE)
+    for a in finished.exclude(detection__model_version=version).select_related("detection").iterator(chunk_size=500):
+        adopt(a)
+        changed += 1
+    return changed
+
+
+def analyse(
+    detection: Detection,
+    decoded: DecodedImage | None = None,
+    data: bytes | None = None,
+    detector=None,
+    current: bool = True,
+) -> Detection:
+    """Run the detector (default: the active version's) on a detection and record the verdict, or the failure
+    and its reason (see :func:`record` for ``current``).
 
     A missing model (DetectorUnavailable) or unreadable storage (OSError) is
     raised, not recorded: for a worker they are transient, and the job is retried.
     """
     if detection.is_video:
-        return analyse_video(detection)
-    detector = get_detector()
+        return analyse_video(detection, detector, current)
+    detector = detector or get_detector()
     if data is None:
         with detection.image.open("rb") as f:
             data = f.read()
@@ -73,10 +146,11 @@ def analyse(detection: Detection, decoded: DecodedImage | None = None, data: byt
                 "box": f.box,
                 "fake_probability": f.fake_probability,
                 "label": f.label,
-                **({"scores": f.scores} if f.scores else {}),
+                **({"models": f.models} if f.models else {}),
             }
             for f in verdict.faces
         ]
+        detection.model_scores = verdict.models
         # What the file says of its origin, from the original bytes, weighed by the one rule.
         found = provenance.read(data, detection.content_type, settings.DETECTOR_C2PA_TRUST_ANCHORS)
         ruling = provenance.rule(verdict.label, found)
@@ -87,9 +161,14 @@ def analyse(detection: Detection, decoded: DecodedImage | None = None, data: byt
             detection.confidence = None  # the calibrated confidence was the model's, in its own label
         detection.error_message = ""
     detection.processing_ms = round((time.perf_counter() - started) * 1000)
-    detection.analysed_at = timezone.now()
-    detection.save()
-    log.info("detection %s analysed: %s in %d ms", detection.pk, detection.label, detection.processing_ms)
+    record(detection, detector, current)
+    log.info(
+        "detection %s analysed by %s: %s in %d ms",
+        detection.pk,
+        detector.version,
+        detection.label,
+        detection.processing_ms,
+    )
     return detection
 
 
@@ -115,11 +194,12 @@ def _open_video(detection: Detection):
         return f, f
 
 
-def analyse_video(detection: Detection) -> Detection:
+def analyse_video(detection: Detection, detector=None, current: bool = True) -> Detection:
     """A video's verdict (``ml.video``): frames sampled, faces tracked, each track scored; progress stored as it
     goes. Its stills and their heatmaps are written before the row that names them; a failure is recorded, except
-    the storage's (OSError), which undoes the stills written and is raised for the caller to retry."""
-    detector = get_detector()
+    the storage's (OSError), which undoes the stills written and is raised for the caller to retry.
+    Where ``current`` is false (a re-analysis by a version that does not serve) the upload's row is not touched."""
+    detector = detector or get_detector()
     started = time.perf_counter()
     source, opened = _open_video(detection)
     written = []
@@ -128,8 +208,9 @@ def analyse_video(detection: Detection) -> Detection:
         planned = len(
             video.sample_times(info.duration, settings.DETECTOR_VIDEO_FPS, settings.DETECTOR_VIDEO_MAX_FRAMES)
         )
-        report = _report_progress(detection)
-        report(0, planned)
+        report = _report_progress(detection) if current else None
+        if report:
+            report(0, planned)
         verdict = video.analyse(
             detector, source, info, settings.DETECTOR_VIDEO_FPS, settings.DETECTOR_VIDEO_MAX_FRAMES, on_progress=report
         )
@@ -188,6 +269,15 @@ def analyse_video(detection: Detection) -> Detection:
         detection.tracks = tracks
         detection.frames_sampled = verdict.frames_sampled
         detection.decode_ms = verdict.decode_ms
+        # Per model, the video's score is its most suspicious track's (an ensemble's members are not scored apart).
+        detection.model_scores = [
+            {
+                **identity(detector),
+                "fake_probability": verdict.fake_probability if verdict.tracks else None,
+                "label": verdict.label,
+                "face": None,
+            }
+        ]
         detection.duration_seconds = info.duration
         detection.provenance, detection.model_label, detection.verdict_reason = [], "", ""
         detection.error_message = ""
@@ -195,7 +285,13 @@ def analyse_video(detection: Detection) -> Detection:
         if opened is not None:
             opened.close()
     detection.processing_ms = round((time.perf_counter() - started) * 1000)
-    detection.analysed_at = timezone.now()
-    detection.save()
-    log.info("video %s analysed: %s in %d ms", detection.pk, detection.label, detection.processing_ms)
+    try:
+        record(detection, detector, current)
+    except BaseException:
+        for name in written:
+            detection.image.storage.delete(name)
+        raise
+    log.info(
+        "video %s analysed by %s: %s in %d ms", detection.pk, detector.version, detection.label, detection.processing_ms
+    )
     return detection

@@ -79,7 +79,7 @@ def cleanup(
                 delete_detection(detection)
     cutoff = timezone.now() - grace
     known = set()
-    for detection in Detection.objects.iterator():
+    for detection in Detection.objects.prefetch_related("analyses").iterator(chunk_size=500):
         known.update(stored_names(detection))
     old_files = [name for folder in FOLDERS for name in _files_older_than(folder, cutoff)]
     orphans = [name for name in old_files if name not in known]

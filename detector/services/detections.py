@@ -120,11 +120,19 @@ def fail(detection: Detection, message: str) -> None:
     detection.save(update_fields=["status", "label", "error_message", "attempts"])
 
 
+def still_names(tracks: list[dict]) -> list[str]:
+    """The stills (and their heatmaps) a video analysis's tracks name."""
+    return [s[kind] for t in tracks or [] for s in t.get("stills", []) for kind in ("image", "heatmap") if s.get(kind)]
+
+
 def stored_names(detection: Detection) -> list[str]:
-    """The upload, its copies, any face crops and heatmaps made from it, and a video's stills."""
+    """The upload, its copies, any face crops and heatmaps made from it, and a video's stills (those of every
+    model version's analysis)."""
     names = [f.name for f in (detection.image, detection.preview, detection.thumbnail) if f.name]
-    stills = [s[kind] for t in detection.tracks or [] for s in t.get("stills", []) for kind in ("image", "heatmap")]
-    return names + face_file_names(detection) + [n for n in stills if n]
+    stills = still_names(detection.tracks)
+    if detection.is_video and not detection._state.adding:
+        stills += [n for a in detection.analyses.all() for n in still_names(a.tracks)]
+    return names + face_file_names(detection) + list(dict.fromkeys(stills))
 
 
 def delete_files(detection: Detection, names: list[str] | None = None) -> None:

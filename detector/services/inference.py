@@ -95,6 +95,34 @@ def get_detector():
     return detector
 
 
+_others: dict[str, object] = {}  # bundle path -> a detector of a version that does not serve (re-analyses)
+_others_lock = threading.Lock()
+MAX_OTHERS = 2
+
+
+def detector_for(path: Path | str | None):
+    """The detector of the bundle at ``path`` (None: the active version's), for re-analysing past uploads with a
+    version that may not be the one serving; loaded once and kept (the last ``MAX_OTHERS`` of them).
+    Raises DetectorUnavailable where it does not load."""
+    active = get_detector()
+    if path is None or _serves(Path(path).resolve()):
+        return active
+    key = str(Path(path).resolve())
+    with _others_lock:
+        if key not in _others:
+            from ..ml.predictor import Detector
+
+            try:
+                detector = Detector(key, num_threads=settings.DETECTOR_THREADS, engine=settings.DETECTOR_ENGINE)
+                detector.warm_up()
+            except BundleError as exc:
+                raise DetectorUnavailable(str(exc)) from exc
+            while len(_others) >= MAX_OTHERS:
+                _others.pop(next(iter(_others)))
+            _others[key] = detector
+        return _others[key]
+
+
 def set_detector(detector) -> None:
     """Pin the process's detector (tests, or a caller that wants exactly one); None unpins it, and the next
     analysis loads the active version."""
@@ -102,6 +130,7 @@ def set_detector(detector) -> None:
     with _lock:
         _detector, _error, _pinned = detector, None, detector is not None
         _failed.clear()
+        _others.clear()
 
 
 def is_loaded() -> bool:

@@ -22,7 +22,8 @@ from django.db.models import Count, Q
 
 from ..ml.bundle import METADATA_FILE, BundleError, read_metadata
 from ..ml.labels import LABEL_FAKE, LABEL_REAL
-from ..models import Detection, ModelActivation, ReviewVerdict
+from ..models import Analysis, Detection, ModelActivation, ReviewVerdict, Status
+from .analysis import adopt_version
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,17 @@ def versions() -> list[ModelVersion]:
     return out
 
 
+def find(wanted: str) -> ModelVersion:
+    """A version by its version string, its bundle folder's name or its path; BundleError where none is."""
+    for v in versions():
+        if wanted in (v.version, v.name) or Path(wanted).resolve() == v.path.resolve():
+            return v
+    if (Path(wanted) / METADATA_FILE).is_file():
+        return describe(Path(wanted))
+    names = ", ".join(f"{v.name} ({v.version})" for v in versions() if v.usable)
+    raise BundleError(f"no model version {wanted!r} in the model folders; there are: {names}")
+
+
 def active_path() -> Path:
     """The bundle that should serve now: the newest activation's, else ``DETECTOR_MODEL``."""
     latest = ModelActivation.objects.values_list("bundle", flat=True).first()
@@ -133,34 +145,41 @@ def activate(path: Path, user=None) -> ModelActivation:
     activation = ModelActivation.objects.create(
         bundle=str(path), name=found.name, version=found.version, activated_by=user
     )
-    log.info("model version %s %s activated by %s", found.name, found.version, user or "an operator")
+    changed = adopt_version(found.version)
+    log.info(
+        "model version %s %s activated by %s; %d earlier uploads it had analysed take its verdict",
+        found.name,
+        found.version,
+        user or "an operator",
+        changed,
+    )
     return activation
 
 
+def active_version() -> str:
+    """The version string of the bundle that should serve now."""
+    latest = ModelActivation.objects.values_list("version", flat=True).first()
+    return latest or read_metadata(Path(settings.DETECTOR_MODEL)).version
+
+
 def review_agreement(detections=None) -> dict[str, dict]:
-    """Per model version: how many of its verdicts reviewers judged, and how many they disagreed with
-    (of ``detections``, a queryset; default every one).
+    """Per model version: how many of its analyses of reviewed uploads there are, and how many reviewers
+    disagreed with (of ``detections``, a queryset; default every one). Every version that analysed a reviewed
+    upload is counted, the one whose verdict is shown or not.
 
     A reviewer disagrees where they found real what the version called Deepfake, or fake what it called
     Real; an Uncertain verdict claimed neither, so it is counted apart.
     """
     detections = Detection.objects.all() if detections is None else detections
+    reviewed = Q(detection__review_verdict=ReviewVerdict.REAL), Q(detection__review_verdict=ReviewVerdict.FAKE)
     rows = (
-        detections.exclude(review_verdict="")
+        Analysis.objects.filter(detection__in=detections.exclude(review_verdict=""), status=Status.DONE)
         .exclude(model_version="")
         .values("model_version")
         .annotate(
             reviewed=Count("pk"),
-            agreed=Count(
-                "pk",
-                filter=Q(review_verdict=ReviewVerdict.REAL, label=LABEL_REAL)
-                | Q(review_verdict=ReviewVerdict.FAKE, label=LABEL_FAKE),
-            ),
-            disagreed=Count(
-                "pk",
-                filter=Q(review_verdict=ReviewVerdict.REAL, label=LABEL_FAKE)
-                | Q(review_verdict=ReviewVerdict.FAKE, label=LABEL_REAL),
-            ),
+            agreed=Count("pk", filter=reviewed[0] & Q(label=LABEL_REAL) | reviewed[1] & Q(label=LABEL_FAKE)),
+            disagreed=Count("pk", filter=reviewed[0] & Q(label=LABEL_FAKE) | reviewed[1] & Q(label=LABEL_REAL)),
         )
     )
     out = {}

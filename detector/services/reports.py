@@ -76,7 +76,7 @@ def document(detection: Detection, facts: dict | None) -> dict:
                 "label": f["label"],
                 "fake_probability": detection.faces[f["number"] - 1]["fake_probability"],
                 "decided": f["decided"] or len(faces) == 1,
-                "models": detection.faces[f["number"] - 1].get("scores", []),
+                "models": detection.face_models(detection.faces[f["number"] - 1]),
             }
             for f in faces
         ],
@@ -243,7 +243,10 @@ def pdf(detection: Detection, facts: dict | None) -> bytes:
         story.append(p("Faces", h2))
         for face in doc["faces"]:
             scores = "; ".join(
-                f"{m.get('title', m.get('model'))}: {percent_text(m['fake_probability'])}" for m in face["models"]
+                f"{m.get('title') or m.get('name') or 'model'} {m['version']}: "
+                f"{m.get('label') or 'no label'}, {percent_text(m['fake_probability'])}"
+                for m in face["models"]
+                if len(face["models"]) > 1
             )
             line = (
                 f"Face {face['number']}: {face['label']}, {percent_text(face['fake_probability'])} fake"

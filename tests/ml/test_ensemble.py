@@ -59,9 +59,10 @@ def test_an_ensemble_that_beats_its_members_is_written_and_serves_with_every_mem
         verdict = detector.judge(Image.new("RGB", (64, 64), colour))  # no face: the centre square is scored
         assert detector.meta.thresholds.label(verdict.fake_probability) == expected
         assert verdict.label == "No face" and verdict.model_version == "e-1"
-        assert [s["model"] for s in verdict.faces[0].scores] == ["sees-red", "sees-green"]
-    red_score, green_score = detector.judge(Image.new("RGB", (64, 64), (240, 20, 60))).faces[0].scores
-    assert red_score["version"] == "r-1" and red_score["title"] == "sees-red"
+        assert [s["name"] for s in verdict.faces[0].models] == ["sees-red", "sees-green", "both"]
+        assert verdict.faces[0].models[-1]["ensemble"] and verdict.faces[0].models[-1]["label"] == "No face"
+    red_score, green_score, _ = detector.judge(Image.new("RGB", (64, 64), (240, 20, 60))).faces[0].models
+    assert red_score["version"] == "r-1" and red_score["name"] == "sees-red"
     assert red_score["fake_probability"] > green_score["fake_probability"]  # side by side: the one that sees red
     prepared = detector.prepare(Image.new("RGB", (64, 64), (240, 20, 60)))
     maps = detector.heatmaps(prepared)
@@ -160,6 +161,6 @@ def test_members_that_cut_faces_differently_each_get_their_own_crop(tmp_path):
         16,
         3,
     )
-    red_score, green_score = detector.judge(image).faces[0].scores
+    red_score, green_score, _ = detector.judge(image).faces[0].models
     assert green_score["fake_probability"] > red_score["fake_probability"]
     assert detector.heatmaps(prepared).shape == (1, 32, 32)  # from the member that cuts the face as shown

@@ -1,7 +1,10 @@
+import json
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 
-from tests.conftest import image_bytes, portrait_bytes
+from tests.conftest import build_tiny_bundle, image_bytes, installed, portrait_bytes
 
 
 @pytest.fixture
@@ -51,3 +54,35 @@ def api(token):
 
 def stored_files(media_root):
     return sorted(p for p in media_root.rglob("*") if p.is_file()) if media_root.exists() else []
+
+
+@pytest.fixture
+def folders(tmp_path, settings):
+    """Two tiny real bundles (one sees red as fake, the other blue) and a damaged one, nothing pinned."""
+    folder = tmp_path / "models"
+    red = build_tiny_bundle(folder / "sees-red", version="1.0.0", kernel=(0.05, 0.0, -0.05))
+    blue = build_tiny_bundle(folder / "sees-blue", version="2.0.0", kernel=(-0.05, 0.0, 0.05))
+    (red / "metrics-test.json").write_text(json.dumps({"overall": {"auc": 0.91, "detection_rate": 0.5}}))
+    damaged = build_tiny_bundle(folder / "damaged", version="3.0.0")
+    (damaged / "model.keras").write_bytes(b"not the weights it was")
+    settings.DETECTOR_MODEL_DIRS = [folder]
+    settings.DETECTOR_MODEL = red
+    with installed(None):  # unpinned: the process serves the active version, as a server does
+        yield red, blue, damaged
+
+
+@pytest.fixture
+def reviewer(staff):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+def upload(client):
+    """Alice's upload of a portrait through the page; its detection."""
+    from detector.models import Detection
+
+    client.post(reverse("detector:upload"), {"image": portrait_file()})
+    return Detection.objects.latest("created_at")

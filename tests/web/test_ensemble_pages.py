@@ -40,24 +40,40 @@ def ensemble(ensemble_bundle, settings):
         yield
 
 
-def test_the_result_page_shows_each_models_score_beside_the_combined_one(alice, ensemble):
+def test_the_result_page_shows_each_models_score_and_label_beside_the_ensembles(alice, ensemble, ensemble_bundle):
+    from detector.ml.bundle import read_metadata
+
     alice.post(reverse("detector:upload"), {"image": portrait_file()})
     detection = Detection.objects.get()
     assert detection.model_version == "e-1"
-    assert [s["model"] for s in detection.faces[0]["scores"]] == ["sees-red", "sees-green"]
+    models = detection.faces[0]["models"]
+    assert [(m["name"], m["version"]) for m in models] == [("sees-red", "r-1"), ("sees-green", "g-1"), ("both", "e-1")]
+    assert models[-1]["ensemble"] and models[-1]["fake_probability"] == detection.fake_probability
+    # Each member is labelled by its own thresholds, not the ensemble's.
+    for m in models[:2]:
+        assert m["label"] == read_metadata(ensemble_bundle.parent / m["name"]).thresholds.label(m["fake_probability"])
+    assert [m["name"] for m in detection.model_scores] == ["sees-red", "sees-green", "both"]
+    assert all(m["face"] == 1 for m in detection.model_scores)
     page = alice.get(reverse("detector:result", args=[detection.pk])).content.decode()
-    assert 'aria-label="Each model\'s score for this face"' in page
-    assert "<li>Red detector:" in page and "<li>Green detector:" in page
+    assert 'aria-label="Each model\'s score for face 1"' in page
+    assert "Red detector r-1</span>" in page and "Green detector g-1</span>" in page and "Ensemble e-1</span>" in page
+    assert "Every model's view" in page and "Version e-1 (both): the verdict shown" in page
     assert "It combines 2 models trained" in page and "FaceForensics++ FaceSwap face swaps" in page
     assert "about 18,000" not in page
 
 
-def test_the_api_gives_each_models_score_per_face(api, ensemble):
+def test_the_api_gives_each_models_score_and_label_per_face_and_per_image(api, ensemble):
     response = api.post(reverse("api:detections"), {"image": portrait_file()})
     pk = response.json()["results"][0]["detection"]["id"]
-    face = api.get(reverse("api:detection", args=[pk])).json()["faces"][0]
-    assert [m["model"] for m in face["models"]] == ["sees-red", "sees-green"]
-    assert {"version", "title", "fake_probability"} <= set(face["models"][0])
+    body = api.get(reverse("api:detection", args=[pk])).json()
+    face = body["faces"][0]
+    assert [m["name"] for m in face["models"]] == ["sees-red", "sees-green", "both"]
+    assert {"name", "version", "title", "fake_probability", "label", "ensemble"} <= set(face["models"][0])
+    assert [m["ensemble"] for m in face["models"]] == [False, False, True]
+    assert [(m["name"], m["face"]) for m in body["models"]] == [("sees-red", 1), ("sees-green", 1), ("both", 1)]
+    assert body["models"][-1]["fake_probability"] == body["fake_probability"]
+    [analysis] = body["analyses"]
+    assert analysis["version"] == "e-1" and analysis["current"] and len(analysis["models"]) == 3
 
 
 def test_the_about_page_lists_the_models_it_combines_and_what_each_learnt_from(client, ensemble):

@@ -1,7 +1,5 @@
 """Model versions: every bundle in the model folders, one active, switched in the admin without a restart."""
 
-import json
-
 import pytest
 from django.db import DatabaseError
 from django.urls import reverse
@@ -10,41 +8,12 @@ from detector.ml.bundle import BundleError
 from detector.models import Detection, ModelActivation
 from detector.services import inference, registry
 from tests.conftest import build_tiny_bundle, installed
-from tests.web.conftest import portrait_file
+from tests.web.conftest import upload
 
 pytestmark = pytest.mark.django_db
 
 VERSIONS = reverse("admin:detector_modelactivation_changelist")
 ACTIVATE = reverse("admin:detector_modelactivation_activate")
-
-
-@pytest.fixture
-def folders(tmp_path, settings):
-    """Two tiny real bundles (one sees red as fake, the other blue) and a damaged one, nothing pinned."""
-    folder = tmp_path / "models"
-    red = build_tiny_bundle(folder / "sees-red", version="1.0.0", kernel=(0.05, 0.0, -0.05))
-    blue = build_tiny_bundle(folder / "sees-blue", version="2.0.0", kernel=(-0.05, 0.0, 0.05))
-    (red / "metrics-test.json").write_text(json.dumps({"overall": {"auc": 0.91, "detection_rate": 0.5}}))
-    damaged = build_tiny_bundle(folder / "damaged", version="3.0.0")
-    (damaged / "model.keras").write_bytes(b"not the weights it was")
-    settings.DETECTOR_MODEL_DIRS = [folder]
-    settings.DETECTOR_MODEL = red
-    with installed(None):  # unpinned: the process serves the active version, as a server does
-        yield red, blue, damaged
-
-
-@pytest.fixture
-def reviewer(staff):
-    from django.test import Client
-
-    client = Client()
-    client.force_login(staff)
-    return client
-
-
-def upload(client):
-    client.post(reverse("detector:upload"), {"image": portrait_file()})
-    return Detection.objects.latest("created_at")
 
 
 def test_every_bundle_is_a_version_with_its_checks_and_metrics(folders):
@@ -131,11 +100,13 @@ def test_staff_without_the_permission_cannot_activate(folders, client, django_us
 
 
 def test_reviewers_agreement_is_counted_per_version(folders, alice):
-    from detector.models import ReviewVerdict
+    from detector.models import Analysis, ReviewVerdict
 
     rows = [("Deepfake", ReviewVerdict.REAL), ("Real", ReviewVerdict.REAL), ("Uncertain", ReviewVerdict.FAKE)]
     for label, review in rows:
-        Detection.objects.filter(pk=upload(alice).pk).update(label=label, review_verdict=review)
+        pk = upload(alice).pk
+        Detection.objects.filter(pk=pk).update(label=label, review_verdict=review)
+        Analysis.objects.filter(detection=pk).update(label=label)
     upload(alice)  # not reviewed: not counted
     agreement = registry.review_agreement()["1.0.0"]
     assert agreement["reviewed"] == 3 and agreement["disagreed"] == 1 and agreement["agreed"] == 1
@@ -178,10 +149,12 @@ def test_a_version_that_never_says_real_is_explained_so(tmp_path, settings, alic
 def test_the_overview_shows_how_often_reviewers_disagreed_with_each_version(folders, alice, staff):
     from django.test import Client
 
-    from detector.models import ReviewVerdict
+    from detector.models import Analysis, ReviewVerdict
 
-    Detection.objects.filter(pk=upload(alice).pk).update(label="Deepfake", review_verdict=ReviewVerdict.REAL)
-    Detection.objects.filter(pk=upload(alice).pk).update(label="Real", review_verdict=ReviewVerdict.REAL)
+    for label in ("Deepfake", "Real"):
+        pk = upload(alice).pk
+        Detection.objects.filter(pk=pk).update(label=label, review_verdict=ReviewVerdict.REAL)
+        Analysis.objects.filter(detection=pk).update(label=label)
     reviewer = Client()
     reviewer.force_login(staff)
     page = reviewer.get(reverse("detector:overview") + "?scope=all").content.decode()
