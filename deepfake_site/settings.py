@@ -201,6 +201,9 @@ DETECTOR_ENGINE = env("DETECTOR_ENGINE", default="auto")
 # Where the model versions reviewers can switch between live: every bundle folder in ml_models/ and in these
 # (comma-separated paths). DETECTOR_MODEL serves until a version is activated in the admin.
 DETECTOR_MODEL_DIRS = [BASE_DIR / "ml_models", *(Path(p) for p in env.list("DETECTOR_MODEL_DIRS", default=[]))]
+# Whether uploads that reviewers mark real or fake may be exported to train the next model (export_reviewed):
+# off by default; when on, the upload page says so.
+DETECTOR_REVIEWED_FOR_TRAINING = env.bool("DETECTOR_REVIEWED_FOR_TRAINING", default=False)
 # Uploads per user (or per address for anonymous visitors), e.g. "30/h"; "" turns it off.
 # C2PA signers to mark as trusted: a PEM file of trust anchors (root certificates). None by default: every signer
 # is named, none judged trusted. A path given here that cannot be read stops the start.

@@ -14,4 +14,5 @@ def detector_settings(request):
         "accepted_types": ACCEPTED_TYPES,
         "max_batch_files": settings.DETECTOR_BATCH_MAX_FILES,
         "retention_days": settings.DETECTOR_RETENTION_DAYS,
+        "reviewed_for_training": settings.DETECTOR_REVIEWED_FOR_TRAINING,
     }

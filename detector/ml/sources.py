@@ -23,6 +23,7 @@ SOURCES = {
     "ffpp_deepfakes": "FaceForensics++ Deepfakes face swaps",
     "ffpp_face2face": "FaceForensics++ Face2Face expression re-enactments",
     "ffpp_faceswap": "FaceForensics++ FaceSwap face swaps",
+    "reviewed": "uploads to this platform that reviewers marked real or fake (export_reviewed)",
 }
 
 
@@ -40,6 +41,7 @@ SHORT_NAMES = {
     "ffpp_deepfakes": "FaceForensics++ Deepfakes",
     "ffpp_face2face": "FaceForensics++ Face2Face",
     "ffpp_faceswap": "FaceForensics++ FaceSwap",
+    "reviewed": "Reviewed uploads",
 }
 
 

@@ -11,8 +11,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         training.add_arguments(parser)
+        parser.epilog = "--init-from active: continue from the model version that serves now."
 
     def handle(self, *args, **options):
+        if str(options.get("init_from")) == "active":  # continue from the version serving now
+            from detector.services.registry import active_path
+
+            options["init_from"] = active_path()
         try:
             result = training.run(options)
         except ValueError as exc:
