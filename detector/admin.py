@@ -447,6 +447,9 @@ class ReanalysisAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # the record of what was re-analysed when, and by whom
+
     @admin.display(description="progress")
     def progress(self, obj):
         return format_html(

@@ -1,6 +1,7 @@
 """What a person does in the browser: upload, see why, browse, delete, review."""
 
 import base64
+import io
 import re
 
 import pytest
@@ -184,3 +185,15 @@ def test_a_reviewer_switches_the_model_version_and_the_next_upload_uses_it(
         page.set_viewport_size({"width": 1100, "height": 900})
         upload(page, live_server, portrait)
         assert Detection.objects.get().model_version == "1.4.0"
+        # The version before, on the same upload, side by side: the owner sees both on the result page.
+        from django.core.management import call_command
+
+        call_command("reanalyse", "--version", "2.4.0", stdout=io.StringIO())
+        page.reload()
+        compare = page.locator("section.compare")
+        assert compare.locator("th", has_text="Version 1.4.0 (faces-effnetlite0-v1): the verdict shown").is_visible()
+        assert compare.locator("th", has_text="Version 2.4.0 (faces-effnetlite0-v2)").is_visible()
+        shot(page, "9-every-models-view", compare)
+        page.set_viewport_size({"width": 390, "height": 800})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        shot(page, "9-every-models-view-phone", compare)
