@@ -346,27 +346,9 @@ class Detection(models.Model):
         return out
 
 
-# What one model version's analysis records: its own copy of the verdict fields that differ by model.
-ANALYSIS_FIELDS = (
-    "status",
-    "label",
-    "fake_probability",
-    "confidence",
-    "threshold",
-    "real_below",
-    "model_version",
-    "face_found",
-    "faces",
-    "frames_sampled",
-    "tracks",
-    "model_scores",
-    "model_label",
-    "verdict_reason",
-    "processing_ms",
-    "decode_ms",
-    "error_message",
-    "analysed_at",
-)
+# What one model version's analysis records: the verdict's fields, less what the file itself says (provenance,
+# the same for every version), and when it was made.
+ANALYSIS_FIELDS = (*(f for f in VERDICT_FIELDS if f != "provenance"), "analysed_at")
 
 
 class AnalysisQuerySet(models.QuerySet):
