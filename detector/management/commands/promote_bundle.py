@@ -26,7 +26,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("bundle", type=Path, help="the new bundle's folder")
         parser.add_argument(
-            "--dataset", action="append", type=Path, default=[], help="a dataset with manifest.csv (repeat)"
+            "--dataset",
+            action="append",
+            type=Path,
+            required=True,
+            help="a dataset with manifest.csv, compared on its val and test splits (repeat for several)",
         )
         parser.add_argument("--reviewed", type=Path, help="the folder export_reviewed wrote: its test part is used")
         parser.add_argument(
@@ -57,7 +61,7 @@ class Command(BaseCommand):
             sets["reviewed test"] = load_samples(reviewed, "test")
         sets = {name: samples for name, samples in sets.items() if samples}
         if not sets:
-            raise CommandError("refused: no images to compare on (give --dataset and/or --reviewed)")
+            raise CommandError("refused: the datasets given have no val or test images to compare on")
         try:
             serving = get_detector()
         except DetectorUnavailable as exc:
