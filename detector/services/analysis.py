@@ -3,7 +3,7 @@
 Each analysis is recorded as the :class:`~detector.models.Analysis` of the model version that made
 it (one per version and upload). The upload's verdict, the same fields on the
 :class:`~detector.models.Detection`, is its analysis by the active version: a new upload's always;
-a re-analysis (:func:`reanalyse`) by another version is kept beside it and shown side by side.
+a re-analysis (:mod:`.reanalysis`) by another version is kept beside it and shown side by side.
 """
 
 from __future__ import annotations
@@ -61,24 +61,23 @@ def record(detection: Detection, detector, current: bool = True) -> Detection:
     detection.model_version = detector.version  # also where it failed: the version that tried
     fields = {f: getattr(detection, f) for f in ANALYSIS_FIELDS if f != "model_version"}
     fields["model_name"] = identity(detector)["name"]
-    if not current:
-        Analysis.objects.update_or_create(detection=detection, model_version=detector.version, defaults=fields)
-        return detection
-    stale = _stale_pictures(detection)
     with transaction.atomic():
-        detection.save()
+        if current:
+            before = Detection.objects.filter(pk=detection.pk).values("model_version", "faces").first() or {}
+            stale = _stale_pictures(detection, before.get("model_version"), before.get("faces"))
+            detection.save()
+            if stale:
+                transaction.on_commit(lambda: delete_files(detection, stale))
         Analysis.objects.update_or_create(detection=detection, model_version=detector.version, defaults=fields)
-        if stale:
-            transaction.on_commit(lambda: delete_files(detection, stale))
     return detection
 
 
-def _stale_pictures(detection: Detection) -> list[str]:
-    """The face pictures made for the verdict the row holds now, where a new version's verdict replaces it."""
-    before = Detection.objects.filter(pk=detection.pk).values("model_version", "faces").first()
-    if not before or not before["model_version"] or before["model_version"] == detection.model_version:
+def _stale_pictures(detection: Detection, version_before: str | None, faces_before: list | None) -> list[str]:
+    """The face pictures made for the verdict the row held (by ``version_before``), where another version's
+    verdict replaces it."""
+    if not version_before or version_before == detection.model_version:
         return []
-    return face_file_names(Detection(pk=detection.pk, faces=before["faces"]))
+    return face_file_names(Detection(pk=detection.pk, faces=faces_before))
 
 
 def adopt(analysis: Analysis) -> None:
@@ -86,9 +85,10 @@ def adopt(analysis: Analysis) -> None:
     detection = analysis.detection
     if analysis.status != Status.DONE or detection.status in Status.unfinished():
         return
+    version_before, faces_before = detection.model_version, detection.faces  # as loaded: no second read
     for f in ANALYSIS_FIELDS:
         setattr(detection, f, getattr(analysis, f))
-    stale = _stale_pictures(detection)
+    stale = _stale_pictures(detection, version_before, faces_before)
     with transaction.atomic():
         detection.save(update_fields=list(ANALYSIS_FIELDS))
         if stale:
