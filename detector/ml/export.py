@@ -1,9 +1,10 @@
 """Export a bundle's Keras model to LiteRT (a TFLite flatbuffer) and prove it answers the same.
 
 ``python -m detector.ml.export ml_models/<name>`` (or ``manage.py export_detector``)
-writes ``model.tflite`` beside ``model.keras``, runs both on the validation
-split's images (200, spread over every source) through the serving path (or, without a dataset, on
-generated images), and records the file, its sha256 and the largest difference
+writes ``model.tflite`` beside ``model.keras`` (``--float16``: its weights stored as float16, half
+the file, for a bundle that would not fit ``ml_models/`` otherwise; it still computes in float32),
+runs both on the validation split's images (200, spread over every source) through the serving path
+(or, without a dataset, on generated images), and records the file, its sha256 and the largest difference
 of the calibrated fake probability in the bundle's metadata.  An export that
 differs by more than the tolerance is refused and nothing is written.
 """
@@ -81,23 +82,32 @@ def heatmap_difference(model, candidate, crops: np.ndarray, batch: int = 8) -> f
     return worst
 
 
-def convert(model, input_size: int, target: Path) -> None:
-    """Write the model, with its class activation map as a second output, as a float32 LiteRT flatbuffer."""
+def convert(model, input_size: int, target: Path, float16: bool = False) -> None:
+    """Write the model, with its class activation map as a second output, as a LiteRT flatbuffer.
+
+    ``float16`` stores the weights as float16 (the interpreter widens them once, when it loads the file).
+    """
     import keras
     import tensorflow as tf
 
     from .explain import class_activation_map
 
     model = keras.Model(model.inputs, [model.output, class_activation_map(model)])
+    options = (
+        {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": {"supported_types": [tf.float16]}}
+        if float16
+        else {}
+    )
     model.export(
         str(target),
         format="litert",
         input_signature=[tf.TensorSpec([None, input_size, input_size, 3], tf.float32)],
         verbose=False,
+        **options,
     )
 
 
-def export_bundle(path: Path, dataset: Path | None = None, images: int = CHECK_IMAGES) -> dict:
+def export_bundle(path: Path, dataset: Path | None = None, images: int = CHECK_IMAGES, float16: bool = False) -> dict:
     """Export, check against the Keras model, and record the engine in the metadata; returns the record."""
     import keras
     import tensorflow as tf
@@ -107,7 +117,7 @@ def export_bundle(path: Path, dataset: Path | None = None, images: int = CHECK_I
     model = load_keras_model(path, meta)
     with tempfile.TemporaryDirectory(dir=path) as tmp:
         candidate_file = Path(tmp) / EXPORT_FILE
-        convert(model, meta.input_size, candidate_file)
+        convert(model, meta.input_size, candidate_file, float16)
         if dataset is not None:
             crops = validation_crops(dataset, images, meta.input_size, meta.face_margin, meta.crop_scale)
             source = f"faces of {images} val images of {Path(dataset).name}, spread over the manifest"
@@ -127,7 +137,9 @@ def export_bundle(path: Path, dataset: Path | None = None, images: int = CHECK_I
     record = {
         "file": EXPORT_FILE,
         "sha256": sha256_file(path / EXPORT_FILE),
-        "format": "LiteRT (TFLite flatbuffer), float32, batch dimension free",
+        "format": "LiteRT (TFLite flatbuffer), "
+        + ("float16 weights, float32 arithmetic" if float16 else "float32")
+        + ", batch dimension free",
         "outputs": ["fake logit (n, 1)", "class activation map (n, h, w), for the heatmaps"],
         "exported_with": f"keras {keras.__version__}, tensorflow {tf.__version__}",
         "exported": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -156,13 +168,18 @@ def build_parser(parser: argparse.ArgumentParser | None = None, default_bundle: 
         help="dataset root with manifest.csv: check on its val images (default: generated images)",
     )
     p.add_argument("--images", type=int, default=CHECK_IMAGES, help="how many images to check on")
+    p.add_argument(
+        "--float16",
+        action="store_true",
+        help="store the weights as float16: half the file, checked against the Keras model like any export",
+    )
     return p
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     try:
-        record = export_bundle(args.bundle, args.dataset, args.images)
+        record = export_bundle(args.bundle, args.dataset, args.images, args.float16)
     except BundleError as exc:
         raise SystemExit(f"export failed: {exc}") from exc
     print(json.dumps(record, indent=2))

@@ -132,6 +132,26 @@ def test_the_export_command_writes_into_the_named_bundle(tmp_path, capsys):
     assert "litert" in read_metadata(path).engines
 
 
+def test_a_float16_export_stores_its_weights_as_float16_checked_and_served_like_any_other(exported_bundle, tmp_path):
+    from detector.ml.predictor import Detector
+    from detector.ml.runtime import tflite_interpreter
+
+    path = shutil.copytree(exported_bundle, tmp_path / "half")
+    call_command("export_detector", str(path), "--images", "8", "--float16")
+    engine = read_metadata(path).engines["litert"]
+    assert "float16 weights" in engine["format"]
+    assert engine["check"]["max_probability_difference"] <= export.TOLERANCE
+    stored = {d["dtype"] for d in tflite_interpreter(str(path / "model.tflite")).get_tensor_details()}
+    assert np.float16 in stored  # the tiny model's weights are too few to show in the file's size
+    assert np.float16 not in {
+        d["dtype"] for d in tflite_interpreter(str(exported_bundle / "model.tflite")).get_tensor_details()
+    }
+    image = Image.new("RGB", (80, 60), (200, 90, 60))
+    half, reference = Detector(path), Detector(exported_bundle)
+    assert half.engine.name == "litert"
+    assert half.judge(image).fake_probability == pytest.approx(reference.judge(image).fake_probability, abs=1e-2)
+
+
 def test_the_export_command_reports_a_broken_bundle(tmp_path):
     with pytest.raises(CommandError, match="not a folder"):
         call_command("export_detector", str(tmp_path / "nowhere"))

@@ -14,9 +14,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         export.build_parser(parser, default_bundle=settings.DETECTOR_MODEL)
 
-    def handle(self, *args, bundle, dataset, images, **opts):
+    def handle(self, *args, bundle, dataset, images, float16, **opts):
         try:
-            record = export.export_bundle(bundle, dataset, images)
+            record = export.export_bundle(bundle, dataset, images, float16)
         except BundleError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(json.dumps(record, indent=2))
