@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_FACES = ROOT.parent / "shared" / "datasets" / "faces"
 SHIPPED_BUNDLE = ROOT / "ml_models" / "faces-effnetlite0-v2"  # the default
 SHIPPED_BUNDLES = sorted(p.parent for p in (ROOT / "ml_models").glob("*/metadata.json"))
+# The bundles that are networks of their own and carry an exported LiteRT form beside their Keras weights.
+SHIPPED_EXPORTS = [
+    p for p in SHIPPED_BUNDLES if "litert" in json.loads((p / "metadata.json").read_text()).get("engines", {})
+]
 
 needs_shared = pytest.mark.skipif(
     not (SHARED_FACES / "manifest.csv").is_file(),

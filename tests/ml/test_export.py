@@ -10,8 +10,8 @@ from PIL import Image
 
 from detector.ml import export
 from detector.ml.bundle import BundleError, read_metadata, write_bundle
-from detector.ml.engines import KerasEngine, LiteRTEngine
-from tests.conftest import SHARED_FACES, SHIPPED_BUNDLE, build_tiny_bundle, needs_shared
+from detector.ml.engines import LiteRTEngine
+from tests.conftest import SHARED_FACES, SHIPPED_EXPORTS, build_tiny_bundle, needs_shared
 
 
 @pytest.fixture(scope="module")
@@ -157,34 +157,37 @@ def test_the_export_command_reports_a_broken_bundle(tmp_path):
         call_command("export_detector", str(tmp_path / "nowhere"))
 
 
-def test_the_shipped_bundle_carries_a_checked_litert_engine():
-    engine = read_metadata(SHIPPED_BUNDLE).engines["litert"]
+@pytest.fixture(scope="module", params=SHIPPED_EXPORTS, ids=lambda b: b.name)
+def shipped_network(request):
+    """Each shipped network that carries a LiteRT form, run by its Keras model (the reference)."""
+    from detector.ml.predictor import Detector
+
+    return Detector(request.param, engine="keras")
+
+
+@pytest.mark.parametrize("bundle", SHIPPED_EXPORTS, ids=lambda b: b.name)
+def test_every_shipped_litert_engine_was_checked_against_its_keras_model(bundle):
+    engine = read_metadata(bundle).engines["litert"]
     assert engine["check"]["faces"] >= 200
     assert engine["check"]["max_probability_difference"] <= export.TOLERANCE
     assert engine["check"]["max_heatmap_difference"] < 0.02
 
 
-def test_the_shipped_litert_engine_matches_keras_on_generated_images(shipped_detector):
-    meta = shipped_detector.meta
+def test_each_shipped_litert_engine_matches_keras_on_generated_images(shipped_network):
+    meta, path = shipped_network.meta, shipped_network.path
     crops = export.generated_crops(16, meta.input_size, seed=7)
-    check = export.compare(
-        KerasEngine(shipped_detector.model, meta.input_size),
-        LiteRTEngine(SHIPPED_BUNDLE / meta.engines["litert"]["file"]),
-        crops,
-        meta.calibration,
-    )
+    fast = LiteRTEngine(path / meta.engines["litert"]["file"])
+    check = export.compare(shipped_network.engine, fast, crops, meta.calibration)
     assert check["max_probability_difference"] <= export.TOLERANCE
-    assert (
-        export.heatmap_difference(shipped_detector.model, LiteRTEngine(SHIPPED_BUNDLE / "model.tflite"), crops) < 0.02
-    )
+    assert export.heatmap_difference(shipped_network.model, fast, crops) < 0.02
 
 
 @needs_shared
-def test_the_shipped_litert_engine_matches_keras_on_validation_faces(shipped_detector):
-    meta = shipped_detector.meta
-    crops = export.validation_crops(SHARED_FACES, 40, meta.input_size, meta.face_margin)
-    fast = LiteRTEngine(SHIPPED_BUNDLE / meta.engines["litert"]["file"])
-    check = export.compare(KerasEngine(shipped_detector.model, meta.input_size), fast, crops, meta.calibration)
+def test_each_shipped_litert_engine_matches_keras_on_validation_faces(shipped_network):
+    meta, path = shipped_network.meta, shipped_network.path
+    crops = export.validation_crops(SHARED_FACES, 40, meta.input_size, meta.face_margin, meta.crop_scale)
+    fast = LiteRTEngine(path / meta.engines["litert"]["file"])
+    check = export.compare(shipped_network.engine, fast, crops, meta.calibration)
     assert check["max_probability_difference"] <= export.TOLERANCE
     assert np.isfinite(check["max_logit_difference"])
 

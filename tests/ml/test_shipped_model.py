@@ -26,7 +26,13 @@ def test_every_shipped_bundle_is_intact_and_documented(bundle):
     assert (bundle / "MODEL_CARD.md").is_file()
     if not meta.is_ensemble:
         assert meta.training["train_images"] > 8_000
-        assert "litert" in meta.engines
+
+
+def test_the_default_serves_with_litert_without_tensorflow():
+    """The default and each of its members carry the LiteRT form (a bundle may ship its Keras weights alone)."""
+    meta = read_metadata(SHIPPED_BUNDLE)
+    networks = [SHIPPED_BUNDLE.parent / m["bundle"] for m in meta.members] or [SHIPPED_BUNDLE]
+    assert all("litert" in read_metadata(b).engines for b in networks)
 
 
 @pytest.mark.parametrize("bundle", SHIPPED_BUNDLES, ids=lambda b: b.name)
