@@ -5,7 +5,7 @@ import random
 import numpy as np
 import pytest
 
-from detector.ml.bundle import read_metadata
+from detector.ml.bundle import member_path, read_metadata
 from tests.conftest import SHARED_FACES, SHIPPED_BUNDLE, SHIPPED_BUNDLES, needs_shared
 
 MB = 1024 * 1024
@@ -31,7 +31,7 @@ def test_every_shipped_bundle_is_intact_and_documented(bundle):
 def test_the_default_serves_with_litert_without_tensorflow():
     """The default and each of its members carry the LiteRT form (a bundle may ship its Keras weights alone)."""
     meta = read_metadata(SHIPPED_BUNDLE)
-    networks = [SHIPPED_BUNDLE.parent / m["bundle"] for m in meta.members] or [SHIPPED_BUNDLE]
+    networks = [member_path(SHIPPED_BUNDLE, m) for m in meta.members] or [SHIPPED_BUNDLE]
     assert all("litert" in read_metadata(b).engines for b in networks)
 
 
