@@ -17,6 +17,14 @@ import numpy as np
 
 KERAS, LITERT = "keras", "litert"
 ENGINES = (KERAS, LITERT)
+# Largest difference from Grad-CAM on the Keras model (maps in [0, 1]) at which an export's own activation maps
+# are drawn; past it (float16 weights can move a faint map's peak) the heatmaps come from the Keras model.
+HEATMAP_TOLERANCE = 0.02
+
+
+def export_draws_maps(record: dict) -> bool:
+    """Whether an exported engine's activation maps were checked to stand in for Grad-CAM."""
+    return record.get("check", {}).get("max_heatmap_difference", float("inf")) < HEATMAP_TOLERANCE
 
 
 class KerasEngine:
@@ -42,14 +50,15 @@ class LiteRTEngine:
 
     name = LITERT
 
-    def __init__(self, path: Path | str, num_threads: int | None = None):
+    def __init__(self, path: Path | str, num_threads: int | None = None, maps: bool = True):
+        """``maps``: draw heatmaps from the export's second output (False: Grad-CAM on the Keras model instead)."""
         from .runtime import tflite_interpreter
 
         self._interpreter = tflite_interpreter(str(path), num_threads=num_threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = {len(d["shape"]): d["index"] for d in self._interpreter.get_output_details()}
         self._output = outputs[2]  # (n, 1): the fake logit
-        self._cam = outputs.get(3)  # (n, h, w): the class activation map, where the export carries it
+        self._cam = outputs.get(3) if maps else None  # (n, h, w): the class activation map, where it serves
         self._batch = None
         self._lock = threading.Lock()  # an interpreter is not safe to share between threads
 

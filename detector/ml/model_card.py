@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from .bundle import read_metadata
+from .engines import HEATMAP_TOLERANCE, export_draws_maps
 from .evaluation import fmt_metric, recompressed_note
 from .preprocessing import NATIVE
 
@@ -159,7 +160,12 @@ def engine_lines(engines: dict) -> list[str]:
             f"- Served with the exported {name} form `{e['file']}` ({e['format']}; sha256 `{e['sha256']}`). "
             f"Checked against the Keras model on {c['inputs']} ({c['faces']} faces): largest difference of the "
             f"fake probability {c['max_probability_difference']:.2g} (tolerance {c['tolerance']}), of the heatmaps "
-            f"{c.get('max_heatmap_difference', float('nan')):.2g}."
+            f"{c.get('max_heatmap_difference', float('nan')):.2g}"
+            + (
+                "."
+                if export_draws_maps(e)
+                else f", past the {HEATMAP_TOLERANCE} allowed: the heatmaps are drawn by Grad-CAM on the Keras model."
+            )
         )
     return lines
 

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from .bundle import BundleError, BundleMetadata, load_keras_model, member_path, read_metadata
-from .engines import ENGINES, KERAS, LITERT, KerasEngine, LiteRTEngine
+from .engines import ENGINES, KERAS, LITERT, KerasEngine, LiteRTEngine, export_draws_maps
 from .explain import GradCam, upsample
 from .labels import LABEL_FAKE, LABEL_NO_FACE, LABEL_REAL
 from .preprocessing import CropSpec, DecodedImage, FaceCrop, FaceFinder, PreparedImage, prepare
@@ -105,7 +105,8 @@ class Detector:
         if engine == LITERT and LITERT not in self.meta.engines:
             raise BundleError(f"model bundle {self.path} has no exported {LITERT} engine (run export_detector)")
         if engine == LITERT:
-            self.engine = LiteRTEngine(self.path / self.meta.engines[LITERT]["file"], num_threads)
+            record = self.meta.engines[LITERT]
+            self.engine = LiteRTEngine(self.path / record["file"], num_threads, maps=export_draws_maps(record))
         else:
             self.engine = KerasEngine(self.model, self.meta.input_size)
 
