@@ -165,13 +165,21 @@ def fit_ensemble(
     max_far: float = 0.03,
     max_missed: float = 0.10,
     progress: bool = True,
+    exclude_sources: tuple[str, ...] = (),
+    rule: str | None = None,
 ) -> dict:
-    """Fit, compare and (where it earns its place) write the ensemble bundle; returns the comparison."""
+    """Fit, compare and (where it earns its place) write the ensemble bundle; returns the comparison.
+
+    ``exclude_sources`` leaves sources out of val, as ``train_detector --exclude-source`` leaves them out of
+    training: an ensemble of members trained without a method, fitted without it, to score it as unseen.
+    ``rule`` imposes one rule (a shipped ensemble's, on such members) and writes it whatever the comparison
+    says: for measuring a recipe, never for shipping.
+    """
     from .predictor import Detector
 
     detectors = [Detector(p) for p in members]
     metas = [d.meta for d in detectors]
-    samples = [s for root in datasets for s in read_manifest(root, "val")]
+    samples = [s for root in datasets for s in read_manifest(root, "val") if s.source not in set(exclude_sources)]
     rows = member_face_logits(detectors, samples, progress)
     labels = np.array([label for label, *_ in rows])
     sources = np.array([source for _, source, *_ in rows])
@@ -186,7 +194,11 @@ def fit_ensemble(
         "stacking": _auc(labels, stacked_logits),
         "max": _auc(labels, max_logits),
     }
-    rule = max(rules, key=rules.get)
+    imposed = rule is not None
+    if rule is None:
+        rule = max(rules, key=rules.get)
+    elif rule not in rules:
+        raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(rules)}")
     best_single = max(*singles.values(), *singles_refit.values())
     comparison = {
         "val_images": len(rows),
@@ -199,8 +211,10 @@ def fit_ensemble(
         },
         "rule": rule,
         "beats_best_member": rules[rule] > best_single + MIN_GAIN,
+        **({"rule_imposed": True} if imposed else {}),
+        **({"val_without": sorted(exclude_sources)} if exclude_sources else {}),
     }
-    if not comparison["beats_best_member"]:
+    if not comparison["beats_best_member"] and not imposed:
         log.warning("no ensemble rule beats the best member on val (%.4f): nothing written", best_single)
         return comparison
 
@@ -268,12 +282,32 @@ def main(argv=None) -> None:
     p.add_argument("--dataset", action="append", type=Path, required=True, help="a dataset whose val split to use")
     p.add_argument("--max-false-accusation", type=float, default=0.03)
     p.add_argument("--max-missed-fakes", type=float, default=0.10)
+    p.add_argument(
+        "--exclude-source",
+        action="append",
+        default=[],
+        dest="exclude_sources",
+        help="leave this source out of val, for members trained without it (repeat for several)",
+    )
+    p.add_argument(
+        "--rule",
+        choices=["mean", "stacking", "max"],
+        help="impose this rule and write it even where it does not beat the members: to measure a recipe "
+        "(a shipped ensemble's rule on members trained without a method), not to ship",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if any(m.resolve().parent != args.out.resolve().parent for m in args.member):
         p.error("the members must be folders beside --out (an ensemble refers to them by name)")
     comparison = fit_ensemble(
-        args.member, args.out, args.model_version, args.dataset, args.max_false_accusation, args.max_missed_fakes
+        args.member,
+        args.out,
+        args.model_version,
+        args.dataset,
+        args.max_false_accusation,
+        args.max_missed_fakes,
+        exclude_sources=tuple(args.exclude_sources),
+        rule=args.rule,
     )
     print(json.dumps(comparison, indent=2))
 
