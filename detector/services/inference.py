@@ -138,13 +138,18 @@ def is_loaded() -> bool:
 
 
 METRICS_FILE = "metrics-test.json"
+# evaluate_detector's FaceForensics++ test metrics: of the bundle, and of its recipe trained without one method
+FFPP_METRICS_FILE = "metrics-ffpp-test.json"
+UNSEEN_PREFIX = "metrics-ffpp-test-without-"
 
 
 def bundle_facts() -> dict | None:
     """The active version's bundle's metadata and its measured test metrics, for pages that explain the model.
 
     ``recompressed`` holds the overall metrics of the test split re-encoded (``evaluate_detector --recompress``);
-    ``trained`` what it learnt from (:func:`..ml.sources.training_summary`), members and all for an ensemble.
+    ``trained`` what it learnt from (:func:`..ml.sources.training_summary`), members and all for an ensemble;
+    ``unseen`` each left-out method's AUC against the FaceForensics++ reals, by the bundle's recipe trained
+    without it (``metrics-ffpp-test-without-<source>.json``) and by the bundle itself, which saw it.
     """
     from .registry import active_path_or_none
 
@@ -165,4 +170,30 @@ def _bundle_facts(path: str) -> dict | None:
         trained = training_summary(meta, Path(path))
     except BundleError:
         return None
-    return {"meta": meta, "metrics": metrics, "recompressed": recompressed, "trained": trained}
+    return {
+        "meta": meta,
+        "metrics": metrics,
+        "recompressed": recompressed,
+        "trained": trained,
+        "unseen": _unseen_methods(Path(path)),
+    }
+
+
+def _unseen_methods(path: Path) -> list[dict]:
+    """[{"source", "unseen_version", "unseen_auc", "seen_auc"}] from the leave-one-method-out metrics files."""
+    seen_path = path / FFPP_METRICS_FILE
+    seen = json.loads(seen_path.read_text())["against_reals"] if seen_path.is_file() else {}
+    rows = []
+    for p in sorted(path.glob(f"{UNSEEN_PREFIX}*.json")):
+        source = p.stem.removeprefix(UNSEEN_PREFIX)
+        run = json.loads(p.read_text())
+        if source in run.get("against_reals", {}):
+            rows.append(
+                {
+                    "source": source,
+                    "unseen_version": run.get("model"),
+                    "unseen_auc": run["against_reals"][source]["auc"],
+                    "seen_auc": seen.get(source, {}).get("auc"),
+                }
+            )
+    return rows

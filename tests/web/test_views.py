@@ -210,6 +210,28 @@ def test_the_about_page_reads_test_metrics_written_before_the_verdict_shares(cli
     assert "held-out test images" in page and "differ by" not in page and "re-encoded" not in page
 
 
+def test_the_about_page_gives_the_unseen_method_figures_its_bundle_measured(client, settings, tmp_path):
+    import json
+
+    from detector.services.inference import _bundle_facts
+    from tests.conftest import build_tiny_bundle
+
+    bundle = build_tiny_bundle(tmp_path / "measured")
+    settings.DETECTOR_MODEL = bundle
+    page = client.get(reverse("detector:about_model")).content.decode()
+    assert "its blind spot. It misses" in page and "AUC of" not in page  # nothing measured, no figure
+
+    def ffpp(model, auc):
+        return {"model": model, "against_reals": {"ffpp_faceswap": {"n": 287, "auc": auc}}}
+
+    (bundle / "metrics-ffpp-test.json").write_text(json.dumps(ffpp("tiny", 0.9371)))
+    (bundle / "metrics-ffpp-test-without-ffpp_faceswap.json").write_text(json.dumps(ffpp("tiny-lomo", 0.7049)))
+    _bundle_facts.cache_clear()
+    page = client.get(reverse("detector:about_model")).content.decode()
+    assert "trained the same way without FaceForensics++ FaceSwap" in page
+    assert "AUC of 0.70, against\n    0.94 once it has seen them" in page
+
+
 def test_percent_filter():
     from detector.templatetags.detector_extras import percent
 
