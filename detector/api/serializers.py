@@ -349,7 +349,7 @@ class ThresholdsSerializer(serializers.Serializer):
 
 class TrainingSummarySerializer(serializers.Serializer):
     dataset = serializers.CharField(allow_null=True)
-    train_images = serializers.IntegerField(allow_null=True)
+    train_images = serializers.IntegerField(allow_null=True, help_text="Null for an ensemble: see its members.")
     val_images = serializers.IntegerField(allow_null=True)
     train_by_source = serializers.DictField(child=serializers.IntegerField(), allow_null=True)
     chosen = serializers.CharField(allow_null=True, help_text="The epoch that was kept.")
@@ -363,6 +363,14 @@ class TestMetricsSerializer(serializers.Serializer):
     by_source = serializers.DictField(child=serializers.DictField(child=NumberField()))
 
 
+class MemberSerializer(serializers.Serializer):
+    bundle = serializers.CharField(help_text="The member's bundle folder, a model version of its own.")
+    version = serializers.CharField()
+    title = serializers.CharField()
+    weight = serializers.FloatField(help_text="Its weight in the ensemble's combination of the members' logits.")
+    train_images = serializers.IntegerField(source="images", allow_null=True)
+
+
 class ModelInfoSerializer(serializers.Serializer):
     name = serializers.CharField(source="meta.name")
     version = serializers.CharField(source="meta.version", help_text="The version new verdicts carry.")
@@ -372,4 +380,7 @@ class ModelInfoSerializer(serializers.Serializer):
     training = TrainingSummarySerializer(source="meta.training", help_text="From the model card's training record.")
     test_metrics = TestMetricsSerializer(
         source="metrics", allow_null=True, help_text="Measured on the held-out test split; null where not shipped."
+    )
+    members = MemberSerializer(
+        source="trained.models", many=True, help_text="An ensemble's models, each scoring every face; empty otherwise."
     )

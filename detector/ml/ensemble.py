@@ -261,6 +261,7 @@ def fit_ensemble(
         training={
             "dataset": f"{' + '.join(names)} (val split: the rule, the calibration and the thresholds)",
             "val_images": len(rows),
+            "val_auc": rules[rule],
             "comparison": comparison,
             "calibration": record,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",

@@ -424,7 +424,7 @@ def test_the_model_endpoint_gives_version_thresholds_training_and_metrics(api, s
     assert body["name"] == "tiny" and body["version"] == "tiny-1" and body["input_size"] == 32
     assert body["thresholds"]["deepfake_from"] == 0.5
     assert body["training"]["dataset"] == "generated in tests" and body["training"]["val_images"] is None
-    assert body["test_metrics"] is None and body["loaded"] in (True, False)
+    assert body["test_metrics"] is None and body["loaded"] in (True, False) and body["members"] == []
 
 
 def test_the_model_endpoint_gives_the_shipped_models_test_metrics(api):
@@ -433,7 +433,9 @@ def test_the_model_endpoint_gives_the_shipped_models_test_metrics(api):
     facts = bundle_facts()
     body = api.get(MODEL).json()
     assert body["version"] == facts["meta"].version
-    assert body["training"]["train_images"] == facts["meta"].training["train_images"]
+    members = [(m["bundle"], m["version"], m["images"]) for m in facts["trained"]["models"]]
+    assert [(m["bundle"], m["version"], m["train_images"]) for m in body["members"]] == members
+    assert body["training"]["train_images"] == facts["meta"].training.get("train_images")  # an ensemble: None
     assert body["test_metrics"]["overall"]["auc"] == pytest.approx(facts["metrics"]["overall"]["auc"])
 
 
