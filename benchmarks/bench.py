@@ -42,7 +42,7 @@ from PIL import Image, ImageFilter
 
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
-BUNDLE = ROOT / "ml_models" / "faces-effnetlite0-v2"
+BUNDLE = ROOT / "ml_models" / "ensemble-v1"
 SHARED_FACES = ROOT.parent / "shared" / "datasets" / "faces"
 CORES = os.cpu_count() or 1
 CLIENTS = (1, 4, 16)
@@ -127,33 +127,39 @@ def timed(fn, runs: int, calls: int = 20, per: int = 1) -> dict:
 def micro(runs: int) -> dict:
     """Classifier, face detection and whole analysis, in this process."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from detector.ml.bundle import member_path, read_metadata
     from detector.ml.engines import KerasEngine, LiteRTEngine
     from detector.ml.predictor import Detector
     from detector.ml.preprocessing import SERVING_DECODE_SIDE, FaceFinder, decode
 
     rng = np.random.default_rng(0)
-    crops = rng.integers(0, 256, (8, 224, 224, 3), dtype=np.uint8)
     out: dict = {"classifier": {}, "face_detection": {}, "analysis": {}}
 
-    detector = Detector(BUNDLE, engine="keras")
-    tflite = BUNDLE / detector.meta.engines["litert"]["file"]
-    engines = {
-        "LiteRT, 2 threads": LiteRTEngine(tflite, 2),
-        "LiteRT, 1 thread": LiteRTEngine(tflite, 1),
-        "Keras tf.function": KerasEngine(detector.model, 224),
-        "Keras model.predict": None,
-    }
-    for name, engine in engines.items():
-        row = {}
-        for batch in (1, 8):
-            x = crops[:batch]
-            if engine is None:
-                call = lambda x=x: detector.model.predict(x.astype(np.float32), verbose=0)  # noqa: E731
-            else:
-                call = lambda x=x, e=engine: e.logits(x)  # noqa: E731
-            row[f"batch_{batch}"] = timed(call, runs, calls=10 if batch == 8 else 20, per=batch)
-        out["classifier"][name] = row
-        print(f"classifier {name}: {row}", flush=True)
+    # every network of the default: the bundle itself, or each member of an ensemble
+    default = read_metadata(BUNDLE)
+    for network in [member_path(BUNDLE, m) for m in default.members] or [BUNDLE]:
+        detector = Detector(network, engine="keras")
+        size = detector.meta.input_size
+        crops = rng.integers(0, 256, (8, size, size, 3), dtype=np.uint8)
+        tflite = network / detector.meta.engines["litert"]["file"]
+        engines = {
+            "LiteRT, 2 threads": LiteRTEngine(tflite, 2),
+            "LiteRT, 1 thread": LiteRTEngine(tflite, 1),
+            "Keras tf.function": KerasEngine(detector.model, size),
+            "Keras model.predict": None,
+        }
+        for name, engine in engines.items():
+            row = {}
+            for batch in (1, 8):
+                x = crops[:batch]
+                if engine is None:
+                    call = lambda x=x, d=detector: d.model.predict(x.astype(np.float32), verbose=0)  # noqa: E731
+                else:
+                    call = lambda x=x, e=engine: e.logits(x)  # noqa: E731
+                row[f"batch_{batch}"] = timed(call, runs, calls=10 if batch == 8 else 20, per=batch)
+            key = name if network == BUNDLE else f"{network.name} ({size} px), {name}"
+            out["classifier"][key] = row
+            print(f"classifier {key}: {row}", flush=True)
 
     photo = scene(1, (1024, 768))
     for threads in (1, 2):
@@ -174,7 +180,8 @@ def micro(runs: int) -> dict:
             found = len(verdict.faces) if verdict.face_found else 0
             run = lambda d=data, s=served: s.judge(decode(d, min_side=SERVING_DECODE_SIDE))  # noqa: E731
             row[f"{faces}_faces"] = {**timed(run, runs), "faces_found": found}
-        out["analysis"][f"{threads} thread{'s' if threads > 1 else ''} ({served.engine.name})"] = row
+        engines = sorted({d.engine.name for d in served.members or [served]})
+        out["analysis"][f"{threads} thread{'s' if threads > 1 else ''} ({', '.join(engines)})"] = row
         print(f"whole analysis, 1280x800 JPEG, {threads} threads: {row}", flush=True)
     out["evaluation"] = evaluation_speed(runs)
     return out

@@ -29,8 +29,10 @@ def test_a_portrait_upload_gets_a_real_verdict_from_the_shipped_model(client, sh
     page = client.get(response.url).content.decode()
     assert detection.label in page and shipped.version in page
     # What the model knows comes from its bundle: its training count and sources, both thresholds and their rules.
-    trained = shipped.meta.training
-    assert f"on {trained['train_images']:,} face images" in page and "FaceForensics++ FaceSwap face swaps" in page
+    from detector.ml.sources import training_summary
+
+    trained = training_summary(shipped.meta, shipped.path)  # an ensemble's: its members'
+    assert f"on {trained['images']:,} face images" in page and "FaceForensics++ FaceSwap face swaps" in page
     assert "How this is decided" in page and "of all validation fakes are called Real" in page
     real_below = shipped.meta.thresholds.real_below
     assert f"below {real_below * 100:.1f} %: the highest point at which" in page
