@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -209,11 +210,14 @@ class Recipe:
 def dataset_name(path: Path) -> str:
     """A dataset as the metadata names it: its path in the repository (.cache/datasets/ffpp) or in the team's
     shared folder beside it (shared/datasets/faces), else its folder's name; never a path of one machine."""
-    path = Path(path).resolve()
-    for base, prefix in ((REPO_PARENT / REPO_NAME, ""), (REPO_PARENT / "shared", "shared/")):
-        if path.is_relative_to(base):
-            return prefix + str(path.relative_to(base))
-    return path.name
+    bases = ((REPO_PARENT / REPO_NAME, ""), (REPO_PARENT / "shared", "shared/"))
+    # as given first (a shared folder may be a link to elsewhere), then with every link followed
+    for candidate, resolve in ((Path(os.path.abspath(path)), False), (Path(path).resolve(), True)):
+        for base, prefix in bases:
+            base = base.resolve() if resolve else Path(os.path.abspath(base))
+            if candidate.is_relative_to(base):
+                return prefix + str(candidate.relative_to(base))
+    return Path(path).resolve().name
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls=None) -> argparse.ArgumentParser:

@@ -80,3 +80,18 @@ def test_datasets_are_named_by_their_place_in_or_beside_the_repository_not_by_a_
 
     assert dataset_name(ROOT / ".cache" / "datasets" / "ffpp") == ".cache/datasets/ffpp"
     assert dataset_name(ROOT.parent / "shared" / "datasets" / "faces") == "shared/datasets/faces"
+
+
+def test_a_shared_folder_that_is_a_link_still_names_its_datasets_by_their_place(tmp_path, monkeypatch):
+    from detector.ml import recipe as recipes
+
+    elsewhere = tmp_path / "disk" / "team-data"
+    (elsewhere / "datasets" / "faces").mkdir(parents=True)
+    (tmp_path / "work" / "repo").mkdir(parents=True)
+    (tmp_path / "work" / "shared").symlink_to(elsewhere)
+    monkeypatch.setattr(recipes, "REPO_PARENT", tmp_path / "work")
+    monkeypatch.setattr(recipes, "REPO_NAME", "repo")
+    monkeypatch.chdir(tmp_path / "work" / "repo")
+    assert recipes.dataset_name("../shared/datasets/faces") == "shared/datasets/faces"
+    assert recipes.dataset_name(elsewhere / "datasets" / "faces") == "shared/datasets/faces"  # the link followed
+    assert recipes.dataset_name(tmp_path / "disk") == "disk"
