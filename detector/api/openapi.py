@@ -74,7 +74,7 @@ DETECTION = {
                 {
                     "name": "ensemble-v1",
                     "version": "2.12.0",
-                    "title": "",
+                    "title": "Ensemble: the mean of three supervised face models",
                     "fake_probability": 0.982,
                     "label": "Deepfake",
                     "ensemble": True,

@@ -167,6 +167,7 @@ def fit_ensemble(
     progress: bool = True,
     exclude_sources: tuple[str, ...] = (),
     rule: str | None = None,
+    title: str = "",
 ) -> dict:
     """Fit, compare and (where it earns its place) write the ensemble bundle; returns the comparison.
 
@@ -262,6 +263,7 @@ def fit_ensemble(
             "dataset": f"{' + '.join(names)} (val split: the rule, the calibration and the thresholds)",
             "val_images": len(rows),
             "val_auc": rules[rule],
+            **({"title": title} if title else {}),
             "comparison": comparison,
             "calibration": record,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -280,6 +282,7 @@ def main(argv=None) -> None:
     p.add_argument("--member", action="append", type=Path, required=True, help="a member bundle (repeat)")
     p.add_argument("--out", type=Path, required=True, help="the ensemble bundle to write (beside its members)")
     p.add_argument("--model-version", required=True)
+    p.add_argument("--title", default="", help="what the ensemble is, in a few words, for pages that list versions")
     p.add_argument("--dataset", action="append", type=Path, required=True, help="a dataset whose val split to use")
     p.add_argument("--max-false-accusation", type=float, default=0.03)
     p.add_argument("--max-missed-fakes", type=float, default=0.10)
@@ -309,6 +312,7 @@ def main(argv=None) -> None:
         args.max_missed_fakes,
         exclude_sources=tuple(args.exclude_sources),
         rule=args.rule,
+        title=args.title,
     )
     print(json.dumps(comparison, indent=2))
 

@@ -94,12 +94,15 @@ def test_for_a_leave_one_out_run_a_rule_is_imposed_on_val_without_the_left_out_s
     data = write_val(tmp_path / "data")
     twin = build_tiny_bundle(folder / "also-red", version="r-2", kernel=(0.05, 0.0, -0.02))
     out = folder / "unseen-green"
-    comparison = fit_ensemble([red, twin], out, "e-3", [data], progress=False, exclude_sources=("green",), rule="mean")
+    comparison = fit_ensemble(
+        [red, twin], out, "e-3", [data], progress=False, exclude_sources=("green",), rule="mean", title="Both reds"
+    )
     # no gain over the members, but the imposed rule is written, fitted on val without the green fakes
     assert not comparison["beats_best_member"] and comparison["rule_imposed"] and comparison["rule"] == "mean"
     assert comparison["val_without"] == ["green"] and comparison["val_images"] == 16 * 3
     meta = read_metadata(out)
     assert meta.stacking["rule"] == "mean" and [m["weight"] for m in meta.members] == [0.5, 0.5]
+    assert meta.training["title"] == "Both reds" and meta.training["val_auc"] == comparison["val_auc"]["mean"]
     assert "green" not in meta.training["calibration"]["by_source"]
     with pytest.raises(ValueError, match="unknown rule 'vote'"):
         fit_ensemble([red, twin], folder / "x", "e-4", [data], progress=False, rule="vote")
