@@ -180,7 +180,8 @@ def fit_ensemble(
 
     detectors = [Detector(p) for p in members]
     metas = [d.meta for d in detectors]
-    samples = [s for root in datasets for s in read_manifest(root, "val") if s.source not in set(exclude_sources)]
+    left_out = set(exclude_sources)
+    samples = [s for root in datasets for s in read_manifest(root, "val") if s.source not in left_out]
     rows = member_face_logits(detectors, samples, progress)
     labels = np.array([label for label, *_ in rows])
     sources = np.array([source for _, source, *_ in rows])
