@@ -28,17 +28,23 @@ else:
 # Each worker process holds its own model (100-350 MB RSS with the LiteRT engine) and keeps a core busy
 # while it analyses: one per core (workers x DETECTOR_THREADS about the cores), not 2 x cores + 1.
 workers = env.int("WEB_CONCURRENCY", default=_cores())
-# Analysis is CPU-bound and a worker's model runs one call at a time (its interpreter is locked), so
-# more threads per worker add no throughput, only queueing inside the process. Threads can help pages
-# and static files stay responsive next to long uploads; above 1 gunicorn needs the gthread worker.
-threads = env.int("WEB_THREADS", default=1)
-worker_class = "gthread" if threads > 1 else "sync"
+# gthread workers: a connection holds a thread, not the process, so a client that sends its request slowly
+# (a byte a second) pins one thread while the others answer /healthz, pages and uploads. gunicorn itself has no
+# header or body read timeout: production runs behind a buffering proxy (deploy/nginx.conf) that reads the
+# whole request before passing it on. Analysis is CPU-bound and a worker's model runs one call at a time (its
+# interpreter is locked), so more threads add no analysis throughput, only room for the other requests.
+threads = env.int("WEB_THREADS", default=4)
+worker_class = "gthread"
+# A worker takes no more connections than it has threads: one whose threads are all held (slow clients, long
+# analyses) stops accepting, and the kernel hands new connections to a worker that has a thread free, rather
+# than queueing them inside the busy one. Hence no keep-alive either (an idle kept connection would hold a place).
+worker_connections = threads
 
 # An upload is analysed in the request unless Celery takes it (CELERY_BROKER_URL): about 0.1 s a
 # face, a batch of 20 files a few seconds, a worker's first request after start longer.
 timeout = 60
 graceful_timeout = 30
-keepalive = 5  # behind a load balancer that keeps connections open (the gthread worker only)
+keepalive = 0
 
 # No preload: the model must be loaded in each worker after the fork (detector.apps loads it in
 # processes that serve requests); LiteRT and TensorFlow thread pools do not survive a fork.

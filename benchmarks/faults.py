@@ -171,8 +171,12 @@ class Platform:
         return "".join(p.read_text() for p in self.tmp.glob("worker*.log"))
 
     def _get(self, path):
+        return self._get_from(self.base, path)
+
+    @staticmethod
+    def _get_from(base, path):
         try:
-            return requests.get(self.base + path, timeout=5).status_code
+            return requests.get(base + path, timeout=5).status_code
         except requests.RequestException:
             return None
 
@@ -233,6 +237,26 @@ class Client:
             return type(exc).__name__, None
         body = r.json() if r.headers.get("Content-Type", "").startswith("application/json") else {}
         return r.status_code, body.get("id")
+
+    def status(self, pk: str) -> str | None:
+        try:
+            return self.session.get(f"{self.base}detections/{pk}/status/", timeout=10).json()["status"]
+        except (requests.RequestException, ValueError, KeyError):
+            return None
+
+    def delete(self, pk: str) -> int | str:
+        """The owner deletes the check, as the page's form does."""
+        try:
+            r = self.session.post(
+                f"{self.base}detections/{pk}/delete/",
+                data={"csrfmiddlewaretoken": self.token},
+                headers={"Referer": self.base},
+                timeout=30,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            return type(exc).__name__
+        return r.status_code
 
     def page(self, path: str) -> int | str:
         try:
@@ -408,6 +432,154 @@ def unmounted_media_under_cleanup(platform, clients):
     return results, None if after == before else f"cleanup with the media unmounted removed {before - after} row(s)"
 
 
+def portrait_clip(seconds: int = 8, fps: int = 10) -> bytes:
+    """An MP4 of a real face drifting across the frame: long enough for a worker to be deleted under."""
+    import io
+
+    import av
+    import skimage.data
+    from PIL import Image
+
+    face = Image.fromarray(skimage.data.astronaut()).resize((300, 300))
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
+        for i in range(seconds * fps):
+            frame = Image.new("RGB", (640, 480), (90, 90, 90))
+            frame.paste(face, (20 + 3 * i, 90))
+            out.mux(stream.encode(av.VideoFrame.from_image(frame)))
+        out.mux(stream.encode())
+    return buf.getvalue()
+
+
+def deleted_during_analysis(platform, clients):
+    """The owner deletes each check while a worker analyses it (2 videos, 6 images): none may come back, and no file
+    of it may stay (the stills a video's analysis wrote included)."""
+    client = clients[0]
+    images = [(name, data) for _, name, data, ok in payloads() if ok]
+    uploads = [("clip.mp4", portrait_clip())] * 2 + (images * 2)[:6]
+    results, deleted = [], []
+    for name, data in uploads:
+        status, pk = client.upload(name, data)
+        if pk is None:
+            results.append({"status": status, "id": None, "page": 200})
+            continue
+        seen, deadline = None, time.time() + 30
+        while time.time() < deadline:  # until a worker has taken it (or, too quick to catch, finished it)
+            seen = client.status(pk)
+            if seen in ("analysing", "done", "failed"):
+                break
+            time.sleep(0.01)
+        if seen == "analysing" and name.endswith(".mp4"):
+            time.sleep(1.0)  # a few frames in: its stills are about to be written
+        answer = client.delete(pk)
+        deleted.append(pk)
+        when = "mid-analysis" if seen == "analysing" else f"when {seen}"
+        results.append({"status": f"{status} deleted {when}" if answer == 302 else answer, "id": pk, "page": 200})
+    time.sleep(15)  # the videos' analyses finish (or find their row gone)
+    back = [pk for pk in deleted if pk in platform.rows()]
+    caught = sum("mid-analysis" in str(r["status"]) for r in results)
+    if back:
+        return results, f"{len(back)} deleted check(s) came back"
+    return results, None if caught else "no deletion happened mid-analysis: the race was not tried"
+
+
+def nginx_binary() -> str | None:
+    import shutil
+
+    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
+
+
+class Nginx:
+    """nginx on a free loopback port in front of the platform's gunicorn, with the site's configuration
+    (``manage.py nginx_config``)."""
+
+    def __init__(self, platform, binary: str):
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        folder = platform.tmp / "nginx"
+        folder.mkdir(exist_ok=True)
+        site = platform.manage(
+            "nginx_config", "--upstream", f"127.0.0.1:{platform.port}", "--listen", f"127.0.0.1:{self.port}"
+        ).stdout
+        (folder / "site.conf").write_text(site)
+        (folder / "nginx.conf").write_text(
+            f"daemon off; pid {folder}/nginx.pid; error_log {folder}/error.log; events {{}}\n"
+            f"http {{ access_log off; client_body_temp_path {folder}/body; proxy_temp_path {folder}/proxy;\n"
+            f"  include {folder}/site.conf; }}\n"
+        )
+        self.process = subprocess.Popen([binary, "-c", str(folder / "nginx.conf")], start_new_session=True)
+        self.base = f"http://127.0.0.1:{self.port}/"
+        platform.wait(lambda: platform._get_from(self.base, "healthz") == 200, 30, "nginx")
+
+    def stop(self):
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=10)
+
+
+def trickle(port: int, stop: threading.Event, length: int = 100_000) -> None:
+    """A client that declares a 100 KB upload and sends it a byte a second, until ``stop``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            head = "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+            s.sendall((head + f"Content-Length: {length}\r\n\r\n").encode())
+            while not stop.wait(1.0):
+                s.sendall(b"x")
+    except OSError:
+        pass  # dropped by the server: that is allowed
+
+
+def probe(client: Client, base: str) -> dict:
+    """One /healthz and one normal upload, each timed (seconds): the row ``burst`` keeps, with the times."""
+    started = time.perf_counter()
+    health = Platform._get_from(base, "healthz")
+    health_s = time.perf_counter() - started
+    started = time.perf_counter()
+    status, pk = client.upload("portrait.jpg", next(d for _, _, d, ok in payloads() if ok))
+    return {"status": status, "id": pk, "page": health, "seconds": max(health_s, time.perf_counter() - started)}
+
+
+def slow_clients(platform, clients, connections: int = 4, seconds: int = 30):
+    """Clients that send a 100 KB body a byte a second for 30 s: /healthz and a normal upload must still answer
+    within 1 s throughout, against gunicorn alone and, where nginx is installed, through it."""
+    fronts = [("gunicorn", platform.base, platform.port, clients[0], None)]
+    binary = nginx_binary()
+    if binary:
+        nginx = Nginx(platform, binary)
+        fronts.append(("nginx", nginx.base, nginx.port, Client(nginx.base), nginx))
+    results, slowest = [], {}
+    try:
+        for name, base, port, client, _ in fronts:
+            stop = threading.Event()
+            trickles = [threading.Thread(target=trickle, args=(port, stop), daemon=True) for _ in range(connections)]
+            for t in trickles:
+                t.start()
+            time.sleep(2)  # the slow requests are in
+            rounds, deadline = [], time.time() + seconds
+            while time.time() < deadline:
+                rounds.append(probe(client, base))
+                time.sleep(1)
+            stop.set()
+            for t in trickles:
+                t.join(timeout=5)
+            slowest[name] = max(r["seconds"] for r in rounds)
+            results += rounds
+    finally:
+        for *_, nginx in fronts:
+            if nginx:
+                nginx.stop()
+    said = ", ".join(f"{k} {v:.2f} s" for k, v in slowest.items()) + ("" if binary else " (no nginx installed)")
+    print(f"  slowest answer beside {connections} slow clients: {said}", flush=True)
+    late = {k: round(v, 2) for k, v in slowest.items() if v > 1.0}
+    failed = [r for r in results if r["status"] != 201 or r["page"] != 200]
+    if late or failed:
+        return results, f"answers took over 1 s: {late}" if late else f"{len(failed)} probe(s) not answered"
+    return results, None
+
+
 SCENARIOS = {
     "baseline": baseline,
     "broker down": broker_down,
@@ -418,6 +590,8 @@ SCENARIOS = {
     "media read-only": media_read_only,
     "disk full": disk_full,
     "unmounted media under cleanup": unmounted_media_under_cleanup,
+    "slow clients": slow_clients,
+    "deleted during analysis": deleted_during_analysis,
 }
 NEEDS_MOUNT = {"media read-only", "disk full"}
 

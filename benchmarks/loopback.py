@@ -15,7 +15,7 @@ def app_env(tmp: Path, **overrides: str) -> dict[str, str]:
     return {
         **os.environ,
         "DJANGO_DEBUG": "false",
-        "DJANGO_SECRET_KEY": "benchmark-only",
+        "DJANGO_SECRET_KEY": "benchmark-only-not-secret-0123456789abcdef",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_SECURE_SSL_REDIRECT": "false",
         "DJANGO_SECURE_COOKIES": "false",

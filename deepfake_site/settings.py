@@ -1,8 +1,8 @@
 """Settings, all deploy-time values from the environment (django-environ).
 
 Local use needs nothing: ``make install`` writes a ``.env`` with
-``DJANGO_DEBUG=true``.  Without it DEBUG is off, and then a missing
-``DJANGO_SECRET_KEY`` stops the process at start.
+``DJANGO_DEBUG=true``.  Without it DEBUG is off, and then a missing or short
+``DJANGO_SECRET_KEY`` stops the process at start (an empty one does in every mode).
 """
 
 import os
@@ -22,13 +22,21 @@ if (BASE_DIR / ".env").is_file():
     env.read_env(BASE_DIR / ".env")
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-if DEBUG:
-    SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-local-development-key-do-not-deploy")
-else:
-    try:
-        SECRET_KEY = env("DJANGO_SECRET_KEY")
-    except ImproperlyConfigured as exc:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is false") from exc
+MIN_SECRET_KEY_LENGTH = 32
+# Refused at start, in one line, rather than a server whose every request fails. (django-environ reads a variable
+# set but empty as unset, so the environment itself is asked.)
+if "DJANGO_SECRET_KEY" in os.environ and not os.environ["DJANGO_SECRET_KEY"].strip():
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is set but empty: give it a long random value, or unset it")
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=None)
+if SECRET_KEY is None and DEBUG:
+    SECRET_KEY = "insecure-local-development-key-do-not-deploy"
+if SECRET_KEY is None:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is false")
+if not DEBUG and len(SECRET_KEY) < MIN_SECRET_KEY_LENGTH:
+    raise ImproperlyConfigured(
+        f"DJANGO_SECRET_KEY is {len(SECRET_KEY)} characters; at least {MIN_SECRET_KEY_LENGTH} are needed when "
+        "DJANGO_DEBUG is false (python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+    )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 
 INSTALLED_APPS = [
@@ -170,6 +178,10 @@ AXES_HTTP_RESPONSE_CODE = 429
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_IPWARE_PROXY_COUNT = 1 if env.bool("DJANGO_BEHIND_PROXY", default=False) else None
+# Accounts made per client address, and password-reset requests per e-mail address and per client address ("" off).
+DETECTOR_SIGNUP_RATE = env("DETECTOR_SIGNUP_RATE", default="3/h")
+DETECTOR_PASSWORD_RESET_RATE = env("DETECTOR_PASSWORD_RESET_RATE", default="3/h")
+DETECTOR_PASSWORD_RESET_CLIENT_RATE = env("DETECTOR_PASSWORD_RESET_CLIENT_RATE", default="10/h")
 
 # Everything goes to stderr (gunicorn and Celery pass it on to the platform's log): the detector's own lines,
 # and every warning and error of Django and the rest, so a 500's traceback is never lost (Django would otherwise
@@ -178,13 +190,19 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"without_traceback": {"()": "detector.logs.WithoutTraceback"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console_one_line": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["without_traceback"]},
+    },
     # A Celery worker puts its own handler (its format, with the pool process's name) in place of the root's.
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "detector": {"level": env("DETECTOR_LOG_LEVEL", default="INFO")},
         "django": {"handlers": [], "level": "WARNING"},  # not only mailed to ADMINS: to the root's handler
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},  # runserver: a line a request
+        # SuspiciousOperation (a bad Host header, say) is the client's error: one line each, no traceback.
+        "django.security": {"handlers": ["console_one_line"], "level": "WARNING", "propagate": False},
         "celery.app.trace": {"level": "WARNING"},  # "Task ... succeeded": the detector logs each analysis itself
     },
 }
@@ -221,6 +239,10 @@ DETECTOR_RATE_LIMIT_FAIL_OPEN = env.bool("DETECTOR_RATE_LIMIT_FAIL_OPEN", defaul
 DETECTOR_RETENTION_DAYS = env.int("DETECTOR_RETENTION_DAYS", default=None)
 # The most orphan files, and the most rows without their file, one cleanup run removes (more: none, and it says so).
 DETECTOR_CLEANUP_MAX_REMOVALS = env.int("DETECTOR_CLEANUP_MAX_REMOVALS", default=20)
+
+# The largest request body any client may send, whatever it holds (a batch, a video): a larger declared length
+# is answered 413 before a byte of it is read. The nginx configuration in deploy/ takes the same value.
+DETECTOR_MAX_REQUEST_MB = env.float("DETECTOR_MAX_REQUEST_MB", default=256)
 
 # Uploads larger than this go to a temporary file rather than memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from detector import health, views
 
+handler400 = "detector.views.bad_request"
 handler500 = "detector.views.server_error"
 
 urlpatterns = [

@@ -1,21 +1,79 @@
+import logging
+from http import HTTPStatus
+
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import redirect
 from django.views.generic import CreateView, FormView
+from django_ratelimit.core import get_usage
 
 from .services.privacy import delete_account
 
+log = logging.getLogger(__name__)
 
-class SignUpView(CreateView):
-    """Create an account and log in; checks made anonymously in this session move to it."""
+
+def _email(group, request) -> str:
+    return request.POST.get("email", "").strip().lower()
+
+
+class ThrottledMixin:
+    """A form view whose POSTs are limited per client address and, where it names one, per e-mail address.
+
+    ``throttles``: (group, key, setting of the rate, counted on every POST or only on success). Over a limit the
+    form is shown again with the reason and a 429, and nothing is done. Where the cache that keeps the counts is
+    down the form goes through uncounted (as uploads do with ``DETECTOR_RATE_LIMIT_FAIL_OPEN``)."""
+
+    throttles: tuple = ()
+    refused_message = "Too many attempts from here; please try again in an hour."
+
+    def _usage(self, group, key, setting, increment: bool) -> dict | None:
+        rate = getattr(settings, setting)
+        if not rate:
+            return None
+        try:
+            return get_usage(self.request, group=group, key=key, rate=rate, increment=increment)
+        except Exception:  # the cache backend's own errors
+            log.exception("%s: the cache that counts attempts does not answer", group)
+            return None
+
+    def post(self, request, *args, **kwargs):
+        over = []
+        for group, key, setting, on_success in self.throttles:
+            usage = self._usage(group, key, setting, increment=not on_success)  # this attempt counted, or not yet
+            if usage and (usage["count"] >= usage["limit"] if on_success else usage["should_limit"]):
+                over.append(usage)
+        if over:
+            self.object = None  # a CreateView's page names the object it would have made
+            form = self.get_form()
+            form.add_error(None, self.refused_message)
+            response = self.render_to_response(self.get_context_data(form=form), status=HTTPStatus.TOO_MANY_REQUESTS)
+            response["Retry-After"] = str(max(1, max(int(u["time_left"]) for u in over)))
+            return response
+        return super().post(request, *args, **kwargs)
+
+    def count_success(self) -> None:
+        """Count the throttles that count successes only (an account made), once it succeeded."""
+        for group, key, setting, on_success in self.throttles:
+            if on_success:
+                self._usage(group, key, setting, increment=True)
+
+
+class SignUpView(ThrottledMixin, CreateView):
+    """Create an account and log in; checks made anonymously in this session move to it. A client address makes at
+    most ``DETECTOR_SIGNUP_RATE`` accounts."""
 
     form_class = UserCreationForm
     template_name = "registration/signup.html"
+    throttles = (("detector.signup", "ip", "DETECTOR_SIGNUP_RATE", True),)
+    refused_message = "Too many accounts were made from this address; please try again later."
 
     def form_valid(self, form):
+        self.count_success()
         user = form.save()
         login(self.request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(self.request, f"Welcome, {user.get_username()}: your account is ready.")
@@ -54,3 +112,14 @@ class AccountDeleteView(LoginRequiredMixin, FormView):
         logout(self.request)
         messages.success(self.request, f"The account {name} and its {count} check(s) were deleted, files and all.")
         return redirect("detector:upload")
+
+
+class PasswordResetView(ThrottledMixin, auth_views.PasswordResetView):
+    """Django's reset, limited per e-mail address (no inbox gets a flood of links) and per client address (no one
+    probes many addresses)."""
+
+    throttles = (
+        ("detector.password_reset.email", _email, "DETECTOR_PASSWORD_RESET_RATE", False),
+        ("detector.password_reset.client", "ip", "DETECTOR_PASSWORD_RESET_CLIENT_RATE", False),
+    )
+    refused_message = "Too many reset requests; please wait an hour and look in your mailbox for the last link."

@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from . import converters  # noqa: F401 (URL converters, registered on import)
 from .dispatch import BrokerUnavailable, start_reanalysis
 from .ml.bundle import BundleError
 from .models import (
@@ -24,6 +25,7 @@ from .models import (
     percent_text,
 )
 from .services import reanalysis, registry
+from .services.detections import delete_detection
 from .services.inference import bundle_facts
 from .serving import report_response, serve_detection_file, serve_face_image, serve_still
 from .templatetags.detector_extras import clock
@@ -114,31 +116,31 @@ class DetectionAdmin(admin.ModelAdmin):
     def get_urls(self):
         file_view = self.admin_site.admin_view(self.file_view)
         return [
-            path("<uuid:pk>/file/<str:variant>/", file_view, name="detector_detection_file"),
+            path("<uuid:pk>/file/<file_variant:variant>/", file_view, name="detector_detection_file"),
             path(
-                "<uuid:pk>/report.<str:kind>",
+                "<uuid:pk>/report.<report:kind>",
                 self.admin_site.admin_view(self.report_view),
                 name="detector_detection_report",
             ),
             path(
-                "<uuid:pk>/faces/<int:number>/<str:kind>.png",
+                "<uuid:pk>/faces/<int:number>/<face_picture:kind>.png",
                 self.admin_site.admin_view(self.face_view),
                 name="detector_detection_face",
             ),
             path(
-                "<uuid:pk>/tracks/<int:track>/stills/<int:number>/<str:kind>",
+                "<uuid:pk>/tracks/<int:track>/stills/<int:number>/<still_picture:kind>",
                 self.admin_site.admin_view(self.still_view),
                 name="detector_detection_still",
             ),
         ] + super().get_urls()
 
     def file_view(self, request, pk, variant):
-        if variant not in ("image", "preview", "thumbnail") or not self.has_view_permission(request):
+        if not self.has_view_permission(request):
             return HttpResponse(status=404)
         return serve_detection_file(get_object_or_404(Detection, pk=pk), variant)
 
     def report_view(self, request, pk, kind):
-        if kind not in ("pdf", "json") or not self.has_view_permission(request):
+        if not self.has_view_permission(request):
             return HttpResponse(status=404)
         return report_response(get_object_or_404(Detection, pk=pk), kind, bundle_facts())
 
@@ -285,7 +287,15 @@ class DetectionAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if "review_verdict" in form.changed_data or "review_note" in form.changed_data:
             obj.reviewed_by, obj.reviewed_at = request.user, timezone.now()
-        super().save_model(request, obj, form, change)
+        # The review only: an analysis finishing meanwhile keeps its verdict, and a deleted row stays deleted.
+        obj.save(update_fields=REVIEW_FIELDS)
+
+    def delete_model(self, request, obj):
+        delete_detection(obj)  # the row and, once that is committed, its files; it wins over an analysis in flight
+
+    def delete_queryset(self, request, queryset):
+        for detection in queryset:
+            delete_detection(detection)
 
     def _mark(self, request, queryset, verdict):
         count = queryset.update(review_verdict=verdict, reviewed_by=request.user, reviewed_at=timezone.now())

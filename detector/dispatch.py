@@ -26,7 +26,7 @@ from .refusals import STORAGE_FAILED, Refusal
 from .services import analysis, reanalysis
 from .services.detections import display_name, store_upload
 from .services.inference import DetectorUnavailable, get_detector
-from .services.limits import count_upload, rate_refusal
+from .services.limits import count_refusal, count_upload, rate_refusal
 from .tasks import analyse_detection, analyse_video, reanalyse_detection
 from .uploads import CheckedImage, CheckedVideo, check_upload
 
@@ -161,6 +161,7 @@ def _submit_one(upload, request) -> Outcome:
     try:
         checked = check_upload(upload)
     except ValidationError as exc:
+        count_refusal(request)
         return Outcome(name, refusal=Refusal.from_validation_error(exc))
     try:
         return Outcome(name, detection=submit(checked, upload.name, request))

@@ -8,7 +8,7 @@ from .uploads import ACCEPTED_TYPES, check_batch, check_upload
 class UploadForm(forms.Form):
     image = forms.FileField(
         label="Image or video",
-        help_text="A JPEG, PNG or WebP photo, or an MP4, MOV, WebM or MKV video, with one or more faces.",
+        help_text="A JPEG, PNG, WebP, HEIC or AVIF photo, or an MP4, MOV, WebM or MKV video, with one or more faces.",
         widget=forms.ClearableFileInput(attrs={"accept": ACCEPTED_TYPES}),
     )
 
@@ -29,7 +29,7 @@ class BatchUploadForm(forms.Form):
 
     images = forms.Field(
         label="Images and videos",
-        help_text="JPEG, PNG or WebP photos, or MP4, MOV, WebM or MKV videos, with faces.",
+        help_text="JPEG, PNG, WebP, HEIC or AVIF photos, or MP4, MOV, WebM or MKV videos, with faces.",
         error_messages={"required": "Choose one or more images or videos."},
         widget=MultipleFileInput(attrs={"accept": ACCEPTED_TYPES, "multiple": True}),
     )

@@ -1,11 +1,20 @@
 import logging
 from http import HTTPStatus
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
-from .services.limits import keep_small_uploads_in_memory, refusal_before_reading
+from .refusals import error_body
+from .services.limits import (
+    MULTIPART_OVERHEAD,
+    declared_length,
+    keep_small_uploads_in_memory,
+    refusal_before_reading,
+    request_ceiling_bytes,
+)
+from .storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 30
@@ -25,7 +34,8 @@ def unavailable(reason: str = "database", maybe_stored: bool = False) -> HttpRes
 
 
 class DatabaseUnavailableMiddleware:
-    """A database that is down or locked gives a 503 page, not a 500.
+    """A database that is down or locked, or a media storage that cannot be read or written
+    (``StorageUnavailable``), gives a 503 page, not a 500.
 
     Uploads write their files first and their row in one transaction, undoing
     the files when the row fails, so nothing half-written is left behind. A database error raised outside a view
@@ -39,6 +49,9 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
+        if isinstance(exception, StorageUnavailable):
+            log.error("media storage unavailable: %s", exception)
+            return unavailable("storage")
         if not isinstance(exception, DATABASE_DOWN):
             return None
         log.error("database unavailable: %s", exception)
@@ -46,12 +59,14 @@ class DatabaseUnavailableMiddleware:
 
 
 class UploadGuardMiddleware:
-    """Answers an upload that is too large or over the client's rate before its body is read.
+    """Answers a request body that cannot be accepted, or an upload over the client's rate, before the body is read.
 
-    It stands before CsrfViewMiddleware, which would otherwise parse the whole multipart body for its token. It
-    only looks (the rate is counted for accepted uploads), so a forged request spends nobody's allowance. Views
-    that take uploads say so with ``max_files()`` and ``refused()`` (``views.UploadFormMixin``); the API checks
-    the same in its view, once the token has said who the client is.
+    It stands before CsrfViewMiddleware, which would otherwise parse the whole multipart body for its token. Views
+    that take uploads say so with ``max_files()`` and ``refused()`` (``views.UploadFormMixin``): their declared
+    length is checked against what the client may still send (``limits.refusal_before_reading``). The API's upload
+    view (``takes_uploads``) is held to the ceiling here and checks the rest in its view, once the token has said
+    who the client is. Every other view takes forms, not files: a body beyond Django's own limit for form data is
+    refused unread.
     """
 
     def __init__(self, get_response):
@@ -61,11 +76,25 @@ class UploadGuardMiddleware:
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        view_class = getattr(view_func, "view_class", None)
-        if request.method != "POST" or not hasattr(view_class, "refused"):
+        if request.method not in ("POST", "PUT", "PATCH"):
             return None
-        refusal = refusal_before_reading(request, view_class.max_files())
-        if refusal:
-            return view_class.refused(request, refusal)
-        keep_small_uploads_in_memory(request)
+        view_class = getattr(view_func, "view_class", None)
+        if request.method == "POST" and hasattr(view_class, "refused"):
+            refusal = refusal_before_reading(request, view_class.max_files())
+            if refusal:
+                return view_class.refused(request, refusal)
+            keep_small_uploads_in_memory(request)
+            return None
+        takes_uploads = getattr(view_class, "takes_uploads", False)
+        limit = request_ceiling_bytes() if takes_uploads else settings.DATA_UPLOAD_MAX_MEMORY_SIZE + MULTIPART_OVERHEAD
+        if declared_length(request) > limit:
+            return too_large(request, limit)
         return None
+
+
+def too_large(request, limit: int) -> HttpResponse:
+    """413 for a body refused from its declared length, as JSON where the client asks for it."""
+    message = f"The request is larger than {limit / 1024 / 1024:.0f} MB, the most this address takes."
+    if "application/json" in request.headers.get("Accept", "") or request.path.startswith("/api/"):
+        return JsonResponse(error_body("request_too_large", message), status=HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+    return HttpResponse(message, content_type="text/plain; charset=utf-8", status=HTTPStatus.REQUEST_ENTITY_TOO_LARGE)

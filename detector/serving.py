@@ -3,11 +3,23 @@
 Used by the site's views, the admin and the API alike.
 """
 
+from contextlib import contextmanager
+
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 
 from .models import Detection
 from .services.explanations import ExplanationUnavailable, face_image
 from .services.inference import DetectorUnavailable
+from .storage import StorageUnavailable
+
+
+@contextmanager
+def storage_errors():
+    """The media storage failing (OSError: a full or read-only disk, a lost share, S3 down) as a 503."""
+    try:
+        yield
+    except OSError as exc:
+        raise StorageUnavailable(str(exc)) from exc
 
 
 class OwnedDetectionMixin:
@@ -17,13 +29,14 @@ class OwnedDetectionMixin:
         return Detection.objects.owned_by(self.request)
 
 
-def serve_face_image(detection: Detection, number: int, kind: str) -> FileResponse:
+def serve_face_image(detection: Detection, number: int, kind: str) -> HttpResponse:
     """A judged face's crop or heatmap as PNG, drawn on first request."""
     try:
-        name = face_image(detection, number, kind)
+        with storage_errors():
+            png = face_image(detection, number, kind)
     except (ExplanationUnavailable, DetectorUnavailable) as exc:
         raise Http404(str(exc)) from exc
-    response = FileResponse(detection.image.storage.open(name, "rb"), content_type="image/png")
+    response = HttpResponse(png, content_type="image/png")
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=3600"
     return response
@@ -35,7 +48,8 @@ def report_response(detection: Detection, kind: str, facts: dict | None) -> Http
 
     stem = f"deepfake-check-report-{detection.pk}"
     if kind == "pdf":
-        response = HttpResponse(reports.pdf(detection, facts), content_type="application/pdf")
+        with storage_errors():
+            response = HttpResponse(reports.pdf(detection, facts), content_type="application/pdf")
     else:
         response = JsonResponse(reports.document(detection, facts), json_dumps_params={"indent": 1})
     response["Content-Disposition"] = f'attachment; filename="{stem}.{kind}"'
@@ -52,7 +66,8 @@ def serve_detection_file(detection: Detection, variant: str) -> FileResponse:
         filename = f"{detection.id}.{field.name.rsplit('.', 1)[-1]}"
     else:
         content_type, filename = "image/jpeg", f"{detection.id}-{variant}.jpg"
-    response = FileResponse(field.open("rb"), content_type=content_type, filename=filename)
+    with storage_errors():
+        response = FileResponse(field.open("rb"), content_type=content_type, filename=filename)
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, max-age=3600"
@@ -74,7 +89,8 @@ def serve_still(detection: Detection, track: int, number: int, kind: str) -> Fil
     if kind not in ("image", "heatmap") or not name:
         raise Http404("no such picture")
     content_type = "image/jpeg" if kind == "image" else "image/png"
-    response = FileResponse(detection.image.storage.open(name, "rb"), content_type=content_type)
+    with storage_errors():
+        response = FileResponse(detection.image.storage.open(name, "rb"), content_type=content_type)
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=3600"
     return response

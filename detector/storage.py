@@ -8,6 +8,11 @@ import os
 from django.core.files.storage import FileSystemStorage
 
 
+class StorageUnavailable(Exception):
+    """The media storage cannot be read or written now (a full or read-only disk, a lost share, S3 down): the
+    request is answered 503, as a database that is down is."""
+
+
 class MediaStorage(FileSystemStorage):
     """Django's FileSystemStorage, except that a write that fails half-way (a full disk, a lost share) removes its
     partial file: the caller never learns the name of a file it did not manage to save, so nothing else could."""

@@ -28,9 +28,14 @@ ALLOWED_FORMATS = {
     "JPEG": ("jpg", "image/jpeg"),
     "PNG": ("png", "image/png"),
     "WEBP": ("webp", "image/webp"),
+    "HEIF": ("heic", "image/heic"),  # HEIC photos from phones (pillow-heif)
+    "AVIF": ("avif", "image/avif"),
 }
+IMAGE_FORMATS_TEXT = "JPEG, PNG, WebP, HEIC or AVIF"
 # What the file pickers offer (the server recognises every file from its bytes, whatever it is called).
-ACCEPTED_TYPES = ",".join([t for _, t in ALLOWED_FORMATS.values()] + [t for _, t in CONTAINERS.values()] + [".mkv"])
+ACCEPTED_TYPES = ",".join(
+    [t for _, t in ALLOWED_FORMATS.values()] + [t for _, t in CONTAINERS.values()] + [".heic", ".heif", ".mkv"]
+)
 # Many phones save a JPEG with more images after the first (MPO: depth maps, Ultra HDR gain maps). Pillow reports
 # it as MPO; it is a JPEG, and the first image is the photo.
 SAME_AS = {"MPO": "JPEG"}
@@ -148,10 +153,31 @@ def _ends_in_missing_data(image: Image.Image) -> bool:
     return False
 
 
+def _iso_bmff_extent(data: bytes) -> int:
+    """Where an ISO-BMFF file (HEIC, AVIF) ends: after its last whole top-level box, each box's size in its header.
+    Bytes that are no box end it (they are extra data; a file cut short has already failed to decode)."""
+    i, n = 0, len(data)
+    while i + 8 <= n:
+        size = int.from_bytes(data[i : i + 4], "big")
+        if size == 1:  # a 64-bit size follows the type
+            size = int.from_bytes(data[i + 8 : i + 16], "big")
+        elif size == 0:  # the last box runs to the end of the file
+            return n
+        if size < 8 or i + size > n or not data[i + 4 : i + 8].isalnum():
+            break
+        i += size
+    if i == 0:
+        raise BrokenStructure("no ISO-BMFF box")
+    return i
+
+
 def _image_end(data: bytes, decoded: DecodedImage) -> int:
-    """Where the image data ends, from the file's own structure (segments, chunks, the RIFF size, an MPO's index)."""
+    """Where the image data ends, from the file's own structure (segments, chunks, the RIFF size, an MPO's index,
+    ISO-BMFF boxes)."""
     if decoded.format == "PNG":
         return _png_extent(data)
+    if decoded.format in ("HEIF", "AVIF"):
+        return _iso_bmff_extent(data)
     if decoded.format == "WEBP":
         (riff_size,) = struct.unpack("<I", data[4:8])
         return riff_size + 8 + (riff_size & 1)
@@ -192,7 +218,7 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> CheckedImage:
     except ImageDecodeError as exc:
         if exc.code == "unsupported_format":
             raise _reject(
-                "This is not a JPEG, PNG or WebP image, nor an MP4, MOV, WebM or MKV video.", exc.code
+                f"This is not a {IMAGE_FORMATS_TEXT} image, nor an MP4, MOV, WebM or MKV video.", exc.code
             ) from exc
         if exc.code == "too_many_pixels":
             raise _reject(str(exc), exc.code) from exc

@@ -5,13 +5,14 @@ from http import HTTPStatus
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import TooManyFilesSent
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
-from django.views import View
+from django.views import View, defaults
 from django.views.generic import DeleteView, DetailView, FormView, ListView, TemplateView
 
 from .dispatch import submit, submit_each
@@ -30,6 +31,7 @@ from .serving import (
     serve_face_image,
     serve_still,
     still_of,
+    storage_errors,
 )
 
 log = logging.getLogger(__name__)
@@ -61,12 +63,17 @@ class UploadFormMixin:
             return refusal_json(refusal)
         view = cls()
         view.setup(request)
-        response = view.form_invalid(refused_form(cls.form_class, refusal.message), status=refusal.status)
+        form = refused_form(cls.form_class, refusal.message)
+        response = view.form_invalid(form, status=refusal.status, counted=True)
         if refusal.retry_after:
             response["Retry-After"] = str(refusal.retry_after)
         return response
 
-    def form_invalid(self, form, status=HTTPStatus.BAD_REQUEST):
+    def form_invalid(self, form, status=HTTPStatus.BAD_REQUEST, counted=False):
+        """The form again with its error (or the error as JSON). A file refused for its own fault counts against an
+        anonymous client's allowance (``limits.count_refusal``), unless it was counted when it was refused."""
+        if not counted and status < HTTPStatus.INTERNAL_SERVER_ERROR and status != HTTPStatus.TOO_MANY_REQUESTS:
+            limits.count_refusal(self.request)
         if wants_json(self.request):
             field, errors = next(iter(form.errors.as_data().items()))
             return refusal_json(Refusal.from_validation_error(errors[0], None if field == "__all__" else field), status)
@@ -194,12 +201,15 @@ class DetectionDetailView(OwnedDetectionMixin, DetailView):
         return context
 
 
+REVIEW_PERMISSION = "detector.view_detection"  # what the admin asks of a reviewer before it lists every detection
+
+
 class OverviewScopeMixin:
-    """The owner's detections, or everyone's for staff who ask for ``?scope=all``."""
+    """The owner's detections, or everyone's for reviewers (the admin's own permission) who ask for ``?scope=all``."""
 
     def detections(self):
         if self.request.GET.get("scope") == "all":
-            if not self.request.user.is_staff:
+            if not self.request.user.has_perm(REVIEW_PERMISSION):
                 raise Http404("only reviewers see everyone's detections")
             return Detection.objects.all()
         return Detection.objects.owned_by(self.request)
@@ -212,6 +222,7 @@ class OverviewView(OverviewScopeMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         qs = self.detections()
         context.update(counts=overview.label_counts(qs), total=qs.count(), scope=self.request.GET.get("scope", ""))
+        context["reviewer"] = self.request.user.has_perm(REVIEW_PERMISSION)
         context["agreement"] = sorted(registry.review_agreement(qs).values(), key=lambda r: r["version"])
         return context
 
@@ -220,8 +231,6 @@ class OverviewChartView(OverviewScopeMixin, View):
     charts = {"labels": overview.labels_over_time_svg, "scores": overview.score_distribution_svg}
 
     def get(self, request, chart):
-        if chart not in self.charts:
-            raise Http404("no such chart")
         response = HttpResponse(self.charts[chart](self.detections()), content_type="image/svg+xml")
         response["Cache-Control"] = "private, no-cache"
         response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
@@ -250,8 +259,6 @@ class DetectionReportView(OwnedDetectionMixin, View):
 
     def get(self, request, pk, kind):
         detection = get_object_or_404(self.get_queryset(), pk=pk)
-        if kind not in ("pdf", "json"):
-            raise Http404("no such report")
         return report_response(detection, kind, bundle_facts())
 
 
@@ -299,20 +306,29 @@ class SharedReportView(SharedReportMixin, TemplateView):
         return context
 
 
-class SharedReportFileView(SharedReportMixin, View):
-    """The shared report's pictures and downloads: ``image`` (boxed preview), a face's heatmap, ``pdf``, ``json``."""
+class SharedReportDownloadView(SharedReportMixin, View):
+    """The shared report as a download: ``pdf`` or ``json`` (the route takes no other kind)."""
 
-    def get(self, request, token, kind, number=None):
+    def get(self, request, token, kind):
+        return report_response(self.shared(token), kind, bundle_facts())
+
+
+class SharedImageView(SharedReportMixin, View):
+    """The shared report's picture: the preview with each judged face boxed and numbered."""
+
+    def get(self, request, token):
         detection = self.shared(token)
-        if kind in ("pdf", "json"):
-            return report_response(detection, kind, bundle_facts())
-        if kind == "heatmap":
-            return serve_face_image(detection, number, "heatmap")
-        if kind == "image":
+        with storage_errors():
             response = HttpResponse(reports.boxed_preview(detection), content_type="image/jpeg")
-            response["X-Content-Type-Options"] = "nosniff"
-            return response
-        raise Http404("no such file")
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+class SharedHeatmapView(SharedReportMixin, View):
+    """A judged face's heatmap, in the shared report."""
+
+    def get(self, request, token, number):
+        return serve_face_image(self.shared(token), number, "heatmap")
 
 
 class DetectionFileView(OwnedDetectionMixin, View):
@@ -411,6 +427,19 @@ class DetectionDeleteView(OwnedDetectionMixin, DeleteView):
 def favicon(request):
     """``/favicon.ico``, which browsers ask for on pages that name no icon (the admin's): the site's own."""
     return redirect(static("detector/favicon.svg"), permanent=True)
+
+
+def bad_request(request, exception=None):
+    """``handler400``: a request Django refused while reading it (too many files, a malformed body, a bad Host),
+    answered in the API's one error shape where the client asks for JSON, else the site's page."""
+    if wants_json(request) or request.path.startswith("/api/"):
+        if isinstance(exception, TooManyFilesSent):
+            most = settings.DETECTOR_BATCH_MAX_FILES
+            refusal = Refusal("too_many_files", f"The request has too many files: send at most {most} at a time.")
+        else:
+            refusal = Refusal("bad_request", "The request is malformed.", field=None)
+        return refusal_json(refusal, HTTPStatus.BAD_REQUEST)
+    return defaults.bad_request(request, exception)
 
 
 def server_error(request):

@@ -115,12 +115,15 @@ class StubDetector:
         self.error = error
         self.face_found = face_found
         self.calls = 0
+        self.during = None  # called while judging: what happens elsewhere meanwhile (a deletion, say)
 
     def judge(self, image):
         from detector.ml.labels import LABEL_NO_FACE
         from detector.ml.predictor import FaceResult, Verdict, confidence_for
 
         self.calls += 1
+        if self.during:
+            self.during()
         if self.error:
             raise self.error
         p = self.fake_probability

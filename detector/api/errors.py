@@ -14,6 +14,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..refusals import DETECTOR_DOWN, error_body
 from ..services.inference import DetectorUnavailable
+from ..storage import StorageUnavailable
 
 RETRY_AFTER_SECONDS = 30
 
@@ -41,6 +42,9 @@ def _as_api_exception(exc: Exception) -> Exception:
         return ApiError(HTTPStatus.BAD_REQUEST, "bad_request", "The request is malformed.")
     if isinstance(exc, DetectorUnavailable):
         return ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "detector_unavailable", DETECTOR_DOWN, wait=RETRY_AFTER_SECONDS)
+    if isinstance(exc, StorageUnavailable):
+        message = "The file storage is not available right now. Please try again later."
+        return ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "storage_unavailable", message, wait=RETRY_AFTER_SECONDS)
     if isinstance(exc, (OperationalError, InterfaceError)):
         message = "The database is not available right now. Please try again later."
         return ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "database_unavailable", message, wait=RETRY_AFTER_SECONDS)

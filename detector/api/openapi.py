@@ -172,7 +172,7 @@ REJECTED_FILE = {
     "detection": None,
     "error": {
         "code": "unsupported_media_type",
-        "message": "This is not a JPEG, PNG or WebP image, nor an MP4, MOV, WebM or MKV video.",
+        "message": "This is not a JPEG, PNG, WebP, HEIC or AVIF image, nor an MP4, MOV, WebM or MKV video.",
         "field": "image",
     },
 }
@@ -250,13 +250,14 @@ UPLOAD = extend_schema(
         ),
         415: _upload_errors(
             415,
-            "The file is not a JPEG, PNG or WebP image (detected from its bytes), or the request is not multipart.",
+            "The file is not a JPEG, PNG, WebP, HEIC or AVIF image (detected from its bytes), "
+            "or the request is not multipart.",
             (
                 "Not an image",
                 415,
                 _refused(
                     "unsupported_media_type",
-                    "This is not a JPEG, PNG or WebP image, nor an MP4, MOV, WebM or MKV video.",
+                    "This is not a JPEG, PNG, WebP, HEIC or AVIF image, nor an MP4, MOV, WebM or MKV video.",
                 ),
             ),
             (

@@ -313,7 +313,7 @@ class UploadSerializer(serializers.Serializer):
                 child=serializers.FileField(),
                 min_length=1,
                 max_length=most,
-                help_text=f"One to {most} JPEG, PNG or WebP images (repeat the field for each), "
+                help_text=f"One to {most} JPEG, PNG, WebP, HEIC or AVIF images (repeat the field for each), "
                 f"each up to {settings.DETECTOR_MAX_UPLOAD_MB:g} MB.",
             )
         }

@@ -22,9 +22,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .faces import BlazeFaceDetector, FaceBox, weighted_nms
+
+# HEIF and HEIC (what phones save) through pillow-heif; Pillow reads AVIF itself. pillow-heif turns the picture
+# upright from the container's own rotation and sets the EXIF orientation to 1, so nothing turns it twice.
+pillow_heif.register_heif_opener()
 
 PREPROCESSING_VERSION = 1
 DEFAULT_INPUT_SIZE = 224

@@ -63,9 +63,17 @@ DAMAGED = (
 )
 
 
+# ISO-BMFF major brands of still images (HEIF, HEIC and AVIF, and their image sequences): the same container as
+# MP4, but a photo, never a video.
+IMAGE_BRANDS = {b"mif1", b"mif2", b"msf1", b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"avif", b"avis"}
+
+
 def container_of(head: bytes) -> str | None:
-    """The container a file's first bytes announce, or None: ISO media (MP4, QuickTime) or EBML (WebM, Matroska)."""
+    """The container a file's first bytes announce, or None: ISO media (MP4, QuickTime) or EBML (WebM, Matroska).
+    An ISO-BMFF file whose major brand is a still image's (HEIC, AVIF) is no video: None."""
     if len(head) >= 12 and head[4:8] == b"ftyp":
+        if head[8:12] in IMAGE_BRANDS:
+            return None
         return "MOV" if head[8:12] == b"qt  " else "MP4"
     if len(head) >= 8 and head[4:8] in QUICKTIME_ATOMS:
         return "MOV"

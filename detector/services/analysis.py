@@ -19,13 +19,21 @@ from django.utils import timezone
 from .. import provenance
 from ..ml import video
 from ..ml.preprocessing import DecodedImage
-from ..models import ANALYSIS_FIELDS, Analysis, Detection, Label, Status
+from ..models import ANALYSIS_FIELDS, VERDICT_FIELDS, Analysis, Detection, Label, Status
 from ..uploads import decode_stored
 from .detections import claim, delete_files
 from .explanations import face_file_names
 from .inference import get_detector
 
 log = logging.getLogger(__name__)
+
+# What an analysis writes on its upload's row, by an UPDATE of these columns only: never an insert (a row deleted
+# while it was analysed stays deleted) and never a column someone else writes meanwhile (a review, a share link).
+RECORDED_FIELDS = (*VERDICT_FIELDS, "analysed_at", "duration_seconds")
+
+
+class DetectionGone(Exception):
+    """The upload was deleted while it was analysed: nothing of the analysis is kept, and nothing is left."""
 
 
 def run(
@@ -38,7 +46,13 @@ def run(
     analysis runs in the same request; otherwise the stored original is read (and decoded) once.
     """
     claimed = claim(detection, new_attempt)
-    return None if claimed is None else analyse(claimed, decoded, data)
+    if claimed is None:
+        return None
+    try:
+        return analyse(claimed, decoded, data)
+    except DetectionGone:
+        log.info("detection %s was deleted while it was analysed; nothing was kept", claimed.pk)
+        return None
 
 
 def _record_failure(detection: Detection, what: str, exc: Exception) -> None:
@@ -56,16 +70,21 @@ def identity(detector) -> dict:
 def record(detection: Detection, detector, current: bool = True) -> Detection:
     """Save what ``detector`` found on ``detection`` (set on it by the caller) as that version's analysis, and,
     where ``current``, as the upload's verdict; otherwise the upload keeps the verdict it has. Both in one
-    transaction. A verdict replaced by another version's loses the face pictures made for the old one."""
+    transaction, with the upload's row locked. A verdict replaced by another version's loses the face pictures
+    made for the old one. Raises DetectionGone, writing nothing, where the row was deleted meanwhile."""
     detection.analysed_at = timezone.now()
     detection.model_version = detector.version  # also where it failed: the version that tried
     fields = {f: getattr(detection, f) for f in ANALYSIS_FIELDS if f != "model_version"}
     fields["model_name"] = identity(detector)["name"]
     with transaction.atomic():
+        # The lock orders this against a deletion (``detections.delete_detection`` takes it too): whichever comes
+        # second sees what the first committed.
+        before = Detection.objects.select_for_update().filter(pk=detection.pk).values("model_version", "faces").first()
+        if before is None:
+            raise DetectionGone(detection.pk)
         if current:
-            before = Detection.objects.filter(pk=detection.pk).values("model_version", "faces").first() or {}
-            stale = _stale_pictures(detection, before.get("model_version"), before.get("faces"))
-            detection.save()
+            stale = _stale_pictures(detection, before["model_version"], before["faces"])
+            Detection.objects.filter(pk=detection.pk).update(**{f: getattr(detection, f) for f in RECORDED_FIELDS})
             if stale:
                 transaction.on_commit(lambda: delete_files(detection, stale))
         Analysis.objects.update_or_create(detection=detection, model_version=detector.version, defaults=fields)
@@ -90,8 +109,10 @@ def adopt(analysis: Analysis) -> None:
         setattr(detection, f, getattr(analysis, f))
     stale = _stale_pictures(detection, version_before, faces_before)
     with transaction.atomic():
-        detection.save(update_fields=list(ANALYSIS_FIELDS))
-        if stale:
+        changed = Detection.objects.filter(pk=detection.pk).update(
+            **{f: getattr(detection, f) for f in ANALYSIS_FIELDS}
+        )
+        if changed and stale:
             transaction.on_commit(lambda: delete_files(detection, stale))
 
 
@@ -117,14 +138,20 @@ def analyse(
     and its reason (see :func:`record` for ``current``).
 
     A missing model (DetectorUnavailable) or unreadable storage (OSError) is
-    raised, not recorded: for a worker they are transient, and the job is retried.
+    raised, not recorded: for a worker they are transient, and the job is retried. An upload deleted meanwhile
+    raises DetectionGone, with nothing written (:func:`run` answers None for it).
     """
     if detection.is_video:
         return analyse_video(detection, detector, current)
     detector = detector or get_detector()
     if data is None:
-        with detection.image.open("rb") as f:
-            data = f.read()
+        try:
+            with detection.image.open("rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            if not Detection.objects.filter(pk=detection.pk).exists():
+                raise DetectionGone(detection.pk) from None
+            raise
     started = time.perf_counter()
     try:
         verdict = detector.judge(decoded or decode_stored(data))

@@ -115,9 +115,11 @@ def claim(detection: Detection | str, new_attempt: bool = True) -> Detection | N
 
 
 def fail(detection: Detection, message: str) -> None:
-    """Record that no verdict will come, and why."""
+    """Record that no verdict will come, and why (an update: a row deleted meanwhile stays deleted)."""
     detection.status, detection.label, detection.error_message = Status.FAILED, Label.NO_VERDICT, message[:1000]
-    detection.save(update_fields=["status", "label", "error_message", "attempts"])
+    Detection.objects.filter(pk=detection.pk).update(
+        status=detection.status, label=detection.label, error_message=detection.error_message
+    )
 
 
 def still_names(tracks: list[dict]) -> list[str]:
@@ -142,8 +144,15 @@ def delete_files(detection: Detection, names: list[str] | None = None) -> None:
 
 
 def delete_detection(detection: Detection) -> None:
-    """Delete the row, then its files once the deletion is committed."""
-    names = stored_names(detection)  # before delete() clears the primary key
+    """Delete the row, then its files once the deletion is committed.
+
+    The row is read again under the lock an analysis takes to record its verdict (``analysis.record``), so the
+    files named are those of the verdict that stood last: an analysis finishing first has its stills deleted
+    here, one finishing after finds no row, writes nothing and deletes what it wrote."""
     with transaction.atomic():
-        detection.delete()
-        transaction.on_commit(lambda: delete_files(detection, names))
+        current = Detection.objects.select_for_update().filter(pk=detection.pk).first()
+        if current is None:
+            return
+        names = stored_names(current)  # before delete() clears the primary key
+        current.delete()
+        transaction.on_commit(lambda: delete_files(current, names))

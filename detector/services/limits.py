@@ -1,7 +1,8 @@
 """The upload rate limit and the request size limit, shared by the form, the batch page and the API.
 
-Both are checked before a request's body is read. The rate counts accepted uploads only: a file refused for
-its own fault uses up nothing (concurrent uploads may overshoot the limit by a few).
+Both are checked before a request's body is read. The rate counts accepted uploads, and an anonymous client's
+refused ones too (a signed-in user's file refused for its own fault uses up nothing); concurrent uploads may
+overshoot the limit by a few.
 """
 
 import logging
@@ -120,22 +121,47 @@ def rate_limited(wait: int) -> Refusal:
     return Refusal("rate_limited", too_many_uploads(wait), retry_after=wait, field=None)
 
 
-def refusal_before_reading(request, max_files: int) -> Refusal | None:
-    """Refuse a request whose declared size is more than ``max_files`` files could make, or that is over the rate."""
-    limit = max_files * max_file_bytes() + MULTIPART_OVERHEAD
+def declared_length(request) -> int:
+    """The body length the request's headers declare (0 where they declare none or nonsense)."""
     try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
     except ValueError:
-        length = 0
-    if length > limit:
-        most = f"{max_files} files" if max_files > 1 else "one file"
+        return 0
+
+
+def request_ceiling_bytes() -> int:
+    """The largest request body any client may send (``DETECTOR_MAX_REQUEST_MB``), whatever it holds."""
+    return int(settings.DETECTOR_MAX_REQUEST_MB * 1024 * 1024)
+
+
+def refusal_before_reading(request, max_files: int) -> Refusal | None:
+    """Refuse, from its headers alone, a request over the client's rate, or declaring a body larger than the files
+    it may still send could make (``max_files``, fewer where its allowance has fewer left, each of the largest kind
+    accepted) or than the ceiling. A body refused for its size counts as one upload of an anonymous client's."""
+    try:
+        usage = _usage(request, increment=False)
+    except RateLimitUnavailable:
+        usage = None  # the rate refusal below says so
+    files = max_files if usage is None else max(1, min(max_files, usage["limit"] - usage["count"]))
+    limit = min(files * max_file_bytes() + MULTIPART_OVERHEAD, request_ceiling_bytes())
+    if declared_length(request) > limit:
+        count_refusal(request)
+        most = f"{files} files" if files > 1 else "one file"
         message = (
-            f"The request is larger than {limit / 1024 / 1024:.0f} MB: send at most {most}, "
+            f"The request is larger than {limit / 1024 / 1024:.0f} MB: send at most {most} now, "
             f"images of up to {settings.DETECTOR_MAX_UPLOAD_MB:g} MB and videos of up to "
             f"{settings.DETECTOR_MAX_VIDEO_MB:g} MB each."
         )
         return Refusal("request_too_large", message, field=None)
     return rate_refusal(request)
+
+
+def count_refusal(request) -> None:
+    """A refused upload counts as one against an anonymous client's allowance: junk sent without an account is
+    not free. A signed-in user's refused files count nothing (they are answerable for their account)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        count_upload(request)
 
 
 def rate_refusal(request) -> Refusal | None:

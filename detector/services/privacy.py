@@ -29,12 +29,13 @@ CHUNK = 256 * 1024
 
 def delete_account(user) -> int:
     """Delete the user, every detection they own and every file made from those, in one transaction (the files
-    once it is committed). Returns the number of detections deleted."""
-    detections = list(Detection.objects.filter(owner=user))
-    names = [name for detection in detections for name in stored_names(detection)]
+    once it is committed). Returns the number of detections deleted. The rows are read under the lock an analysis
+    in flight takes to record its verdict, so its stills are named too (see ``detections.delete_detection``)."""
     storage = Detection._meta.get_field("image").storage
     with transaction.atomic():
-        Detection.objects.filter(owner=user).delete()
+        detections = list(Detection.objects.select_for_update().filter(owner=user))
+        names = [name for detection in detections for name in stored_names(detection)]
+        Detection.objects.filter(pk__in=[d.pk for d in detections]).delete()
         user.delete()
         transaction.on_commit(lambda: [storage.delete(name) for name in names])
     return len(detections)

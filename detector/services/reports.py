@@ -165,11 +165,12 @@ def boxed_preview(detection: Detection) -> bytes:
 
 def _heatmap(detection: Detection, number: int) -> bytes | None:
     try:
-        name = face_image(detection, number, "heatmap")
+        return face_image(detection, number, "heatmap")
     except (ExplanationUnavailable, DetectorUnavailable):
         return None
-    with detection.image.storage.open(name, "rb") as f:
-        return f.read()
+    except OSError:
+        log.warning("report of %s: the heatmap of face %d cannot be read", detection.pk, number)
+        return None
 
 
 def pdf(detection: Detection, facts: dict | None) -> bytes:

@@ -26,7 +26,7 @@ def test_a_batch_with_one_bad_file_shows_each_files_verdict_or_error(
     rows = page.locator(".batch-item")
     assert (
         rows.nth(1).locator(".state.error").inner_text()
-        == "This is not a JPEG, PNG or WebP image, nor an MP4, MOV, WebM or MKV video."
+        == "This is not a JPEG, PNG, WebP, HEIC or AVIF image, nor an MP4, MOV, WebM or MKV video."
     )
     detections = {d.original_name: d for d in Detection.objects.all()}
     assert sorted(detections) == ["astronaut.jpg", "second.jpg"]

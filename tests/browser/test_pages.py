@@ -76,7 +76,7 @@ def test_a_rejected_file_shows_its_error_and_stores_nothing(page, live_server, s
     page.goto(live_server.url + "/")
     page.set_input_files("input[type=file]", str(fake_jpeg))
     page.click("#submit")
-    page.locator("#image-errors", has_text="not a JPEG, PNG or WebP").wait_for()
+    page.locator("#image-errors", has_text="not a JPEG, PNG, WebP, HEIC or AVIF").wait_for()
     shot(page, "5-rejected")
     assert not Detection.objects.exists()
 

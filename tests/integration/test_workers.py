@@ -73,7 +73,7 @@ class Stack:
         self.env = {
             **os.environ,
             "DJANGO_DEBUG": "false",
-            "DJANGO_SECRET_KEY": "integration-tests",
+            "DJANGO_SECRET_KEY": "integration-tests-not-secret-0123456789abcdef",
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
             "DJANGO_SECURE_SSL_REDIRECT": "false",
             "DJANGO_SECURE_COOKIES": "false",

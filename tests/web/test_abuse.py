@@ -77,3 +77,17 @@ def test_the_rate_limit_works_with_a_shared_redis_cache(client, stub_detector, s
         assert client.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.TOO_MANY_REQUESTS
     finally:
         cache.clear()
+
+
+def test_a_bad_host_header_is_logged_in_one_line(client, caplog):
+    """It is the client's error: the configured handler writes the record Django logs as one line, no traceback."""
+    import logging
+
+    response = client.get("/", HTTP_HOST="evil.example")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    (record,) = [r for r in caplog.records if r.name == "django.security.DisallowedHost"]
+    assert record.exc_info is None  # Django handed over the whole traceback; the handler's filter dropped it
+    (handler,) = [h for h in logging.getLogger("django.security").handlers if h.filters]  # the configured one
+    assert handler.filter(record)
+    written = handler.format(record)
+    assert "\n" not in written and "Invalid HTTP_HOST header: 'evil.example'" in written

@@ -71,3 +71,42 @@ def test_login_is_locked_after_repeated_failures(client, user, settings):
 def test_account_pages_render(client):
     for name in ("login", "signup", "password_reset"):
         assert client.get(reverse(name)).status_code == HTTPStatus.OK
+
+
+def signup(client, name):
+    data = {"username": name, "password1": "a-Strong-pass-123", "password2": "a-Strong-pass-123"}
+    return client.post(reverse("signup"), data)
+
+
+def test_sign_ups_from_one_address_are_limited(settings, django_user_model):
+    settings.DETECTOR_SIGNUP_RATE = "2/h"
+    for n in range(2):
+        assert signup(Client(), f"user{n}").status_code == HTTPStatus.FOUND
+    response = signup(Client(), "user2")
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS and int(response["Retry-After"]) > 0
+    assert "Too many accounts were made from this address" in response.content.decode()
+    assert django_user_model.objects.count() == 2
+
+
+def test_a_mistyped_sign_up_uses_up_nothing(client, settings, django_user_model):
+    settings.DETECTOR_SIGNUP_RATE = "1/h"
+    bad = {"username": "dave", "password1": "a-Strong-pass-123", "password2": "typo"}
+    for _ in range(3):
+        assert client.post(reverse("signup"), bad).status_code == HTTPStatus.OK
+    assert signup(client, "dave").status_code == HTTPStatus.FOUND
+
+
+def test_password_resets_are_limited_per_address_and_per_client(user, settings):
+    user.email = "alice@example.org"
+    user.save()
+    settings.DETECTOR_PASSWORD_RESET_RATE = "2/h"
+    settings.DETECTOR_PASSWORD_RESET_CLIENT_RATE = "3/h"
+    for _ in range(2):
+        assert Client().post(reverse("password_reset"), {"email": "Alice@example.org"}).status_code == HTTPStatus.FOUND
+    refused = Client().post(reverse("password_reset"), {"email": "alice@example.org"})
+    assert refused.status_code == HTTPStatus.TOO_MANY_REQUESTS and "Too many reset requests" in refused.content.decode()
+    assert len(mail.outbox) == 2  # no third link in alice's inbox
+    # the same client, other addresses: the per-client limit (3 tries, the refused one included) holds too
+    assert (
+        Client().post(reverse("password_reset"), {"email": "x@example.org"}).status_code == HTTPStatus.TOO_MANY_REQUESTS
+    )

@@ -379,7 +379,7 @@ def test_a_faces_picture_is_served_to_a_token_holder(api, tiny_detector, kind):
     face = post_images(api, portrait_file()).json()["results"][0]["detection"]["faces"][0]
     response = api.get(face[f"{kind}_url"], headers={"Accept": "image/png"})
     assert response.status_code == HTTPStatus.OK and response["Content-Type"] == "image/png"
-    assert Image.open(io.BytesIO(b"".join(response.streaming_content))).format == "PNG"
+    assert Image.open(io.BytesIO(response.content)).format == "PNG"
 
 
 def test_an_unknown_face_is_a_json_404(api, tiny_detector):

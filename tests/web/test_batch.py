@@ -45,7 +45,8 @@ def test_a_batch_with_one_bad_file_stores_the_good_ones_and_reports_the_bad_one(
     assert response.status_code == HTTPStatus.OK
     page = response.content.decode()
     assert "2 checked, 1 not accepted." in page
-    assert "notes.jpg" in page and "This is not a JPEG, PNG or WebP image, nor an MP4, MOV, WebM or MKV video." in page
+    assert "notes.jpg" in page
+    assert "This is not a JPEG, PNG, WebP, HEIC or AVIF image, nor an MP4, MOV, WebM or MKV video." in page
     for detection in Detection.objects.all():
         assert detection.get_absolute_url() in page
     assert_only_the_good_files_are_stored(media_root)
@@ -60,7 +61,7 @@ def test_an_api_batch_with_one_bad_file_stores_the_good_ones_and_reports_the_bad
     assert results[1]["detection"] is None
     assert results[1]["error"] == {
         "code": "unsupported_media_type",
-        "message": "This is not a JPEG, PNG or WebP image, nor an MP4, MOV, WebM or MKV video.",
+        "message": "This is not a JPEG, PNG, WebP, HEIC or AVIF image, nor an MP4, MOV, WebM or MKV video.",
         "field": "image",
     }
     assert_only_the_good_files_are_stored(media_root)

@@ -27,11 +27,12 @@ def gunicorn_config(monkeypatch):
     return load
 
 
-def test_defaults_are_loopback_one_sync_worker_per_core_and_no_preload(gunicorn_config):
+def test_defaults_are_loopback_one_threaded_worker_per_core_and_no_preload(gunicorn_config):
     cfg = gunicorn_config()
     assert cfg.bind == ["127.0.0.1:8000"]
     assert cfg.workers == len(os.sched_getaffinity(0))
-    assert (cfg.threads, cfg.worker_class_str) == (1, "sync")
+    assert (cfg.threads, cfg.worker_class_str) == (4, "gthread")  # a slow client pins a thread, not the process
+    assert cfg.worker_connections == cfg.threads and cfg.keepalive == 0  # a full worker takes no more
     assert cfg.preload_app is False
     assert (cfg.timeout, cfg.graceful_timeout) == (60, 30)
     assert cfg.max_requests > 0 and cfg.max_requests_jitter > 0
@@ -42,9 +43,9 @@ def test_workers_come_from_web_concurrency(gunicorn_config):
     assert gunicorn_config(WEB_CONCURRENCY="3").workers == 3
 
 
-def test_threads_switch_to_the_gthread_worker(gunicorn_config):
-    cfg = gunicorn_config(WEB_THREADS="4")
-    assert (cfg.threads, cfg.worker_class_str) == (4, "gthread")
+def test_threads_come_from_web_threads(gunicorn_config):
+    cfg = gunicorn_config(WEB_THREADS="8")
+    assert (cfg.threads, cfg.worker_class_str, cfg.worker_connections) == (8, "gthread", 8)
 
 
 def test_a_platform_port_binds_every_interface(gunicorn_config):
@@ -66,3 +67,29 @@ def test_behind_a_proxy_gunicorn_trusts_its_forwarded_headers(gunicorn_config):
 def test_the_command_line_wins_over_the_file(gunicorn_config):
     cfg = gunicorn_config("-b", "127.0.0.1:8799", "-w", "2", "--timeout", "120", WEB_CONCURRENCY="8")
     assert (cfg.bind, cfg.workers, cfg.timeout) == (["127.0.0.1:8799"], 2, 120)
+
+
+def test_the_shipped_nginx_configuration_is_the_one_the_settings_make(settings):
+    """deploy/nginx.conf is `manage.py nginx_config` for the defaults: the same request ceiling as the site."""
+    from detector.management.commands.nginx_config import render
+
+    shipped = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert render(static_root="/srv/deepfake-check/staticfiles") == shipped
+    assert f"client_max_body_size {settings.DETECTOR_MAX_REQUEST_MB:.0f}m;" in shipped
+    assert "proxy_request_buffering on;" in shipped and "client_body_timeout" in shipped
+
+
+def test_nginx_accepts_the_shipped_configuration(tmp_path):
+    import shutil
+    import subprocess
+
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if not nginx:
+        pytest.skip("nginx is not installed (Debian's package nginx-light or nginx)")
+    main = tmp_path / "nginx.conf"
+    main.write_text(
+        f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; events {{}}\n"
+        f"http {{ access_log off; client_body_temp_path {tmp_path}; include {ROOT / 'deploy' / 'nginx.conf'}; }}\n"
+    )
+    done = subprocess.run([nginx, "-t", "-c", str(main)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr

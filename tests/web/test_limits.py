@@ -85,8 +85,9 @@ def test_a_refused_forged_post_spends_nobodys_allowance(stub_detector, settings,
     assert owner.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.FOUND
 
 
-def test_a_file_refused_for_its_own_fault_uses_up_nothing(client, stub_detector, settings):
+def test_a_signed_in_users_file_refused_for_its_own_fault_uses_up_nothing(client, user, stub_detector, settings):
     settings.DETECTOR_RATE_LIMIT = "2/h"
+    client.force_login(user)
     assert client.post(UPLOAD, {"image": upload_file(data=b"not an image")}).status_code == HTTPStatus.BAD_REQUEST
     response = client.post(BATCH, {"images": [upload_file("bad.jpg", b"nope"), upload_file("good.jpg")]})
     assert "1 checked, 1 not accepted." in response.content.decode()
@@ -95,6 +96,53 @@ def test_a_file_refused_for_its_own_fault_uses_up_nothing(client, stub_detector,
     assert client.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.TOO_MANY_REQUESTS
     assert "You have used all 2 checks for now" in client.get(UPLOAD).content.decode()
     assert Detection.objects.count() == 2
+
+
+def test_an_anonymous_clients_refused_files_count_against_its_allowance(client, stub_detector, settings):
+    settings.DETECTOR_RATE_LIMIT = "3/h"
+    assert client.post(UPLOAD, {"image": upload_file(data=b"not an image")}).status_code == HTTPStatus.BAD_REQUEST
+    response = client.post(BATCH, {"images": [upload_file("bad.jpg", b"nope"), upload_file("good.jpg")]})
+    assert "1 checked, 1 not accepted." in response.content.decode()
+    assert client.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert Detection.objects.count() == 1
+
+
+def test_a_body_larger_than_the_allowance_left_could_make_is_refused_unread(client, stub_detector, settings, watched):
+    """20 files of 10 MB might come in one batch, but not from a client with 2 uploads left: 2 x 10 MB + framing."""
+    settings.DETECTOR_RATE_LIMIT = "3/h"
+    settings.DETECTOR_MAX_UPLOAD_MB = settings.DETECTOR_MAX_VIDEO_MB = 0.5
+    assert client.post(UPLOAD, {"image": upload_file()}).status_code == HTTPStatus.FOUND
+    watched["parsed"].clear()
+    files = [upload_file(f"{n}.jpg", b"\xff\xd8" + b"x" * 400_000) for n in range(6)]  # 2.4 MB: over 2 x 0.5 + 1
+    response = client.post(BATCH, {"images": files}, headers={"Accept": "application/json"})
+    assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    assert "send at most 2 files now" in response.json()["error"]["message"]
+    assert watched["parsed"] == [] and Detection.objects.count() == 1
+    assert "You can check <span data-left-count>1</span> more file now" in client.get(UPLOAD).content.decode()
+
+
+def test_the_ceiling_refuses_any_larger_body_unread_with_or_without_a_token(api, stub_detector, settings, watched):
+    settings.DETECTOR_MAX_REQUEST_MB = 1
+    body = {"image": upload_file(data=b"\xff\xd8" + b"x" * 1_100_000)}
+    response = api.post(API, body)
+    assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    assert response.json()["error"]["code"] == "request_too_large"
+    assert watched["parsed"] == [] and not Detection.objects.exists()
+
+
+def test_a_form_that_takes_no_file_refuses_a_large_body_unread(client, watched):
+    files = {"username": "alice", "password": "x", "junk": upload_file(data=b"x" * 4_000_000)}
+    response = client.post(reverse("login"), files)
+    assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE and watched["parsed"] == []
+
+
+def test_a_batch_of_far_too_many_files_gets_the_json_error_it_asked_for(alice, stub_detector, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 30
+    files = [upload_file(f"{n}.jpg", b"x") for n in range(31)]
+    response = alice.post(BATCH, {"images": files}, headers={"Accept": "application/json", "X-CSRFToken": "x"})
+    assert response.status_code == HTTPStatus.BAD_REQUEST and response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "too_many_files"
+    assert not Detection.objects.exists()
 
 
 def test_an_upload_is_decoded_once_in_the_request(client, stub_detector, watched):

@@ -40,4 +40,20 @@ def test_staff_can_see_everyones_and_others_cannot(client, alice, user, other_us
 
 
 def test_unknown_chart_is_404(alice):
-    assert alice.get(reverse("detector:overview_chart", args=["nope"])).status_code == HTTPStatus.NOT_FOUND
+    assert alice.get("/overview/nope.svg").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_staff_without_the_reviewers_permission_see_only_their_own(client, django_user_model, other_user):
+    """The admin refuses a staff account without permissions; the overview of everyone's checks does too."""
+    from django.contrib.auth.models import Permission
+
+    make_detections(other_user, 4, label="Deepfake", fake_probability=0.99, threshold=0.9)
+    clerk = django_user_model.objects.create_user("clerk", password="pw-clerk-123", is_staff=True)
+    client.force_login(clerk)
+    assert client.get(OVERVIEW + "?scope=all").status_code == HTTPStatus.NOT_FOUND
+    assert client.get(reverse("detector:overview_chart", args=["labels"]) + "?scope=all").status_code == 404
+    assert "Show everyone's" not in client.get(OVERVIEW).content.decode()
+    clerk.user_permissions.add(Permission.objects.get(codename="view_detection"))
+    clerk = django_user_model.objects.get(pk=clerk.pk)  # permissions are cached on the instance
+    client.force_login(clerk)
+    assert client.get(OVERVIEW + "?scope=all").context["total"] == 4

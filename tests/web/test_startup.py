@@ -143,13 +143,46 @@ def test_production_refuses_to_start_without_a_secret(tmp_path):
     assert result.returncode != 0 and "DJANGO_SECRET_KEY must be set" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "debug, key, words",
+    [
+        ("false", "", "DJANGO_SECRET_KEY is set but empty"),
+        ("true", "", "DJANGO_SECRET_KEY is set but empty"),
+        ("true", "   ", "DJANGO_SECRET_KEY is set but empty"),
+        ("false", "short-key", "DJANGO_SECRET_KEY is 9 characters; at least 32 are needed"),
+    ],
+)
+def test_an_empty_or_short_secret_key_is_refused_at_start_in_one_line(debug, key, words):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(DJANGO_DEBUG=debug, DJANGO_SECRET_KEY=key)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert words in result.stderr.strip().splitlines()[-1]  # the last line says it all
+
+
+def test_a_long_key_starts_in_production(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(DJANGO_DEBUG="false", DJANGO_SECRET_KEY="k" * 32, DJANGO_ALLOWED_HOSTS="example.org")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", "print('started')"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and "started" in result.stdout
+
+
 def test_errors_are_logged_with_their_traceback_to_stderr_in_production():
     code = (
         "import logging\n"
         "try:\n    1 / 0\nexcept ZeroDivisionError:\n"
         "    logging.getLogger('django.request').exception('Internal Server Error: /')\n"
     )
-    env = {**os.environ, "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "x", "DJANGO_ALLOWED_HOSTS": "example.org"}
+    env = {**os.environ, "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "x" * 50, "DJANGO_ALLOWED_HOSTS": "example.org"}
     done = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
         cwd=ROOT,

@@ -9,7 +9,8 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from detector.models import Detection
+from detector.ml import preprocessing  # noqa: F401 (registers the HEIF opener the tests save with)
+from detector.models import Detection, Kind
 from tests.conftest import image_bytes
 from tests.web.conftest import upload_file
 
@@ -27,6 +28,8 @@ def stored_files(media_root):
         ("JPEG", "jpg", "image/jpeg"),
         ("PNG", "png", "image/png"),
         ("WEBP", "webp", "image/webp"),
+        ("HEIF", "heic", "image/heic"),
+        ("AVIF", "avif", "image/avif"),
     ],
 )
 def test_it_stores_and_analyses_each_allowed_format(client, stub_detector, media_root, fmt, ext, content_type):
@@ -34,7 +37,7 @@ def test_it_stores_and_analyses_each_allowed_format(client, stub_detector, media
     detection = Detection.objects.get()
     assert response.status_code == HTTPStatus.FOUND
     assert response.url == reverse("detector:result", args=[detection.pk])
-    assert detection.status == "done" and detection.label == "Deepfake"
+    assert detection.status == "done" and detection.label == "Deepfake" and detection.kind == Kind.IMAGE
     assert detection.image_format == fmt and detection.content_type == content_type
     assert detection.image.name == f"uploads/{detection.pk}.{ext}"
     assert detection.original_name == f"holiday.{ext}"
@@ -90,15 +93,19 @@ REJECTIONS = [
     ("bomb.jpg", grey_bomb, "truncated or damaged"),
     ("cut.jpg", lambda: (lambda d: d[: len(d) // 2] + b"\xff\xd9")(image_bytes("JPEG", (640, 480))), "truncated"),
     ("truncated.jpg", truncated_jpeg, "truncated or damaged"),
-    ("scan.png", tiff_named_png, "not a JPEG, PNG or WebP"),
-    ("logo.svg", lambda: SVG, "not a JPEG, PNG or WebP"),
-    ("notes.jpg", lambda: b"just some text, not pixels", "not a JPEG, PNG or WebP"),
+    ("scan.png", tiff_named_png, "not a JPEG, PNG, WebP, HEIC or AVIF"),
+    ("logo.svg", lambda: SVG, "not a JPEG, PNG, WebP, HEIC or AVIF"),
+    ("notes.jpg", lambda: b"just some text, not pixels", "not a JPEG, PNG, WebP, HEIC or AVIF"),
     (
         "polyglot.png",
         lambda: image_bytes("PNG") + b"<html><script>alert(1)</script></html>",
         "extra data after the image",
     ),
     ("empty.jpg", lambda: b"", "empty"),
+    ("trailing.heic", lambda: image_bytes("HEIF") + b"<html><script>alert(1)</script></html>", "extra data"),
+    ("trailing.avif", lambda: image_bytes("AVIF") + b"PK\x03\x04" + b"z" * 40, "extra data"),
+    ("cut.avif", lambda: image_bytes("AVIF", size=(640, 480))[:-40], "truncated or damaged"),
+    ("cut.heic", lambda: image_bytes("HEIF", size=(640, 480))[:-40], "truncated or damaged"),
 ]
 
 
@@ -110,6 +117,17 @@ def test_it_rejects_bad_files_and_stores_nothing(client, stub_detector, media_ro
     assert not Detection.objects.exists()
     assert stored_files(media_root) == []
     assert stub_detector.calls == 0
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_a_phone_photo_is_turned_upright_by_its_container(client, stub_detector, fmt):
+    """An iPhone stores a portrait as a landscape picture with a rotation; the check sees it upright."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to view
+    data = image_bytes(fmt, size=(320, 240), exif=exif.tobytes())
+    client.post(UPLOAD, {"image": upload_file(f"portrait.{fmt.lower()}", data, "image/heic")})
+    detection = Detection.objects.get()
+    assert (detection.kind, detection.width, detection.height) == (Kind.IMAGE, 240, 320)
 
 
 def test_it_rejects_decompression_bombs(client, stub_detector, media_root, monkeypatch):

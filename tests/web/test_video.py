@@ -374,7 +374,9 @@ def test_a_server_starting_without_a_broker_takes_up_unfinished_videos(settings,
     assert [f for _, f in timers] == ([detector_apps._resume_videos] if started else [])
 
 
-def test_a_video_counts_as_one_check(client, db, squares, settings, django_capture_on_commit_callbacks):
+def test_a_video_counts_as_one_check(alice, db, squares, settings, django_capture_on_commit_callbacks):
+    """(Signed in: a refused file counts against an anonymous visitor's allowance, never against an account's.)"""
+    client = alice
     settings.DETECTOR_RATE_LIMIT = "3/h"
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post(UPLOAD, {"image": clip_file()}).status_code == HTTPStatus.FOUND

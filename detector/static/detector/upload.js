@@ -19,12 +19,17 @@
     return file ? window.detectorUploads.problemWith(file, form) : "Choose an image or a video first.";
   }
 
+  function isHeic(file) {
+    return /hei[cf]/i.test(file.type) || /\.hei[cf]$/i.test(file.name);
+  }
+
   function show(file) {
     var problem = check(file);
     errors.textContent = problem;
     input.setAttribute("aria-invalid", problem ? "true" : "false");
-    if (!problem && file && window.detectorUploads.isVideo(file)) {
-      preview.hidden = true;  // a video is checked on the server; its first frame shows on the result page
+    if (!problem && file && (window.detectorUploads.isVideo(file) || isHeic(file))) {
+      // a video, or a HEIC photo (which browsers cannot show): checked on the server, shown on the result page
+      preview.hidden = true;
       preview.removeAttribute("src");
       errors.textContent = "";
     } else if (!problem && file) {
@@ -40,7 +45,7 @@
     if (!preview.getAttribute("src")) return;
     preview.hidden = true;
     preview.removeAttribute("src");
-    errors.textContent = "This file is not an image, or it is damaged: choose a JPEG, PNG or WebP photo, or a video.";
+    errors.textContent = "This file is not an image, or it is damaged: choose a JPEG, PNG, WebP, HEIC or AVIF photo, or a video.";
     input.setAttribute("aria-invalid", "true");
   });
 

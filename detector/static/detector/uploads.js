@@ -3,7 +3,7 @@
 // and the server's answer (a detection, or an error in the one shape {"error": {code, message, field}}).
 window.detectorUploads = (function () {
   "use strict";
-  var allowed = ["image/jpeg", "image/png", "image/webp"];
+  var allowed = ["image/jpeg", "image/png", "image/webp", "image/heic", "image/heif", "image/avif"];
   var videos = ["video/mp4", "video/quicktime", "video/webm", "video/x-matroska"];
 
   function isVideo(file) {
@@ -17,7 +17,7 @@ window.detectorUploads = (function () {
       return "";
     }
     if (file.size > parseInt(form.dataset.maxBytes, 10)) return "The file is larger than " + form.dataset.maxMb + " MB.";
-    if (file.type && allowed.indexOf(file.type) < 0) return "This is not a JPEG, PNG or WebP image, nor an MP4, MOV, WebM or MKV video.";
+    if (file.type && allowed.indexOf(file.type) < 0) return "This is not a JPEG, PNG, WebP, HEIC or AVIF image, nor an MP4, MOV, WebM or MKV video.";
     return "";
   }
 
