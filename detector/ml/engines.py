@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-KERAS, LITERT = "keras", "litert"
-ENGINES = (KERAS, LITERT)
+KERAS, LITERT, CLIP = "keras", "litert", "clip"
+ENGINES = (KERAS, LITERT, CLIP)  # CLIP: a linear head on CLIP image features (.clip.ClipEngine), no network here
 # Largest difference from Grad-CAM on the Keras model (maps in [0, 1]) at which an export's own activation maps
 # are drawn; past it (float16 weights can move a faint map's peak) the heatmaps come from the Keras model.
 HEATMAP_TOLERANCE = 0.02

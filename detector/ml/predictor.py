@@ -10,10 +10,14 @@ import numpy as np
 from PIL import Image
 
 from .bundle import BundleError, BundleMetadata, load_keras_model, member_path, read_metadata
-from .engines import ENGINES, KERAS, LITERT, KerasEngine, LiteRTEngine, export_draws_maps
+from .engines import CLIP, ENGINES, KERAS, LITERT, KerasEngine, LiteRTEngine, export_draws_maps
 from .explain import GradCam, upsample
 from .labels import LABEL_FAKE, LABEL_NO_FACE, LABEL_REAL
 from .preprocessing import CropSpec, DecodedImage, FaceCrop, FaceFinder, PreparedImage, prepare
+
+
+class NoHeatmaps(BundleError):
+    """This bundle draws no heatmaps (a head on CLIP features)."""
 
 
 @dataclass(kw_only=True)
@@ -98,10 +102,16 @@ class Detector:
         if self.members:
             self.engine = None
             return
-        if engine == "auto":
-            engine = LITERT if LITERT in self.meta.engines else KERAS
-        if engine not in ENGINES:
+        if engine not in ("auto", *ENGINES):
             raise BundleError(f"unknown engine {engine!r}; choose one of auto, {', '.join(ENGINES)}")
+        if CLIP in self.meta.engines:  # a head on CLIP features has no other form (no network to run otherwise)
+            from .clip import ClipEngine
+
+            record = self.meta.engines[CLIP]
+            self.engine = ClipEngine(self.path / record["file"], record["sha256"], num_threads)
+            return
+        if engine in ("auto", CLIP):
+            engine = LITERT if LITERT in self.meta.engines else KERAS
         if engine == LITERT and LITERT not in self.meta.engines:
             raise BundleError(f"model bundle {self.path} has no exported {LITERT} engine (run export_detector)")
         if engine == LITERT:
@@ -111,10 +121,20 @@ class Detector:
             self.engine = KerasEngine(self.model, self.meta.input_size)
 
     @property
+    def draws_heatmaps(self) -> bool:
+        """Whether this bundle has maps to show: a network does (Grad-CAM, or its export's own), a head on CLIP
+        features does not, an ensemble does where one of its members does."""
+        if self.members:
+            return any(m.draws_heatmaps for m in self.members)
+        return self.engine.name != CLIP
+
+    @property
     def model(self):
         """The Keras model (the reference network), loaded on first use."""
         if self.members:
             raise BundleError(f"model bundle {self.path} is an ensemble: it has no network of its own")
+        if CLIP in self.meta.engines:
+            raise BundleError(f"model bundle {self.path} is a head on CLIP features: it has no network of its own")
         with self._model_lock:
             if self._model is None:
                 self._model = load_keras_model(self.path, self.meta)
@@ -163,11 +183,19 @@ class Detector:
         return np.stack([m.face_logits(crops) for m in self.members], axis=1)
 
     def combine(self, member_logits: np.ndarray) -> np.ndarray:
-        """An ensemble's face logit from its members' (see :mod:`.ensemble`)."""
+        """An ensemble's face logit from its members' (see :mod:`.ensemble`).
+
+        A member with ``hinge_at`` is a specialist: it adds ``weight * max(0, logit - hinge_at)``, so it can only
+        raise a face's score, and only above its own score of all but the top few val reals (:mod:`.folds`)."""
         weights = np.array([m["weight"] for m in self.meta.members], float)
         if self.meta.stacking.get("rule") == "max":  # the most suspicious member, each rescaled on val
             offsets = np.array([m.get("offset", 0.0) for m in self.meta.members], float)
             return (member_logits * weights + offsets).max(axis=1)
+        hinges = [(i, m["hinge_at"]) for i, m in enumerate(self.meta.members) if m.get("hinge_at") is not None]
+        if hinges:
+            member_logits = member_logits.copy()
+            for i, at in hinges:
+                member_logits[:, i] = np.maximum(0.0, member_logits[:, i] - at)
         return member_logits @ weights + float(self.meta.stacking.get("intercept", 0.0))
 
     def face_logits(self, crops) -> np.ndarray:
@@ -273,11 +301,13 @@ class Detector:
             # The members' maps, each weighed by its share of the ensemble's positive weights: those that cut
             # the face as the ensemble shows it (a map of a native-resolution patch is not a map of the face).
             weights = np.clip([m["weight"] for m in self.meta.members], 0, None)
-            weights *= [m.spec == self.spec for m in self.members]
+            weights *= [m.spec == self.spec and m.draws_heatmaps for m in self.members]
             maps = [w * m.heatmaps(prepared) for w, m in zip(weights, self.members, strict=True) if w > 0]
             if not maps:
                 return np.zeros((len(prepared.crops), self.spec.size, self.spec.size), np.float32)
             return sum(maps) / float(weights.sum())
+        if not self.draws_heatmaps:
+            raise NoHeatmaps(f"{self.path.name} {self.version} reads CLIP features: it has no map of the face to show")
         crops = prepared.batch()
         if self.meta.test_time_flip:
             maps = mirror_mean(self._raw_maps, crops, mirror_back=True)

@@ -1,0 +1,393 @@
+"""Out-of-domain folds: what decides between models, ensemble rules and the Real threshold.
+
+Every fake of the in-domain val split is of a kind the models trained on, so val cannot tell a model that learnt
+"looks like the fakes I saw" from one that learnt what a manipulation leaves. A fold keeps a whole kind of data out
+of training and scores it as unseen: a dataset (DFDC, FaceForensics++), a method (FaceSwap), a generator family
+(StyleGAN and StyleGAN2, Stable Diffusion). Its held-out part is that kind's fakes of the val and test splits
+together, against the reals of the same source (or, for generated faces, the FFHQ and CelebA reals).
+
+Each component of an ensemble is scored on a fold by its version trained without that fold's data: a network
+retrained without it (``--exclude-source``), a model that never saw that kind at all (the blend-artefact model saw
+no fake; 1.4.0 never saw FaceForensics++), or a CLIP head fitted again without it (seconds). A plan (JSON) names
+them; :func:`analyse` scores every component on every fold, fits the rule on the folds' held-out parts
+(cross-fitted: a fold is scored by a rule fitted on the other folds), and reports each fold's AUC with its 95 %
+interval.
+
+    python -m detector.ml.folds --plan benchmarks/folds-plan.json --out .cache/folds/report.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import Sample, read_manifest
+from .recipe import dataset_name
+
+log = logging.getLogger(__name__)
+SPLITS = ("val", "test")
+FFPP_FAKES = frozenset({"ffpp_deepfakes", "ffpp_face2face", "ffpp_faceswap"})
+PORTRAIT_REALS = frozenset({"ffhq", "celeba"})
+
+
+@dataclass(frozen=True)
+class Fold:
+    name: str
+    title: str
+    left_out: frozenset  # sources no model of this fold trained on
+    fakes: frozenset  # the unseen fakes scored
+    reals: frozenset  # the reals they are scored against
+
+    def held_out(self, labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
+        return ((labels == 1) & np.isin(sources, list(self.fakes))) | (
+            (labels == 0) & np.isin(sources, list(self.reals))
+        )
+
+
+FOLDS = (
+    Fold("dfdc", "DFDC left out", frozenset({"dfdc"}), frozenset({"dfdc"}), frozenset({"dfdc"})),
+    Fold(
+        "ffpp",
+        "FaceForensics++ left out",
+        FFPP_FAKES | {"ffpp_real"},
+        FFPP_FAKES,
+        frozenset({"ffpp_real"}),
+    ),
+    Fold(
+        "faceswap",
+        "FaceSwap left out",
+        frozenset({"ffpp_faceswap"}),
+        frozenset({"ffpp_faceswap"}),
+        frozenset({"ffpp_real"}),
+    ),
+    Fold(
+        "stylegan",
+        "StyleGAN and StyleGAN2 left out",
+        frozenset({"stylegan", "tpdne1024"}),
+        frozenset({"stylegan", "tpdne1024"}),
+        PORTRAIT_REALS,
+    ),
+    Fold("sdfd", "Stable Diffusion left out", frozenset({"sdfd"}), frozenset({"sdfd"}), PORTRAIT_REALS),
+)
+FOLD_BY_NAME = {f.name: f for f in FOLDS}
+
+
+@dataclass
+class Images:
+    """The val and test images of every dataset, side by side: what every component is scored on."""
+
+    samples: list[Sample]
+    labels: np.ndarray = field(init=False)
+    sources: np.ndarray = field(init=False)
+    splits: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.labels = np.array([s.label for s in self.samples])
+        self.sources = np.array([s.source for s in self.samples], dtype=object)
+        self.splits = np.array([s.split for s in self.samples], dtype=object)
+
+    @classmethod
+    def of(cls, datasets) -> Images:
+        return cls([s for root in datasets for split in SPLITS for s in read_manifest(root, split)])
+
+    def parts(self):
+        """(dataset name, split, index array) of each dataset's split, in order."""
+        keys = [(s.dataset, s.split) for s in self.samples]
+        for key in dict.fromkeys(keys):
+            yield key[0], key[1], np.array([i for i, k in enumerate(keys) if k == key])
+
+
+# -- scores ------------------------------------------------------------------------------------------------------
+
+
+def _score_file(cache: Path, who: str, dataset: str, split: str, n: int) -> Path:
+    return cache / who / f"{dataset}-{split}-{n}.npy"
+
+
+def network_logits(bundles: list[Path], images: Images, cache: Path, progress: bool = True) -> dict[str, np.ndarray]:
+    """Each bundle's image logit (its most suspicious face's, as serving computes it) on every image, kept in
+    ``cache`` per bundle version and dataset split; the bundles still missing a split are scored together, one face
+    search for all of them."""
+    from .ensemble import member_face_logits
+    from .predictor import Detector
+
+    out = {}
+    metas = {str(b): __import__("json").loads((Path(b) / "metadata.json").read_text()) for b in bundles}
+    ids = {str(b): f"{metas[str(b)]['name']}-{metas[str(b)]['version']}" for b in bundles}
+    for b in bundles:
+        out[str(b)] = np.full(len(images.samples), np.nan)
+    for dataset, split, idx in images.parts():
+        missing = []
+        for b in bundles:
+            path = _score_file(cache, ids[str(b)], dataset, split, len(idx))
+            if path.exists():
+                out[str(b)][idx] = np.load(path)
+            else:
+                missing.append(b)
+        if not missing:
+            continue
+        log.info("scoring %s %s (%d images) with %s", dataset, split, len(idx), ", ".join(ids[str(b)] for b in missing))
+        detectors = [Detector(b) for b in missing]
+        rows = member_face_logits(detectors, [images.samples[i] for i in idx], progress)
+        logits = np.array([z.max(axis=0) for *_, z in rows])  # each member's most suspicious face
+        for k, b in enumerate(missing):
+            path = _score_file(cache, ids[str(b)], dataset, split, len(idx))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, logits[:, k])
+            out[str(b)][idx] = logits[:, k]
+    return out
+
+
+def clip_embeddings(images: Images, cache: Path, workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """The main face's CLIP embedding of every image (and whether a face was found), per dataset split."""
+    from .clip import EMBEDDING_SIZE
+    from .clip_head import cached_embeddings
+
+    emb = np.zeros((len(images.samples), EMBEDDING_SIZE), np.float32)
+    found = np.zeros(len(images.samples), bool)
+    for dataset, split, idx in images.parts():
+        e, f = cached_embeddings([images.samples[i] for i in idx], cache, f"{dataset}-{split}", workers)
+        emb[idx], found[idx] = e, f
+    return emb, found
+
+
+# -- measures ----------------------------------------------------------------------------------------------------
+
+
+def auc(labels, scores) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.asarray(labels)
+    if labels.min() == labels.max():
+        return None
+    return float(roc_auc_score(labels, scores))
+
+
+def auc_interval(labels, scores, resamples: int = 1000, seed: int = 0) -> tuple[float, float] | None:
+    """The 95 % bootstrap interval of the AUC, resampling each class on its own."""
+    labels, scores = np.asarray(labels), np.asarray(scores, float)
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    if not len(pos) or not len(neg):
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        p = pos[rng.integers(0, len(pos), len(pos))]
+        n = neg[rng.integers(0, len(neg), len(neg))]
+        # AUC as the share of (fake, real) pairs ranked right, ties counting half
+        order = np.concatenate([n, p])
+        ranks = _ranks(order)
+        values.append((ranks[len(n) :].sum() - len(p) * (len(p) + 1) / 2) / (len(p) * len(n)))
+    lo, hi = np.quantile(values, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return rankdata(x)
+
+
+def fold_auc(fold: Fold, images: Images, scores: np.ndarray) -> dict:
+    held = fold.held_out(images.labels, images.sources) & ~np.isnan(scores)
+    y, s = images.labels[held], scores[held]
+    value = auc(y, s)
+    interval = auc_interval(y, s) if value is not None else None
+    return {
+        "auc": value,
+        "interval": interval,
+        "fakes": int((y == 1).sum()),
+        "reals": int((y == 0).sum()),
+    }
+
+
+# -- the plan ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Component:
+    """What an ensemble is made of, in the folds' terms: its version trained on everything (``full``), and for each
+    fold the version that never saw that fold's data (``folds``: a bundle, ``"full"`` where the full version
+    itself never saw it, absent where none exists), or a CLIP head fitted per fold (``clip``)."""
+
+    name: str
+    full: str | list | None = None  # a bundle, or several whose logits are averaged (the CNN members' mean rule)
+    folds: dict = field(default_factory=dict)
+    clip: bool = False
+    note: str = ""
+
+    @property
+    def full_bundles(self) -> list[str]:
+        return [] if self.full is None else [self.full] if isinstance(self.full, str) else list(self.full)
+
+
+def read_plan(path: Path) -> tuple[list[Path], list[Component], dict]:
+    plan = json.loads(Path(path).read_text())
+    components = [Component(**c) for c in plan["components"]]
+    return [Path(d) for d in plan["datasets"]], components, plan
+
+
+def component_scores(components, images: Images, cache: Path, clip_options: dict, progress=True) -> dict:
+    """``{component: {"full": logits, fold: logits}}`` on every image (NaN where a version does not exist)."""
+    bundles = sorted(
+        {b for c in components if not c.clip for b in c.full_bundles}
+        | {v for c in components for v in c.folds.values() if v not in ("full", None)}
+    )
+    logits = network_logits([Path(b) for b in bundles], images, cache, progress) if bundles else {}
+    out = {}
+    for c in components:
+        if c.clip:
+            out[c.name] = clip_fold_logits(images, cache, **clip_options)
+            continue
+        mine = {"full": np.mean([logits[str(Path(b))] for b in c.full_bundles], axis=0)} if c.full else {}
+        for fold, version in c.folds.items():
+            mine[fold] = mine["full"] if version == "full" else logits[str(Path(version))]
+        out[c.name] = mine
+    return out
+
+
+def clip_fold_logits(images: Images, cache: Path, datasets, cap=1500, sbi=2000, share=0.2, c=1.0, workers=None):
+    """A CLIP head fitted on all training data (``full``) and one per fold without that fold's sources, each
+    scored on every image's main-face embedding."""
+    from .clip_head import TrainingFeatures, fit_head
+
+    workers = workers or os.cpu_count() or 1
+    features = TrainingFeatures.load([Path(d) for d in datasets], cap, sbi, cache, workers)
+    emb, _ = clip_embeddings(images, cache, workers)
+    out = {}
+    for name, left_out in [("full", frozenset())] + [(f.name, f.left_out) for f in FOLDS]:
+        x, y, w = features.rows(left_out, share)
+        out[name] = fit_head(x, y, w, c).logits(emb)
+    return out
+
+
+def pooled_rows(names, scores, images: Images, folds=FOLDS):
+    """Per fold, its held-out images' fold-version logits of each component (a column each); folds where a
+    component has no version are left out."""
+    rows = {}
+    for fold in folds:
+        if not all(fold.name in scores[n] for n in names):
+            continue
+        held = fold.held_out(images.labels, images.sources)
+        x = np.stack([scores[n][fold.name][held] for n in names], axis=1)
+        rows[fold.name] = (x, images.labels[held])
+    return rows
+
+
+def hinge(x: np.ndarray, at: float) -> np.ndarray:
+    return np.maximum(0.0, x - at)
+
+
+def fit_nonnegative(x: np.ndarray, y: np.ndarray, weights=None) -> tuple[np.ndarray, float]:
+    """Logistic regression with non-negative weights (a column whose weight comes out negative is dropped)."""
+    from sklearn.linear_model import LogisticRegression
+
+    kept = np.arange(x.shape[1])
+    while True:
+        lr = LogisticRegression(C=1.0, max_iter=2000).fit(x[:, kept], y, sample_weight=weights)
+        if (lr.coef_[0] >= 0).all() or len(kept) == 1:
+            break
+        kept = kept[lr.coef_[0] >= 0] if (lr.coef_[0] >= 0).any() else kept[[int(np.argmax(lr.coef_[0]))]]
+    w = np.zeros(x.shape[1])
+    w[kept] = lr.coef_[0]
+    return w, float(lr.intercept_[0])
+
+
+def balanced(rows: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The folds' rows pooled, each fold and each class within it weighing the same."""
+    xs, ys, ws = [], [], []
+    for x, y in rows.values():
+        w = np.where(y == 1, 0.5 / max(1, (y == 1).sum()), 0.5 / max(1, (y == 0).sum()))
+        xs.append(x)
+        ys.append(y)
+        ws.append(w / len(rows))
+    w = np.concatenate(ws)
+    return np.concatenate(xs), np.concatenate(ys), w * len(w) / w.sum()
+
+
+def cross_fitted_rule(rows: dict, transform=None) -> tuple[dict, tuple[np.ndarray, float]]:
+    """Each fold's held-out logits under a non-negative stacking fitted on the other folds; and the rule fitted on
+    all of them. ``transform`` turns the component columns into the rule's features (hinges)."""
+    transform = transform or (lambda x: x)
+    out = {}
+    for name, (x, _) in rows.items():
+        others = {k: v for k, v in rows.items() if k != name}
+        if not others:
+            continue
+        xo, yo, wo = balanced(others)
+        w, b = fit_nonnegative(transform(xo), yo, wo)
+        out[name] = transform(x) @ w + b
+    xa, ya, wa = balanced(rows)
+    return out, fit_nonnegative(transform(xa), ya, wa)
+
+
+def analyse(plan_path: Path, cache: Path, progress: bool = True) -> dict:
+    datasets, components, plan = read_plan(plan_path)
+    images = Images.of(datasets)
+    clip_options = {"datasets": [str(d) for d in plan.get("clip_datasets", datasets)], **plan.get("clip", {})}
+    scores = component_scores(components, images, cache, clip_options, progress)
+    report = {"datasets": [dataset_name(d) for d in datasets], "folds": {}, "rules": {}}
+    for fold in FOLDS:
+        per = {}
+        for c in components:
+            if fold.name in scores[c.name]:
+                per[c.name] = fold_auc(fold, images, scores[c.name][fold.name])
+        report["folds"][fold.name] = {"title": fold.title, "components": per}
+    for rule in plan.get("rules", []):
+        names = rule["components"]
+        rows = pooled_rows(names, scores, images)
+        hinges = rule.get("hinges", {})
+        at = {}
+        for n, limit in hinges.items():  # a specialist counts only above its own score of reals' top ``limit``
+            reals = images.labels == 0
+            at[n] = float(np.nanquantile(scores[n]["full"][reals & (images.splits == "val")], 1 - limit))
+        columns = [names.index(n) for n in hinges]
+
+        def transform(x, columns=columns, at=at, hinges=hinges):
+            x = x.copy()
+            for col, n in zip(columns, hinges, strict=True):
+                x[:, col] = hinge(x[:, col], at[n])
+            return x
+
+        if rule.get("fixed") == "mean":
+            held = {k: x.mean(axis=1) for k, (x, _) in rows.items()}
+            fitted = (np.full(len(names), 1 / len(names)), 0.0)
+        else:
+            held, fitted = cross_fitted_rule(rows, transform)
+        per = {}
+        for name, s in held.items():
+            fold = FOLD_BY_NAME[name]
+            idx = fold.held_out(images.labels, images.sources)
+            per[name] = {**fold_auc(fold, Images(list(np.array(images.samples, object)[idx])), s)}
+        report["rules"][rule["name"]] = {
+            "components": names,
+            "hinges": {n: {"limit": hinges[n], "at": at[n]} for n in hinges},
+            "weights": dict(zip(names, map(float, fitted[0]), strict=True)),
+            "intercept": fitted[1],
+            "folds": per,
+            "folds_used": sorted(rows),
+        }
+    return report
+
+
+def main(argv=None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--plan", type=Path, required=True)
+    p.add_argument("--cache", type=Path, default=Path(".cache/crops"))
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    report = analyse(args.plan, args.cache)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
