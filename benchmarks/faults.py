@@ -13,6 +13,9 @@ allows mounting one. Each scenario sends real uploads (and page views with a ses
 One line per scenario and a total. Loopback only; bounded in time (``--time-limit``). Not part of ``make test``.
 
     make faults                 # or: .venv/bin/python benchmarks/faults.py [--only NAME ...]
+
+The slow-client scenario goes through nginx too where it is installed (Debian's nginx-light), unless
+FAULTS_WITHOUT_NGINX is set.
 """
 
 from __future__ import annotations
@@ -546,7 +549,7 @@ def slow_clients(platform, clients, connections: int = 4, seconds: int = 30):
     """Clients that send a 100 KB body a byte a second for 30 s: /healthz and a normal upload must still answer
     within 1 s throughout, against gunicorn alone and, where nginx is installed, through it."""
     fronts = [("gunicorn", platform.base, platform.port, clients[0], None)]
-    binary = nginx_binary()
+    binary = None if os.environ.get("FAULTS_WITHOUT_NGINX") else nginx_binary()
     if binary:
         nginx = Nginx(platform, binary)
         fronts.append(("nginx", nginx.base, nginx.port, Client(nginx.base), nginx))
