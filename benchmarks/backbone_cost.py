@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    from detector.ml.backbone import VARIANTS
-    from detector.ml.engines import LiteRTEngine
-    from detector.ml.export import convert
-    from detector.ml.model import build_classifier
+    from detector.ml.inference.engines import LiteRTEngine
+    from detector.ml.training.backbone import VARIANTS
+    from detector.ml.training.export import convert
+    from detector.ml.training.model import build_classifier
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=5)

@@ -127,10 +127,10 @@ def timed(fn, runs: int, calls: int = 20, per: int = 1) -> dict:
 def micro(runs: int) -> dict:
     """Classifier, face detection and whole analysis, in this process."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from detector.ml.bundle import member_path, read_metadata
-    from detector.ml.engines import KerasEngine, LiteRTEngine
-    from detector.ml.predictor import Detector
-    from detector.ml.preprocessing import SERVING_DECODE_SIDE, FaceFinder, decode
+    from detector.ml.inference.bundle import member_path, read_metadata
+    from detector.ml.inference.engines import KerasEngine, LiteRTEngine
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.inference.preprocessing import SERVING_DECODE_SIDE, FaceFinder, decode
 
     rng = np.random.default_rng(0)
     out: dict = {"classifier": {}, "face_detection": {}, "analysis": {}}
@@ -189,9 +189,9 @@ def micro(runs: int) -> dict:
 
 def evaluation_speed(runs: int, images: int = 800) -> dict | None:
     """Images per second of the evaluation path (decode, faces, batched classification) on val images."""
-    from detector.ml.dataset import read_manifest
-    from detector.ml.evaluation import score_samples
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.measurement.dataset import read_manifest
+    from detector.ml.measurement.evaluation import score_samples
 
     if not (SHARED_FACES / "manifest.csv").is_file():
         print(f"evaluation speed skipped: no dataset at {SHARED_FACES}", flush=True)

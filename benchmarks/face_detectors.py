@@ -23,9 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from detector.ml.dataset import read_manifest  # noqa: E402
-from detector.ml.faces import BlazeFaceDetector  # noqa: E402
-from detector.ml.preprocessing import FaceFinder, decode_image  # noqa: E402
+from detector.ml.inference.faces import BlazeFaceDetector  # noqa: E402
+from detector.ml.inference.preprocessing import FaceFinder, decode_image  # noqa: E402
+from detector.ml.measurement.dataset import read_manifest  # noqa: E402
 
 
 def detectors():

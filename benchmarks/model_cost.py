@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    from detector.ml.bundle import BundleError, read_metadata
-    from detector.ml.predictor import Detector
-    from detector.ml.preprocessing import SERVING_DECODE_SIDE, decode
+    from detector.ml.inference.bundle import BundleError, read_metadata
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.inference.preprocessing import SERVING_DECODE_SIDE, decode
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("bundles", nargs="*", type=Path, help="bundles to time (default: every bundle in ml_models/)")

@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from detector.ml.preprocessing import FaceFinder  # noqa: E402
+from detector.ml.inference.preprocessing import FaceFinder  # noqa: E402
 
 WHEEL = "insightface==2.1"
 SDIST = "face_recognition==1.3.0"

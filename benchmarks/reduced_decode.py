@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from detector.ml.predictor import Detector  # noqa: E402
-from detector.ml.preprocessing import SERVING_DECODE_SIDE, ImageDecodeError, decode  # noqa: E402
+from detector.ml.inference.predictor import Detector  # noqa: E402
+from detector.ml.inference.preprocessing import SERVING_DECODE_SIDE, ImageDecodeError, decode  # noqa: E402
 
 BUNDLE = Path(__file__).resolve().parent.parent / "ml_models" / "faces-effnetlite0-v2"
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}

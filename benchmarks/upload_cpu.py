@@ -29,7 +29,7 @@ from django.test import Client  # noqa: E402
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart  # noqa: E402
 
 from detector import provenance, uploads  # noqa: E402
-from detector.ml.predictor import Detector  # noqa: E402
+from detector.ml.inference.predictor import Detector  # noqa: E402
 from detector.services import detections  # noqa: E402
 from detector.services.inference import load_service  # noqa: E402
 

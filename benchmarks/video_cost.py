@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from detector.ml import video  # noqa: E402
-from detector.ml.predictor import Detector  # noqa: E402
+from detector.ml.inference import video  # noqa: E402
+from detector.ml.inference.predictor import Detector  # noqa: E402
 
 
 def main():

@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 
 from . import converters  # noqa: F401 (URL converters, registered on import)
 from .dispatch import BrokerUnavailable, start_reanalysis
-from .ml.bundle import BundleError
+from .ml.inference.bundle import BundleError
 from .models import (
     REVIEW_FIELDS,
     VERDICT_FIELDS,
@@ -24,7 +24,7 @@ from .models import (
     ReviewVerdict,
     percent_text,
 )
-from .services import reanalysis, registry
+from .services import activation, reanalysis, registry
 from .services.detections import delete_detection
 from .services.inference import bundle_facts
 from .serving import report_response, serve_detection_file, serve_face_image, serve_still
@@ -419,13 +419,13 @@ class ModelActivationAdmin(admin.ModelAdmin):
             raise PermissionDenied
         wanted = request.POST.get("bundle", "")
         try:
-            activation = registry.activate(Path(wanted), request.user)
+            activated = activation.activate(Path(wanted), request.user)
         except BundleError as exc:
             self.message_user(request, f"Not activated: {exc}", messages.ERROR)
         else:
             self.message_user(
                 request,
-                f"Version {activation.name} {activation.version} now serves: the next analysis in every web process "
+                f"Version {activated.name} {activated.version} now serves: the next analysis in every web process "
                 "and worker uses it.",
                 messages.SUCCESS,
             )

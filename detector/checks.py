@@ -3,7 +3,7 @@ import os
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from .ml.bundle import BundleError, read_metadata
+from .ml.inference.bundle import BundleError, read_metadata
 
 
 @register()

@@ -20,7 +20,7 @@ from django.db import DatabaseError, close_old_connections, connection, transact
 from django.db.models import F
 from django.utils import timezone
 
-from .ml.bundle import BundleError
+from .ml.inference.bundle import BundleError
 from .models import Detection, Kind, Reanalysis, Status
 from .refusals import STORAGE_FAILED, Refusal
 from .services import analysis, reanalysis

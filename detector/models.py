@@ -158,7 +158,7 @@ class Detection(models.Model):
     )
     progress_at = models.DateTimeField(null=True, blank=True)
     # A video's face tracks: [{id, fake_probability, label, first_seconds, last_seconds, frames: [{seconds, box,
-    # fake_probability}], stills: [{seconds, fake_probability, image, heatmap}]}] (ml.video).
+    # fake_probability}], stills: [{seconds, fake_probability, image, heatmap}]}] (ml.inference.video).
     tracks = models.JSONField(default=list, blank=True)
     # Each model's image-level score in the version that judged it (Analysis.model_scores; the API's ``models``).
     model_scores = models.JSONField(default=list, blank=True)

@@ -10,7 +10,7 @@ from celery.signals import worker_process_init
 from django.conf import settings
 from django.db import DatabaseError
 
-from .ml.bundle import BundleError
+from .ml.inference.bundle import BundleError
 from .models import Detection, Kind, Status
 from .services import analysis, detections, reanalysis
 from .services.cleanup import cleanup

@@ -19,8 +19,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from PIL import Image
 
-from .ml.preprocessing import SERVING_DECODE_SIDE, DecodedImage, ImageDecodeError, decode
-from .ml.video import CONTAINERS, VideoError, VideoInfo, container_of, probe
+from .ml.inference.preprocessing import SERVING_DECODE_SIDE, DecodedImage, ImageDecodeError, decode
+from .ml.inference.video import CONTAINERS, VideoError, VideoInfo, container_of, probe
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,8 @@ def _video_source(upload):
 
 
 def check_video(upload, container: str) -> CheckedVideo:
-    """A video's checks: size, then a real probe of its streams (ml.video.probe), each with its own message."""
+    """A video's checks: size, then a real probe of its streams (``ml.inference.video.probe``), each with its own
+    message."""
     if upload.size > max_video_bytes():
         raise _reject(f"The video is larger than {settings.DETECTOR_MAX_VIDEO_MB:g} MB.", "too_large")
     if not upload.size:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from detector.ml.bundle import Calibration, Thresholds
-from detector.ml.faces import FaceBox
-from detector.ml.preprocessing import FaceCrop, PreparedImage
+from detector.ml.inference.bundle import Calibration, Thresholds
+from detector.ml.inference.faces import FaceBox
+from detector.ml.inference.preprocessing import FaceCrop, PreparedImage
 
 RED, BLUE, GREY = (230, 20, 20), (20, 20, 230), (128, 128, 128)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from detector.ml.bundle import Thresholds
+from detector.ml.inference.bundle import Thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FACES = ROOT.parent / "shared" / "datasets" / "faces"
@@ -118,8 +118,8 @@ class StubDetector:
         self.during = None  # called while judging: what happens elsewhere meanwhile (a deletion, say)
 
     def judge(self, image):
+        from detector.ml.inference.predictor import FaceResult, Verdict, confidence_for
         from detector.ml.labels import LABEL_NO_FACE
-        from detector.ml.predictor import FaceResult, Verdict, confidence_for
 
         self.calls += 1
         if self.during:
@@ -193,7 +193,7 @@ def build_tiny_bundle(
     import keras
     import numpy as np
 
-    from detector.ml.bundle import BundleMetadata, Calibration, write_bundle
+    from detector.ml.inference.bundle import BundleMetadata, Calibration, write_bundle
 
     inputs = keras.Input((input_size, input_size, 3), name="pixels")
     x = keras.layers.GlobalAveragePooling2D(name="pool")(inputs)
@@ -218,7 +218,7 @@ def build_tiny_bundle(
 @pytest.fixture(scope="session")
 def shipped_detector():
     """The bundle in ml_models/, loaded and warmed up once per test run."""
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
 
     detector = Detector(SHIPPED_BUNDLE)
     detector.warm_up()
@@ -241,7 +241,7 @@ def tiny_bundle(tmp_path_factory):
 @pytest.fixture
 def tiny_detector(tiny_bundle, settings):
     """The real serving code on the tiny bundle, installed as the process's detector."""
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
 
     settings.DETECTOR_MODEL = tiny_bundle
     with installed(Detector(tiny_bundle)) as detector:

@@ -1,5 +1,11 @@
-"""Django-free machine-learning code: how an image becomes a verdict.
+"""Django-free machine learning, in three packages whose imports run one way (import-linter keeps it so):
 
-preprocessing -> faces -> backbone/bundle -> predictor; training and evaluation
-build on the same functions so that what is trained is what is served.
+- :mod:`.inference` serves: an image or a video becomes a verdict (decoding, faces, crops, bundles, engines,
+  calibration applied, heatmaps, videos, the CLIP encoder);
+- :mod:`.measurement` measures: datasets' manifests, evaluation through the serving path, model cards, promotion;
+- :mod:`.training` trains: recipes, crops and copies, augmentation, networks, fitting calibration, thresholds and
+  ensembles, the out-of-domain folds, export.
+
+Training imports measurement and inference, measurement imports inference, inference imports neither; the labels
+(:mod:`.labels`) are shared by all. The module map is in docs/development.md.
 """

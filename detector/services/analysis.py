@@ -17,8 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import provenance
-from ..ml import video
-from ..ml.preprocessing import DecodedImage
+from ..ml.inference import video
+from ..ml.inference.preprocessing import DecodedImage
 from ..models import ANALYSIS_FIELDS, VERDICT_FIELDS, Analysis, Detection, Label, Status
 from ..uploads import decode_stored
 from .detections import claim, delete_files
@@ -222,8 +222,8 @@ def _open_video(detection: Detection):
 
 
 def analyse_video(detection: Detection, detector=None, current: bool = True) -> Detection:
-    """A video's verdict (``ml.video``): frames sampled, faces tracked, each track scored; progress stored as it
-    goes. Its stills and their heatmaps are written before the row that names them; a failure is recorded, except
+    """A video's verdict (``ml.inference.video``): frames sampled, faces tracked, each track scored; progress stored
+    as it goes. Its stills and their heatmaps are written before the row that names them; a failure is recorded, except
     the storage's (OSError), which undoes the stills written and is raised for the caller to retry.
     Where ``current`` is false (a re-analysis by a version that does not serve) the upload's row is not touched."""
     detector = detector or get_detector()

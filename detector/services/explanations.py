@@ -7,7 +7,7 @@ import threading
 
 from django.core.files.base import ContentFile
 
-from ..ml.explain import crop_png, overlay_png
+from ..ml.inference.explain import crop_png, overlay_png
 from ..models import Detection
 from ..uploads import decode_stored
 from .inference import get_detector

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from ..ml.bundle import BundleError, read_metadata
-from ..ml.sources import training_summary
+from ..ml.inference.bundle import BundleError, read_metadata
+from ..ml.measurement.sources import training_summary
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def load_service(warm_up: bool = True, path: Path | None = None):
     try:
         if _serves(path):
             return _detector
-        from ..ml.predictor import Detector
+        from ..ml.inference.predictor import Detector
 
         started = time.perf_counter()
         try:
@@ -110,7 +110,7 @@ def detector_for(path: Path | str | None):
     key = str(Path(path).resolve())
     with _others_lock:
         if key not in _others:
-            from ..ml.predictor import Detector
+            from ..ml.inference.predictor import Detector
 
             try:
                 detector = Detector(key, num_threads=settings.DETECTOR_THREADS, engine=settings.DETECTOR_ENGINE)
@@ -147,7 +147,8 @@ def bundle_facts() -> dict | None:
     """The active version's bundle's metadata and its measured test metrics, for pages that explain the model.
 
     ``recompressed`` holds the overall metrics of the test split re-encoded (``evaluate_detector --recompress``);
-    ``trained`` what it learnt from (:func:`..ml.sources.training_summary`), members and all for an ensemble;
+    ``trained`` what it learnt from (:func:`..ml.measurement.sources.training_summary`), members and all for an
+    ensemble;
     ``unseen`` each left-out method's AUC against the FaceForensics++ reals, by the bundle's recipe trained
     without it (``metrics-ffpp-test-without-<source>.json``) and by the bundle itself, which saw it.
     """

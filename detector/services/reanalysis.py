@@ -17,7 +17,7 @@ from pathlib import Path
 from django.db.models import F
 from django.utils import timezone
 
-from ..ml.bundle import BundleError
+from ..ml.inference.bundle import BundleError
 from ..models import Analysis, Detection, Reanalysis, Status
 from . import analysis, registry
 from .inference import detector_for, get_detector

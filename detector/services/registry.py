@@ -20,10 +20,9 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Count, Q
 
-from ..ml.bundle import METADATA_FILE, BundleError, read_metadata
+from ..ml.inference.bundle import METADATA_FILE, BundleError, read_metadata
 from ..ml.labels import LABEL_FAKE, LABEL_REAL
 from ..models import Analysis, Detection, ModelActivation, ReviewVerdict, Status
-from .analysis import adopt_version
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +118,7 @@ def active_path_or_none() -> Path | None:
 
 def check_serves(path: Path) -> None:
     """Load the bundle as serving would and judge one blank image; raises BundleError where it cannot."""
-    from ..ml.predictor import Detector
+    from ..ml.inference.predictor import Detector
 
     try:
         Detector(path, num_threads=settings.DETECTOR_THREADS, engine=settings.DETECTOR_ENGINE).warm_up()
@@ -129,10 +128,11 @@ def check_serves(path: Path) -> None:
         raise BundleError(f"model bundle {path} does not answer: {exc}") from exc
 
 
-def activate(path: Path, user=None) -> ModelActivation:
-    """Make the bundle at ``path`` the serving version (from the next analysis on); BundleError if it cannot serve.
+def record_activation(path: Path, user=None) -> ModelActivation:
+    """Record that the bundle at ``path`` serves from the next analysis on; BundleError if it cannot serve.
 
-    Only folders in ``DETECTOR_MODEL_DIRS`` (or ``DETECTOR_MODEL`` itself) can be activated.
+    Only folders in ``DETECTOR_MODEL_DIRS`` (or ``DETECTOR_MODEL`` itself) can be activated. What activation does
+    to past uploads is :func:`.activation.activate`'s: it calls this.
     """
     path = Path(path)
     allowed = {v.path.resolve() for v in versions()} | {Path(settings.DETECTOR_MODEL).resolve()}
@@ -142,18 +142,7 @@ def activate(path: Path, user=None) -> ModelActivation:
     if found.error:
         raise BundleError(found.error)
     check_serves(path)
-    activation = ModelActivation.objects.create(
-        bundle=str(path), name=found.name, version=found.version, activated_by=user
-    )
-    changed = adopt_version(found.version)
-    log.info(
-        "model version %s %s activated by %s; %d earlier uploads it had analysed take its verdict",
-        found.name,
-        found.version,
-        user or "an operator",
-        changed,
-    )
-    return activation
+    return ModelActivation.objects.create(bundle=str(path), name=found.name, version=found.version, activated_by=user)
 
 
 def active_version() -> str:

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core import signing
 from django.utils import timezone
 
-from ..ml.video import clock
+from ..ml.inference.video import clock
 from ..models import Detection, percent_text
 from . import sightings, verdicts
 from .explanations import ExplanationUnavailable, face_image

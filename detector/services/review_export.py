@@ -24,7 +24,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from ..ml.preprocessing import decode_image
+from ..ml.inference.preprocessing import decode_image
 from ..models import Detection, Kind, ReviewVerdict, Status
 from .sightings import NEAR, distance
 

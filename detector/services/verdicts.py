@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..ml.calibration import share_below
+from ..ml.inference.calibration import share_below
 from ..models import Detection, Label, percent_text
 
 

@@ -1,7 +1,8 @@
 from django import template
 
 from .. import models
-from ..ml import sources, video
+from ..ml.inference import video
+from ..ml.measurement import sources
 
 register = template.Library()
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from detector.ml.augment import blend_mask, degrade, mask_target, self_blend, training_view
-from detector.ml.bundle import METADATA_FILE, read_metadata
-from detector.ml.training import stage_lineage
-from detector.ml.weighting import add_pseudo_fakes
+from detector.ml.inference.bundle import METADATA_FILE, read_metadata
+from detector.ml.training.augment import blend_mask, degrade, mask_target, self_blend, training_view
+from detector.ml.training.stage import stage_lineage
+from detector.ml.training.weighting import add_pseudo_fakes
 from tests.conftest import build_tiny_bundle
 
 
@@ -120,7 +120,7 @@ def test_pseudo_fakes_carry_their_share_of_the_fake_class_and_the_classes_stay_e
 
 
 def test_a_landmark_mask_covers_the_face_the_points_outline():
-    from detector.ml.augment import landmark_mask
+    from detector.ml.training.augment import landmark_mask
 
     t = np.linspace(0, 2 * np.pi, 40, endpoint=False)
     points = np.stack([112 + 50 * np.cos(t), 120 + 60 * np.sin(t)], 1).astype(np.float32)
@@ -137,8 +137,8 @@ def test_the_landmark_model_finds_the_mesh_of_a_face():
 
     skimage_data = pytest.importorskip("skimage.data")
 
-    from detector.ml.landmarks import POINTS, FaceLandmarker
-    from detector.ml.preprocessing import FaceFinder, prepare
+    from detector.ml.inference.preprocessing import FaceFinder, prepare
+    from detector.ml.training.landmarks import POINTS, FaceLandmarker
 
     crop = prepare(PILImage.fromarray(skimage_data.astronaut()), FaceFinder(), 224, 0.2, max_faces=1).crops[0].pixels
     mesh = FaceLandmarker()(crop)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.ml.pth import LEGACY_MAGIC, load_state_dict
+from detector.ml.training.pth import LEGACY_MAGIC, load_state_dict
 
 EGYPTIAN_CAT, ESPRESSO = 285, 967
 
@@ -12,7 +12,7 @@ EGYPTIAN_CAT, ESPRESSO = 285, 967
 @pytest.fixture(scope="module", params=["lite0", "lite1", "lite2"])
 def imagenet_model(request):
     """Each variant at its own resolution (224, 240, 260 px), with its ImageNet weights."""
-    from detector.ml.backbone import build_efficientnet_lite, load_imagenet_weights
+    from detector.ml.training.backbone import build_efficientnet_lite, load_imagenet_weights
 
     model = build_efficientnet_lite(request.param, include_top=True)
     load_imagenet_weights(model)
@@ -20,7 +20,7 @@ def imagenet_model(request):
 
 
 def top1(model, array):
-    from detector.ml.backbone import scale_pixels
+    from detector.ml.training.backbone import scale_pixels
 
     side = model.input_shape[1]
     im = Image.fromarray(array).resize((side, side), Image.BILINEAR)
@@ -46,7 +46,7 @@ def test_coffee_is_classified_as_espresso(imagenet_model):
 def test_each_checkpoint_is_read_without_pytorch_and_matches_the_network(variant, blocks, last_channels, parameters):
     import sys
 
-    from detector.ml.backbone import block_names, build_efficientnet_lite, pytorch_weights_path
+    from detector.ml.training.backbone import block_names, build_efficientnet_lite, pytorch_weights_path
 
     sd = load_state_dict(pytorch_weights_path(variant))
     assert "torch" not in sys.modules
@@ -59,7 +59,7 @@ def test_each_checkpoint_is_read_without_pytorch_and_matches_the_network(variant
 
 
 def test_the_variants_widths_and_repeats_follow_the_reference_rounding():
-    from detector.ml.backbone import round_filters, stages
+    from detector.ml.training.backbone import round_filters, stages
 
     assert [round_filters(c, 1.1) for c in (16, 24, 40, 80, 112, 192, 320)] == [16, 24, 48, 88, 120, 208, 352]
     assert [s[0] for s in stages("lite0")] == [1, 2, 2, 3, 3, 4, 1]
@@ -79,7 +79,7 @@ def test_the_folded_network_computes_the_same_function():
     """Batch norm folded into the convolutions: same logits, same cached features, nothing left to normalise."""
     import keras
 
-    from detector.ml.model import build_classifier, folded_copy, split_classifier
+    from detector.ml.training.model import build_classifier, folded_copy, split_classifier
 
     model = build_classifier(64, imagenet=False)
     rng = np.random.default_rng(0)

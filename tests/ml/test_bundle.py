@@ -6,8 +6,8 @@ import shutil
 import pytest
 from PIL import Image
 
-from detector.ml.bundle import BundleError, Thresholds, read_metadata
-from tests.conftest import build_tiny_bundle
+from detector.ml.inference.bundle import BundleError, Thresholds, read_metadata
+from tests.conftest import SHIPPED_BUNDLES, build_tiny_bundle
 
 
 def copy_bundle(src, tmp_path):
@@ -23,7 +23,7 @@ def edit_metadata(path, **changes):
 
 
 def test_a_real_keras_bundle_loads_and_predicts(tiny_bundle):
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
 
     detector = Detector(tiny_bundle)
     verdict = detector.judge(Image.new("RGB", (64, 64), (200, 10, 10)))
@@ -32,7 +32,7 @@ def test_a_real_keras_bundle_loads_and_predicts(tiny_bundle):
 
 
 def test_high_output_means_deepfake_never_inverted(tiny_bundle):
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
 
     detector = Detector(tiny_bundle)
     red = detector.judge(Image.new("RGB", (64, 64), (250, 0, 0)))  # logit +12.5
@@ -44,7 +44,7 @@ def test_high_output_means_deepfake_never_inverted(tiny_bundle):
 
 def test_no_face_found_means_no_verdict(tiny_bundle):
     """A plain colour has no face: the centre square is scored (for measurement and reviewers) but not judged."""
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
 
     verdict = Detector(tiny_bundle).judge(Image.new("RGB", (64, 64), (250, 0, 0)))
     assert not verdict.face_found and verdict.label == "No face" and verdict.confidence is None
@@ -81,7 +81,7 @@ def test_incompatible_bundles_are_refused(tiny_bundle, tmp_path, change, message
 
 
 def test_network_shape_must_match_the_metadata(tiny_bundle, tmp_path):
-    from detector.ml.bundle import load_keras_model
+    from detector.ml.inference.bundle import load_keras_model
 
     path = copy_bundle(tiny_bundle, tmp_path)
     edit_metadata(path, input_size=64)
@@ -112,7 +112,7 @@ def test_bundle_written_twice_gets_the_new_checksum(tmp_path):
 
 
 def test_beta_calibration_with_equal_slopes_is_platt_scaling():
-    from detector.ml.bundle import Calibration
+    from detector.ml.inference.bundle import Calibration
 
     platt, beta = Calibration(1.3, -0.4), Calibration(1.3, -0.4, upper_slope=1.3)
     for z in (-40.0, -3.0, -0.2, 0.0, 0.7, 5.0, 40.0):
@@ -123,7 +123,7 @@ def test_beta_calibration_with_equal_slopes_is_platt_scaling():
 def test_older_metadata_without_the_upper_slope_reads_as_platt_scaling(tiny_bundle):
     meta = json.loads((tiny_bundle / "metadata.json").read_text())
     meta["calibration"] = {"slope": 2.0, "intercept": 0.5}
-    from detector.ml.bundle import BundleMetadata
+    from detector.ml.inference.bundle import BundleMetadata
 
     calibration = BundleMetadata.from_dict(meta).calibration
     assert calibration.upper_slope is None and calibration.probability(-0.25) == pytest.approx(0.5)
@@ -132,8 +132,8 @@ def test_older_metadata_without_the_upper_slope_reads_as_platt_scaling(tiny_bund
 def test_beta_calibration_recovers_the_map_that_made_the_labels_and_stays_monotone():
     import numpy as np
 
-    from detector.ml.bundle import Calibration
-    from detector.ml.calibration import fit_calibration
+    from detector.ml.inference.bundle import Calibration
+    from detector.ml.training.calibration import fit_calibration
 
     rng = np.random.default_rng(0)
     truth = Calibration(1.6, 0.25, upper_slope=0.55)  # steep for low scores, flat for high ones: Platt cannot fit it
@@ -149,7 +149,7 @@ def test_beta_calibration_recovers_the_map_that_made_the_labels_and_stays_monoto
 def test_calibration_falls_back_to_platt_where_beta_would_not_be_monotone():
     import numpy as np
 
-    from detector.ml.calibration import fit_calibration
+    from detector.ml.training.calibration import fit_calibration
 
     rng = np.random.default_rng(1)
     logits = rng.normal(0.0, 3.0, 4_000)
@@ -157,3 +157,32 @@ def test_calibration_falls_back_to_platt_where_beta_would_not_be_monotone():
     labels = ((logits < -4) | (logits > 2)).astype(int)
     fitted = fit_calibration(logits, labels)
     assert fitted.upper_slope is None and fitted.method == "Platt scaling"
+
+
+@pytest.mark.parametrize("bundle", SHIPPED_BUNDLES, ids=[b.name for b in SHIPPED_BUNDLES])
+def test_a_shipped_bundle_names_no_module_path_so_the_code_may_move(bundle):
+    """Its metadata names no Python module, and its Keras file only Keras's own layers: moving the code (as
+    detector/ml/ was split in three) cannot stop it loading."""
+    import zipfile
+
+    from detector.ml.inference.bundle import read_metadata
+
+    read_metadata(bundle)
+    assert "detector." not in (bundle / "metadata.json").read_text()
+    keras_file = bundle / "model.keras"
+    if keras_file.exists():
+        config = json.loads(zipfile.ZipFile(keras_file).read("config.json"))
+        modules = set()
+
+        def walk(node):
+            if isinstance(node, dict):
+                if isinstance(node.get("module"), str):
+                    modules.add(node["module"])
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(config)
+        assert modules and all(m.startswith("keras") for m in modules), modules

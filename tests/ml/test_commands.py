@@ -8,9 +8,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
 
-from detector.ml.dataset import read_manifest
-from detector.ml.evaluation import recompressed
-from detector.ml.preprocessing import decode_image
+from detector.ml.inference.preprocessing import decode_image
+from detector.ml.measurement.dataset import read_manifest
+from detector.ml.measurement.evaluation import recompressed
 from tests.conftest import image_bytes
 
 
@@ -142,8 +142,8 @@ def test_evaluate_detector_can_recompress_every_image_first(tiny_detector, tmp_p
 def test_calibration_is_fitted_on_val_through_the_serving_path(tiny_bundle, tmp_path):
     import shutil
 
-    from detector.ml.bundle import read_metadata
-    from detector.ml.calibration import calibrate_bundle
+    from detector.ml.inference.bundle import read_metadata
+    from detector.ml.training.calibration import calibrate_bundle
 
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
@@ -166,7 +166,7 @@ def test_calibration_is_fitted_on_val_through_the_serving_path(tiny_bundle, tmp_
 def test_the_threshold_bounds_false_accusations_overall_and_per_source():
     import numpy as np
 
-    from detector.ml.calibration import choose_threshold
+    from detector.ml.training.calibration import choose_threshold
 
     rng = np.random.default_rng(0)
     probs = np.concatenate([rng.uniform(0, 0.5, 100), rng.uniform(0, 0.9, 100), rng.uniform(0.5, 1, 100)])
@@ -180,7 +180,8 @@ def test_the_threshold_bounds_false_accusations_overall_and_per_source():
 def test_the_lower_threshold_bounds_the_fakes_called_real():
     import numpy as np
 
-    from detector.ml.calibration import Thresholds, choose_real_below, rates_by_source
+    from detector.ml.inference.calibration import Thresholds
+    from detector.ml.training.calibration import choose_real_below, rates_by_source
 
     rng = np.random.default_rng(1)
     probs = np.concatenate([rng.uniform(0, 0.3, 100), rng.uniform(0.05, 1, 200)])
@@ -204,7 +205,7 @@ def test_the_lower_threshold_bounds_the_fakes_called_real():
 def test_intervals_give_the_counts_behind_each_rate_and_how_far_it_could_be_off():
     import numpy as np
 
-    from detector.ml.evaluation import intervals
+    from detector.ml.measurement.evaluation import intervals
 
     labels = np.array([0] * 17 + [1] * 40)
     verdicts = np.array(["Deepfake"] * 2 + ["Real"] * 15 + ["Deepfake"] * 30 + ["Uncertain"] * 10, object)
@@ -223,7 +224,7 @@ def test_intervals_give_the_counts_behind_each_rate_and_how_far_it_could_be_off(
 
 
 def test_calibration_measures_the_gap_between_probability_and_share_of_fakes():
-    from detector.ml.evaluation import calibration
+    from detector.ml.measurement.evaluation import calibration
 
     good = calibration([0, 0, 1, 1], [0.05, 0.15, 0.85, 1.0])
     assert good["brier"] == pytest.approx((0.05**2 + 0.15**2 + 0.15**2 + 0) / 4)
@@ -245,7 +246,7 @@ def test_train_detector_refuses_a_training_run_without_a_version(tmp_path):
 def test_train_detector_calibrate_only_refits_on_every_datasets_val(tiny_bundle, tmp_path):
     import shutil
 
-    from detector.ml.bundle import read_metadata
+    from detector.ml.inference.bundle import read_metadata
 
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.ml.bundle import METADATA_FILE, BundleError, read_metadata
+from detector.ml.inference.bundle import METADATA_FILE, BundleError, read_metadata
 from tests.conftest import build_tiny_bundle
 
 
@@ -38,8 +38,8 @@ def models(tmp_path):
 
 
 def test_an_ensemble_that_beats_its_members_is_written_and_serves_with_every_members_score(models, tmp_path):
-    from detector.ml.ensemble import fit_ensemble
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.training.ensemble import fit_ensemble
 
     folder, red, green = models
     data = write_val(tmp_path / "data")
@@ -70,7 +70,7 @@ def test_an_ensemble_that_beats_its_members_is_written_and_serves_with_every_mem
     with pytest.raises(BundleError, match="no network of its own"):
         detector.model  # noqa: B018
 
-    from detector.ml.model_card import render
+    from detector.ml.measurement.model_card import render
 
     card = render(out)
     assert "  - `sees-red` r-1" in card and "| member `sees-green`, refitted by fold |" in card
@@ -78,7 +78,7 @@ def test_an_ensemble_that_beats_its_members_is_written_and_serves_with_every_mem
 
 
 def test_no_ensemble_is_written_where_it_does_not_beat_the_best_member(models, tmp_path):
-    from detector.ml.ensemble import fit_ensemble
+    from detector.ml.training.ensemble import fit_ensemble
 
     folder, red, _ = models
     data = write_val(tmp_path / "data")
@@ -88,7 +88,7 @@ def test_no_ensemble_is_written_where_it_does_not_beat_the_best_member(models, t
 
 
 def test_for_a_leave_one_out_run_a_rule_is_imposed_on_val_without_the_left_out_source(models, tmp_path):
-    from detector.ml.ensemble import fit_ensemble, main
+    from detector.ml.training.ensemble import fit_ensemble, main
 
     folder, red, _ = models
     data = write_val(tmp_path / "data")
@@ -112,7 +112,7 @@ def test_for_a_leave_one_out_run_a_rule_is_imposed_on_val_without_the_left_out_s
 
 
 def test_an_ensemble_whose_member_changed_or_went_missing_is_refused(models, tmp_path):
-    from detector.ml.ensemble import fit_ensemble
+    from detector.ml.training.ensemble import fit_ensemble
 
     folder, red, green = models
     out = folder / "both"
@@ -129,8 +129,8 @@ def test_an_ensemble_whose_member_changed_or_went_missing_is_refused(models, tmp
 
 
 def test_the_max_rule_takes_the_most_suspicious_member_each_rescaled(models, tmp_path):
-    from detector.ml.ensemble import fit_ensemble
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.training.ensemble import fit_ensemble
 
     folder, red, green = models
     out = folder / "both"
@@ -143,13 +143,13 @@ def test_the_max_rule_takes_the_most_suspicious_member_each_rescaled(models, tmp
     combined = Detector(out).combine(np.array([[3.0, 1.0], [-2.0, 0.0]]))
     assert combined.tolist() == [5.0, 0.5]  # max(2*3-1, 1+0.5), max(2*-2-1, 0+0.5)
 
-    from detector.ml.model_card import render
+    from detector.ml.measurement.model_card import render
 
     assert "the largest of the members' logits" in render(out) and "offset -1.0000" in render(out)
 
 
 def test_stacking_never_weighs_a_member_against_its_own_evidence():
-    from detector.ml.ensemble import fit_stacking
+    from detector.ml.training.ensemble import fit_stacking
 
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1], 200)
@@ -165,9 +165,9 @@ def test_stacking_never_weighs_a_member_against_its_own_evidence():
 
 def test_members_that_cut_faces_differently_each_get_their_own_crop(tmp_path):
     """A resized-crop member beside a native-crop one (as the trace model is): one face search, two crops."""
-    from detector.ml.ensemble import fit_ensemble
-    from detector.ml.predictor import Detector
-    from detector.ml.preprocessing import NATIVE, CropSpec
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.inference.preprocessing import NATIVE, CropSpec
+    from detector.ml.training.ensemble import fit_ensemble
 
     folder = tmp_path / "ml_models"
     red = build_tiny_bundle(folder / "sees-red", version="r-1", kernel=(0.05, 0.0, -0.02))

@@ -25,7 +25,7 @@ def region_model(size=32):
 
 
 def test_the_heatmap_is_hot_where_the_fake_score_comes_from():
-    from detector.ml.explain import GradCam
+    from detector.ml.inference.explain import GradCam
 
     uniform_red = np.full((1, 32, 32, 3), (200, 30, 30), np.uint8)
     heat = GradCam(region_model()).heatmaps(uniform_red)[0]
@@ -34,14 +34,14 @@ def test_the_heatmap_is_hot_where_the_fake_score_comes_from():
 
 
 def test_nothing_raising_the_score_gives_an_empty_map():
-    from detector.ml.explain import GradCam
+    from detector.ml.inference.explain import GradCam
 
     black = np.zeros((2, 32, 32, 3), np.uint8)
     assert GradCam(region_model()).heatmaps(black).max() == 0.0
 
 
 def test_overlay_is_a_png_of_the_crop_size():
-    from detector.ml.explain import overlay_png
+    from detector.ml.inference.explain import overlay_png
 
     crop = np.full((32, 32, 3), 128, np.uint8)
     heat = np.zeros((32, 32), np.float32)
@@ -55,8 +55,8 @@ def test_overlay_is_a_png_of_the_crop_size():
 
 @pytest.mark.parametrize("fixture", ["tiny_bundle"])
 def test_bundles_built_by_the_project_can_be_explained(request, fixture):
-    from detector.ml.explain import GradCam
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.explain import GradCam
+    from detector.ml.inference.predictor import Detector
 
     detector = Detector(request.getfixturevalue(fixture))
     crops = np.full((1, 32, 32, 3), (250, 0, 0), np.uint8)

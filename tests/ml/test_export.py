@@ -8,10 +8,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
 
-from detector.ml import export
-from detector.ml.bundle import BundleError, read_metadata, write_bundle
-from detector.ml.engines import HEATMAP_TOLERANCE, LiteRTEngine, export_draws_maps
-from detector.ml.model_card import engine_lines
+from detector.ml.inference.bundle import BundleError, read_metadata, write_bundle
+from detector.ml.inference.engines import HEATMAP_TOLERANCE, LiteRTEngine, export_draws_maps
+from detector.ml.measurement.model_card import engine_lines
+from detector.ml.training import export
 from tests.conftest import SHARED_FACES, SHIPPED_EXPORTS, build_tiny_bundle, needs_shared
 
 
@@ -32,14 +32,14 @@ def test_export_records_the_engine_file_checksum_and_check(exported_bundle):
 
 
 def test_the_detector_serves_with_the_exported_engine_when_there_is_one(exported_bundle, tiny_bundle):
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
 
     assert Detector(exported_bundle).engine.name == "litert"
     assert Detector(tiny_bundle).engine.name == "keras"
 
 
 def test_the_detector_does_not_load_keras_to_serve_or_explain_with_litert(exported_bundle):
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
 
     detector = Detector(exported_bundle)
     detector.heatmaps(detector.prepare(Image.new("RGB", (64, 64), (200, 10, 10))))
@@ -48,7 +48,7 @@ def test_the_detector_does_not_load_keras_to_serve_or_explain_with_litert(export
 
 
 def test_the_exported_heatmaps_equal_grad_cam_on_the_keras_model(exported_bundle):
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
 
     fast, reference = Detector(exported_bundle, engine="litert"), Detector(exported_bundle, engine="keras")
     image = Image.new("RGB", (64, 64), (40, 40, 40))
@@ -60,7 +60,7 @@ def test_the_exported_heatmaps_equal_grad_cam_on_the_keras_model(exported_bundle
 
 
 def test_both_engines_give_the_same_verdicts(exported_bundle):
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
 
     fast, reference = Detector(exported_bundle, engine="litert"), Detector(exported_bundle, engine="keras")
     # Deepfake, Real and Uncertain (logit -0.2), each well away from a threshold: plain grey would give a
@@ -78,14 +78,14 @@ def test_both_engines_give_the_same_verdicts(exported_bundle):
 
 
 def test_asking_for_litert_without_an_export_is_a_clear_error(tiny_bundle):
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
 
     with pytest.raises(BundleError, match="no exported litert engine"):
         Detector(tiny_bundle, engine="litert")
 
 
 def test_an_unknown_engine_is_refused(tiny_bundle):
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
 
     with pytest.raises(BundleError, match="unknown engine"):
         Detector(tiny_bundle, engine="onnx")
@@ -134,8 +134,8 @@ def test_the_export_command_writes_into_the_named_bundle(tmp_path, capsys):
 
 
 def test_a_float16_export_stores_its_weights_as_float16_checked_and_served_like_any_other(exported_bundle, tmp_path):
-    from detector.ml.predictor import Detector
-    from detector.ml.runtime import tflite_interpreter
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.inference.runtime import tflite_interpreter
 
     path = shutil.copytree(exported_bundle, tmp_path / "half")
     call_command("export_detector", str(path), "--images", "8", "--float16")
@@ -161,14 +161,14 @@ def test_the_export_command_reports_a_broken_bundle(tmp_path):
 @pytest.fixture(scope="module", params=SHIPPED_EXPORTS, ids=lambda b: b.name)
 def shipped_network(request):
     """Each shipped network that carries a LiteRT form, run by its Keras model (the reference)."""
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
 
     return Detector(request.param, engine="keras")
 
 
 @pytest.mark.parametrize("bundle", SHIPPED_EXPORTS, ids=lambda b: b.name)
 def test_every_shipped_litert_engine_was_checked_against_its_keras_model(bundle):
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
 
     engine = read_metadata(bundle).engines["litert"]
     assert engine["check"]["faces"] >= 200
@@ -201,7 +201,7 @@ def test_each_shipped_litert_engine_matches_keras_on_validation_faces(shipped_ne
 def test_an_export_whose_maps_were_checked_off_grad_cam_leaves_the_heatmaps_to_the_keras_model(
     exported_bundle, tmp_path
 ):
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
 
     path = shutil.copytree(exported_bundle, tmp_path / "faint-maps")
     meta = json.loads((path / "metadata.json").read_text())
@@ -223,7 +223,7 @@ def test_an_export_whose_maps_were_checked_off_grad_cam_leaves_the_heatmaps_to_t
 
 
 def test_with_the_mirror_view_both_engines_draw_the_same_heatmaps_in_place(exported_bundle, tmp_path):
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
 
     bundle = tmp_path / "mirrored"
     shutil.copytree(exported_bundle, bundle)

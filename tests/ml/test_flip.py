@@ -16,7 +16,7 @@ def left_half_bundle(path, *, flip: bool):
     """
     import keras
 
-    from detector.ml.bundle import BundleMetadata, Calibration, Thresholds, write_bundle
+    from detector.ml.inference.bundle import BundleMetadata, Calibration, Thresholds, write_bundle
 
     inputs = keras.Input((SIZE, SIZE, 3), name="pixels")
     red = keras.layers.Conv2D(1, 1, use_bias=False, name="red")(inputs)
@@ -46,7 +46,7 @@ def red_left_crop():
 
 
 def test_the_logit_is_the_mean_over_the_crop_and_its_mirror_image(tmp_path):
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
 
     crop = red_left_crop()
     plain = Detector(left_half_bundle(tmp_path / "plain", flip=False))
@@ -60,8 +60,8 @@ def test_the_logit_is_the_mean_over_the_crop_and_its_mirror_image(tmp_path):
 
 
 def test_the_mirror_images_evidence_is_drawn_where_it_lies_in_the_shown_crop(tmp_path):
-    from detector.ml.predictor import Detector
-    from detector.ml.preprocessing import FaceCrop, PreparedImage
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.inference.preprocessing import FaceCrop, PreparedImage
 
     uniform = np.full((SIZE, SIZE, 3), (200, 0, 0), np.uint8)
     prepared = PreparedImage(SIZE, SIZE, [FaceCrop(None, uniform)])
@@ -73,9 +73,9 @@ def test_the_mirror_images_evidence_is_drawn_where_it_lies_in_the_shown_crop(tmp
 
 
 def test_calibration_can_switch_on_the_mirror_under_a_new_version(tmp_path):
-    from detector.ml.bundle import read_metadata
-    from detector.ml.calibration import calibrate_bundle
-    from detector.ml.dataset import read_manifest
+    from detector.ml.inference.bundle import read_metadata
+    from detector.ml.measurement.dataset import read_manifest
+    from detector.ml.training.calibration import calibrate_bundle
     from tests.ml.test_commands import write_val_set
 
     bundle = left_half_bundle(tmp_path / "bundle", flip=False)
@@ -95,7 +95,7 @@ def test_calibration_can_switch_on_the_mirror_under_a_new_version(tmp_path):
 
 
 def test_a_bundle_without_the_setting_scores_the_crop_alone(tiny_bundle, tmp_path):
-    from detector.ml.bundle import METADATA_FILE, read_metadata
+    from detector.ml.inference.bundle import METADATA_FILE, read_metadata
 
     bundle = tmp_path / "older"
     shutil.copytree(tiny_bundle, bundle)

@@ -1,6 +1,6 @@
 """The model card's tables, from measurement files made up for the test."""
 
-from detector.ml.model_card import interval_lines, recompression_lines
+from detector.ml.measurement.model_card import interval_lines, recompression_lines
 
 
 def run(auc, detected, accused, recompressed=None):

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from detector.ml.dataset import Sample
-from detector.ml.pairs import changed_region, matching_reals
+from detector.ml.measurement.dataset import Sample
+from detector.ml.training.pairs import changed_region, matching_reals
 from tests.ml.test_augment import face_like
 
 

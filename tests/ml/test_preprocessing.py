@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.ml import preprocessing
-from detector.ml.faces import FULL_RANGE, SHORT_RANGE, FaceBox, _anchors
-from detector.ml.preprocessing import FaceFinder, ImageDecodeError, decode, decode_image, prepare, square_region
+from detector.ml.inference import preprocessing
+from detector.ml.inference.faces import FULL_RANGE, SHORT_RANGE, FaceBox, _anchors
+from detector.ml.inference.preprocessing import (
+    FaceFinder,
+    ImageDecodeError,
+    decode,
+    decode_image,
+    prepare,
+    square_region,
+)
 from tests.conftest import build_tiny_bundle, image_bytes
 
 
@@ -58,8 +65,8 @@ def test_face_crop_is_square_with_margin_and_stays_inside_the_image():
 
 
 def test_training_and_serving_crop_identically(tmp_path, portrait_bytes, tiny_bundle):
-    from detector.ml import crops
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.training import crops
 
     path = tmp_path / "portrait.jpg"
     path.write_bytes(portrait_bytes)
@@ -148,7 +155,7 @@ def test_a_face_too_small_for_the_reduced_decode_is_cropped_from_a_full_one(larg
 
 
 def test_a_box_around_several_faces_is_not_a_face():
-    from detector.ml.preprocessing import drop_group_boxes
+    from detector.ml.inference.preprocessing import drop_group_boxes
 
     faces = [
         FaceBox(100, 100, 40, 40, 0.9),
@@ -162,7 +169,7 @@ def test_a_box_around_several_faces_is_not_a_face():
 
 
 def test_a_native_crop_is_the_faces_centre_pixel_for_pixel_and_resized_crops_are_not(finder, portrait_bytes):
-    from detector.ml.preprocessing import NATIVE, CropSpec
+    from detector.ml.inference.preprocessing import NATIVE, CropSpec
 
     image = decode(portrait_bytes)
     native = CropSpec(64, 0.2, NATIVE)
@@ -185,7 +192,7 @@ def test_a_native_crop_is_the_faces_centre_pixel_for_pixel_and_resized_crops_are
 
 
 def test_a_face_smaller_than_a_native_crop_is_enlarged_to_it(finder):
-    from detector.ml.preprocessing import NATIVE
+    from detector.ml.inference.preprocessing import NATIVE
 
     small = decode_image(image_bytes("PNG", size=(40, 30)))
     prepared = prepare(small, finder, size=64, scale=NATIVE)

@@ -3,9 +3,9 @@
 import argparse
 from pathlib import Path
 
-from detector.ml import recipe as recipes
-from detector.ml.bundle import read_metadata
-from detector.ml.recipe import Recipe
+from detector.ml.inference.bundle import read_metadata
+from detector.ml.training import recipe as recipes
+from detector.ml.training.recipe import Recipe
 from tests.conftest import ROOT
 
 VERSION_1 = ROOT / "ml_models" / "faces-effnetlite0-v1"  # saved by the code before Recipe
@@ -76,14 +76,14 @@ def test_the_epoch_can_be_chosen_on_one_kind_of_fake():
 
 
 def test_datasets_are_named_by_their_place_in_or_beside_the_repository_not_by_a_machines_path():
-    from detector.ml.recipe import dataset_name
+    from detector.ml.training.recipe import dataset_name
 
     assert dataset_name(ROOT / ".cache" / "datasets" / "ffpp") == ".cache/datasets/ffpp"
     assert dataset_name(ROOT.parent / "shared" / "datasets" / "faces") == "shared/datasets/faces"
 
 
 def test_a_shared_folder_that_is_a_link_still_names_its_datasets_by_their_place(tmp_path, monkeypatch):
-    from detector.ml import recipe as recipes
+    from detector.ml.training import recipe as recipes
 
     elsewhere = tmp_path / "disk" / "team-data"
     (elsewhere / "datasets" / "faces").mkdir(parents=True)

@@ -5,7 +5,7 @@ import random
 import numpy as np
 import pytest
 
-from detector.ml.bundle import member_path, read_metadata
+from detector.ml.inference.bundle import member_path, read_metadata
 from tests.conftest import SHARED_FACES, SHIPPED_BUNDLE, SHIPPED_BUNDLES, needs_shared
 
 MB = 1024 * 1024
@@ -37,10 +37,10 @@ def test_the_default_serves_with_litert_without_tensorflow():
 
 @pytest.mark.parametrize("bundle", SHIPPED_BUNDLES, ids=lambda b: b.name)
 def test_every_model_card_is_up_to_date_with_its_bundles_metadata_and_measurements(bundle):
-    from detector.ml.model_card import render
+    from detector.ml.measurement.model_card import render
 
     card = (bundle / "MODEL_CARD.md").read_text()
-    assert card == render(bundle), f"run: python -m detector.ml.model_card ml_models/{bundle.name}"
+    assert card == render(bundle), f"run: python -m detector.ml.measurement.model_card ml_models/{bundle.name}"
     if (bundle / "metrics-test.json").is_file():
         assert "## Calibration on the test split" in card
 
@@ -64,8 +64,8 @@ def test_the_shipped_model_scores_team_test_images_as_measured(shipped_detector)
     """
     from sklearn.metrics import roc_auc_score
 
-    from detector.ml.dataset import read_manifest
-    from detector.ml.evaluation import score_samples
+    from detector.ml.measurement.dataset import read_manifest
+    from detector.ml.measurement.evaluation import score_samples
 
     by_source = {}
     for s in read_manifest(SHARED_FACES, "test"):

@@ -11,7 +11,7 @@ from tests.ml.test_training import write_dataset
 def test_the_residual_filters_see_noise_not_flat_colour_or_smooth_gradients():
     import keras
 
-    from detector.ml.traces import RESIDUAL_FILTERS, build_trace_model
+    from detector.ml.training.traces import RESIDUAL_FILTERS, build_trace_model
 
     for k in RESIDUAL_FILTERS:
         assert k.shape == (5, 5) and k.sum() == pytest.approx(0.0, abs=1e-6)
@@ -28,7 +28,7 @@ def test_the_residual_filters_see_noise_not_flat_colour_or_smooth_gradients():
 
 
 def test_a_training_view_is_a_damaged_window_of_the_patch_and_reproducible():
-    from detector.ml.traces import TraceRecipe, training_view
+    from detector.ml.training.traces import TraceRecipe, training_view
 
     patch = face_like(48, seed=1)
     recipe = TraceRecipe(resample=1.0, blur=0.0, jpeg=1.0)
@@ -43,10 +43,10 @@ def test_a_training_view_is_a_damaged_window_of_the_patch_and_reproducible():
 
 
 def test_a_whole_trace_model_run_writes_a_native_bundle_that_serves_explains_and_exports(tmp_path):
-    from detector.ml.bundle import read_metadata
-    from detector.ml.export import export_bundle
-    from detector.ml.predictor import Detector
-    from detector.ml.traces import TraceRecipe, train
+    from detector.ml.inference.bundle import read_metadata
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.training.export import export_bundle
+    from detector.ml.training.traces import TraceRecipe, train
 
     write_dataset(tmp_path / "data")
     recipe = TraceRecipe(

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.ml.copies import STREAMS, CopyMaker, copy_jobs
-from detector.ml.pairs import FramePair
-from detector.ml.weighting import copy_labels_and_weights
+from detector.ml.training.copies import STREAMS, CopyMaker, copy_jobs
+from detector.ml.training.pairs import FramePair
+from detector.ml.training.weighting import copy_labels_and_weights
 from tests.ml.test_augment import face_like
 
 
@@ -65,7 +65,7 @@ def test_copies_are_reproducible_and_each_copy_differs():
 
 
 def test_copy_labels_and_weights_follow_the_jobs():
-    from detector.ml.dataset import Sample
+    from detector.ml.measurement.dataset import Sample
 
     kinds = [(0, "a"), (0, "a"), (1, "b"), (1, "c")]
     samples = [Sample(f"{i}.jpg", label, source) for i, (label, source) in enumerate(kinds)]
@@ -111,7 +111,7 @@ def write_dataset(root):
 
 def small_recipe(tmp_path, **changes):
     """A one-epoch recipe on :func:`write_dataset`'s images (written to ``tmp_path/data``), 64 px crops."""
-    from detector.ml.recipe import Recipe
+    from detector.ml.training.recipe import Recipe
 
     write_dataset(tmp_path / "data")
     settings = dict(epochs=1, augment_copies=1, self_blend_copies=1, input_size=64, batch=8, workers=1)
@@ -119,9 +119,9 @@ def small_recipe(tmp_path, **changes):
 
 
 def test_a_whole_training_run_writes_a_calibrated_bundle(tmp_path):
-    from detector.ml.bundle import read_metadata
-    from detector.ml.predictor import Detector
-    from detector.ml.training import train
+    from detector.ml.inference.bundle import read_metadata
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.training.stage import train
 
     meta = train(small_recipe(tmp_path, bf16=True, choose_on_kinds=("faceswap",)))
     t = meta.training
@@ -146,9 +146,9 @@ def test_a_whole_training_run_writes_a_calibrated_bundle(tmp_path):
 
 
 def test_a_lite2_backbone_trains_serves_and_is_continued_only_as_lite2(tmp_path):
-    from detector.ml.predictor import Detector
-    from detector.ml.recipe import Recipe
-    from detector.ml.training import train
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.training.recipe import Recipe
+    from detector.ml.training.stage import train
 
     # 72 px, not a multiple of 32 (as Lite2's own 260 px is not): the last feature map is 3 x 3, and so is the
     # mask head's target.
@@ -189,9 +189,9 @@ def test_the_recipe_trains_the_same_weights_as_the_code_before_it(tmp_path):
     and the lower threshold has its own rule (at most 10 % of val fakes called Real)
     instead of sitting a fixed distance below the upper one.
     """
-    from detector.ml.bundle import read_metadata
-    from detector.ml.predictor import Detector
-    from detector.ml.training import train
+    from detector.ml.inference.bundle import read_metadata
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.training.stage import train
 
     reference = json.loads((Path(__file__).parent / "data/training-reference.json").read_text())
     recipe = small_recipe(tmp_path)
@@ -225,8 +225,8 @@ def test_the_recipe_trains_the_same_weights_as_the_code_before_it(tmp_path):
 
 
 def test_with_several_datasets_each_weighs_its_classes_alike():
-    from detector.ml.dataset import Sample
-    from detector.ml.weighting import balanced_weights
+    from detector.ml.measurement.dataset import Sample
+    from detector.ml.training.weighting import balanced_weights
 
     rows = [(0, "celeba", "faces")] * 8 + [(1, "gan", "faces")] * 2 + [(0, "yt", "ffpp")] * 3 + [(1, "fs", "ffpp")] * 6
     samples = [Sample(f"{i}.jpg", label, source, dataset=d) for i, (label, source, d) in enumerate(rows)]
@@ -239,7 +239,7 @@ def test_with_several_datasets_each_weighs_its_classes_alike():
 
 
 def test_reframing_zooms_pixels_and_mask_alike():
-    from detector.ml.augment import reframe
+    from detector.ml.training.augment import reframe
 
     pixels = face_like(64)
     mask = np.zeros((64, 64), np.float32)
@@ -255,7 +255,7 @@ def test_reframing_zooms_pixels_and_mask_alike():
 
 
 def test_self_blended_fakes_alone_weigh_as_the_reals_they_were_made_from():
-    from detector.ml.dataset import Sample
+    from detector.ml.measurement.dataset import Sample
 
     samples = [Sample(f"{i}.jpg", 0, "big") for i in range(6)] + [Sample("s.jpg", 0, "small")]
     labels = np.array([s.label for s in samples])
@@ -271,8 +271,8 @@ def test_self_blended_fakes_alone_weigh_as_the_reals_they_were_made_from():
 
 
 def test_a_training_run_can_leave_a_source_out_and_learn_from_self_blends_alone(tmp_path):
-    from detector.ml.recipe import Recipe
-    from detector.ml.training import read_splits
+    from detector.ml.training.recipe import Recipe
+    from detector.ml.training.stage import read_splits
 
     write_dataset(tmp_path / "data")
     recipe = Recipe(datasets=(tmp_path / "data",), exclude_sources=("gan256",), pseudo_fakes_only=True)

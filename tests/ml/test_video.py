@@ -1,4 +1,7 @@
-"""Videos: recognising and probing clips, sampling frames, tracking faces and the per-track rule (ml.video)."""
+"""Videos: recognising and probing clips, sampling frames, tracking faces and the per-track rule.
+
+(ml.inference.video)
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,8 @@ import io
 
 import pytest
 
-from detector.ml import video
-from detector.ml.faces import FaceBox
+from detector.ml.inference import video
+from detector.ml.inference.faces import FaceBox
 from detector.ml.labels import LABEL_FAKE, LABEL_NO_FACE, LABEL_REAL
 from tests.clips import BLUE, RED, Scene, Square, SquareDetector, audio_only_clip, make_clip
 
@@ -257,7 +260,7 @@ def test_the_shipped_model_finds_and_tracks_a_real_face(shipped_detector):
 def test_a_box_around_a_smaller_face_is_the_same_face_seen_twice():
     import numpy as np
 
-    from detector.ml.preprocessing import FaceCrop
+    from detector.ml.inference.preprocessing import FaceCrop
 
     pixels = np.zeros((4, 4, 3), np.uint8)
     face = FaceCrop(FaceBox(100, 100, 40, 40, 0.9), pixels)

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from detector.models import Analysis, Detection, Reanalysis, Status
-from detector.services import registry
+from detector.services import activation, registry
 from tests.web.conftest import stored_files, upload
 
 pytestmark = pytest.mark.django_db
@@ -80,7 +80,7 @@ def test_activating_a_version_gives_the_uploads_it_analysed_its_verdict(folders,
     Analysis.objects.filter(detection=not_yet, model_version="2.0.0").delete()
     blue_says = Analysis.objects.get(detection=analysed, model_version="2.0.0")
 
-    registry.activate(blue, staff)
+    activation.activate(blue, staff)
     analysed.refresh_from_db()
     not_yet.refresh_from_db()
     assert (analysed.model_version, analysed.label, analysed.fake_probability) == (
@@ -93,7 +93,7 @@ def test_activating_a_version_gives_the_uploads_it_analysed_its_verdict(folders,
     not_yet.refresh_from_db()
     assert not_yet.model_version == "2.0.0"
 
-    registry.activate(red, staff)  # rolling back: both get red's verdict again, kept all along
+    activation.activate(red, staff)  # rolling back: both get red's verdict again, kept all along
     assert set(Detection.objects.values_list("model_version", flat=True)) == {"1.0.0"}
 
 
@@ -102,7 +102,7 @@ def test_a_reanalysis_that_fails_leaves_the_verdict_shown(folders, alice, staff,
 
     _, blue, _ = folders
     detection = upload(alice)
-    registry.activate(blue, staff)
+    activation.activate(blue, staff)
 
     def broken(image):
         raise ValueError("the network answered nothing")

@@ -29,7 +29,7 @@ def test_a_portrait_upload_gets_a_real_verdict_from_the_shipped_model(client, sh
     page = client.get(response.url).content.decode()
     assert detection.label in page and shipped.version in page
     # What the model knows comes from its bundle: its training count and sources, both thresholds and their rules.
-    from detector.ml.sources import training_summary
+    from detector.ml.measurement.sources import training_summary
 
     trained = training_summary(shipped.meta, shipped.path)  # an ensemble's: its members'
     assert f"on {trained['images']:,} face images" in page and "FaceForensics++ FaceSwap face swaps" in page

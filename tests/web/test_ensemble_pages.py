@@ -12,8 +12,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(scope="module")
 def ensemble_bundle(tmp_path_factory):
-    from detector.ml.bundle import METADATA_FILE, read_metadata
-    from detector.ml.ensemble import fit_ensemble
+    from detector.ml.inference.bundle import METADATA_FILE, read_metadata
+    from detector.ml.training.ensemble import fit_ensemble
     from tests.conftest import build_tiny_bundle
 
     root = tmp_path_factory.mktemp("ensemble")
@@ -32,7 +32,7 @@ def ensemble_bundle(tmp_path_factory):
 
 @pytest.fixture
 def ensemble(ensemble_bundle, settings):
-    from detector.ml.predictor import Detector
+    from detector.ml.inference.predictor import Detector
     from tests.conftest import installed
 
     settings.DETECTOR_MODEL = ensemble_bundle
@@ -41,7 +41,7 @@ def ensemble(ensemble_bundle, settings):
 
 
 def test_the_result_page_shows_each_models_score_and_label_beside_the_ensembles(alice, ensemble, ensemble_bundle):
-    from detector.ml.bundle import read_metadata
+    from detector.ml.inference.bundle import read_metadata
 
     alice.post(reverse("detector:upload"), {"image": portrait_file()})
     detection = Detection.objects.get()

@@ -6,7 +6,7 @@ import pytest
 from django.core.files.uploadhandler import FileUploadHandler
 from django.urls import reverse
 
-from detector.ml import preprocessing
+from detector.ml.inference import preprocessing
 from detector.models import Detection
 from tests.web.conftest import upload_file
 

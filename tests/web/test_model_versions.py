@@ -4,9 +4,9 @@ import pytest
 from django.db import DatabaseError
 from django.urls import reverse
 
-from detector.ml.bundle import BundleError
+from detector.ml.inference.bundle import BundleError
 from detector.models import Detection, ModelActivation
-from detector.services import inference, registry
+from detector.services import activation, inference, registry
 from tests.conftest import build_tiny_bundle, installed
 from tests.web.conftest import upload
 
@@ -30,10 +30,10 @@ def test_activating_a_version_changes_the_next_verdict_without_a_restart_and_rol
     red, blue, _ = folders
     assert upload(alice).model_version == "1.0.0"
     loaded = inference.get_detector()
-    registry.activate(blue, staff)
+    activation.activate(blue, staff)
     assert upload(alice).model_version == "2.0.0"  # the same process, no restart
     assert inference.get_detector() is not loaded and inference.get_detector().path == blue
-    registry.activate(red, staff)  # roll back: an earlier version activated again
+    activation.activate(red, staff)  # roll back: an earlier version activated again
     assert upload(alice).model_version == "1.0.0"
     assert [(a.name, a.version) for a in ModelActivation.objects.all()] == [
         ("sees-red", "1.0.0"),
@@ -44,17 +44,17 @@ def test_activating_a_version_changes_the_next_verdict_without_a_restart_and_rol
 def test_a_version_that_fails_its_checks_cannot_be_activated(folders, staff, tmp_path):
     _, _, damaged = folders
     with pytest.raises(BundleError, match="checksum mismatch"):
-        registry.activate(damaged, staff)
+        activation.activate(damaged, staff)
     elsewhere = build_tiny_bundle(tmp_path / "elsewhere" / "stray", version="9.9.9")
     with pytest.raises(BundleError, match="not a bundle in the model folders"):
-        registry.activate(elsewhere, staff)
+        activation.activate(elsewhere, staff)
     assert not ModelActivation.objects.exists()
 
 
 def test_a_bundle_that_breaks_after_activation_leaves_the_one_serving_in_place(folders, alice, staff):
     red, blue, _ = folders
     assert upload(alice).model_version == "1.0.0"
-    registry.activate(blue, staff)
+    activation.activate(blue, staff)
     (blue / "model.tflite").unlink(missing_ok=True)
     (blue / "model.keras").write_bytes(b"broken after it was activated")
     assert upload(alice).model_version == "1.0.0"  # the bundle in place goes on serving; the failure is logged
@@ -132,8 +132,8 @@ def test_the_command_lists_the_versions_and_activates_one(folders):
 
 def test_a_version_that_never_says_real_is_explained_so(tmp_path, settings, alice, client):
     """The generated-face model judges generated faces only: its pages say it never calls a face Real."""
-    from detector.ml.predictor import Detector
-    from detector.ml.traces import never_real
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.training.traces import never_real
 
     bundle = build_tiny_bundle(tmp_path / "traces", version="t-1", crop_scale="native")
     never_real(bundle)

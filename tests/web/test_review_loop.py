@@ -16,7 +16,7 @@ from django.urls import reverse
 from PIL import Image
 
 from detector.models import Detection, Kind, ReviewVerdict, Status
-from detector.services import registry
+from detector.services import activation, registry
 from detector.services.detections import perceptual_hash
 from tests.conftest import build_tiny_bundle, installed
 from tests.ml.test_augment import face_like
@@ -222,7 +222,7 @@ def test_review_to_export_to_training_to_promotion_end_to_end(review_set, servin
         *small,
         stdout=io.StringIO(),
     )
-    registry.activate(base)
+    activation.activate(base)
     out = tmp_path / "reviewed"
     call_command("export_reviewed", out, stdout=io.StringIO())
 
@@ -243,7 +243,7 @@ def test_review_to_export_to_training_to_promotion_end_to_end(review_set, servin
         *small,
         stdout=printed,
     )
-    from detector.ml.bundle import read_metadata
+    from detector.ml.inference.bundle import read_metadata
 
     trained = read_metadata(new).training
     assert trained["recipe"]["init_from"] == "faces-base 1.5.0 (its weights)"

@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from detector.ml import preprocessing  # noqa: F401 (registers the HEIF opener the tests save with)
+from detector.ml.inference import preprocessing  # noqa: F401 (registers the HEIF opener the tests save with)
 from detector.models import Detection, Kind
 from tests.conftest import image_bytes
 from tests.web.conftest import upload_file

@@ -170,7 +170,7 @@ def test_a_video_without_a_face_is_no_face(alice, squares, django_capture_on_com
 def test_progress_is_stored_as_it_goes_and_shown_by_the_status_endpoint(
     alice, squares, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from detector.ml import video
+    from detector.ml.inference import video
 
     seen = []
     original = video.analyse

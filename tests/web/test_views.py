@@ -161,7 +161,7 @@ def test_the_about_page_states_training_data_thresholds_and_weaknesses(client, s
 
 
 def test_the_about_page_says_when_the_model_learnt_from_self_blends_and_masks(client, settings, tmp_path, tiny_bundle):
-    from detector.ml.bundle import METADATA_FILE, read_metadata
+    from detector.ml.inference.bundle import METADATA_FILE, read_metadata
     from tests.conftest import build_tiny_bundle
 
     settings.DETECTOR_MODEL = tiny_bundle

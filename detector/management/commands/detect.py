@@ -5,8 +5,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from detector.ml import video
-from detector.ml.preprocessing import SERVING_DECODE_SIDE, ImageDecodeError, decode
+from detector.ml.inference import video
+from detector.ml.inference.preprocessing import SERVING_DECODE_SIDE, ImageDecodeError, decode
 from detector.services.inference import DetectorUnavailable, get_detector
 
 

@@ -5,10 +5,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from detector.ml.bundle import BundleError
-from detector.ml.dataset import load_samples
-from detector.ml.evaluation import format_table, plot_roc, recompressed, report, score_samples
-from detector.ml.predictor import Detector
+from detector.ml.inference.bundle import BundleError
+from detector.ml.inference.predictor import Detector
+from detector.ml.measurement.dataset import load_samples
+from detector.ml.measurement.evaluation import format_table, plot_roc, recompressed, report, score_samples
 from detector.services.inference import DetectorUnavailable, get_detector
 
 

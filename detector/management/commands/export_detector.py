@@ -3,8 +3,8 @@ import json
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from detector.ml import export
-from detector.ml.bundle import BundleError
+from detector.ml.inference.bundle import BundleError
+from detector.ml.training import export
 
 
 class Command(BaseCommand):

@@ -2,8 +2,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from detector.ml.bundle import BundleError
-from detector.services import registry
+from detector.ml.inference.bundle import BundleError
+from detector.services import activation, registry
 
 
 class Command(BaseCommand):
@@ -22,10 +22,10 @@ class Command(BaseCommand):
         if activate:
             by_name = {v.name: v.path for v in found}
             try:
-                activation = registry.activate(by_name.get(activate, Path(activate)))
+                activated = activation.activate(by_name.get(activate, Path(activate)))
             except BundleError as exc:
                 raise CommandError(f"not activated: {exc}") from exc
-            self.stdout.write(f"activated {activation.name} {activation.version}")
+            self.stdout.write(f"activated {activated.name} {activated.version}")
             return
         active = registry.active_path().resolve()
         for v in found:

@@ -6,9 +6,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from detector.ml.bundle import BundleError
-from detector.ml.dataset import load_samples
-from detector.ml.promotion import compare
+from detector.ml.inference.bundle import BundleError
+from detector.ml.measurement.dataset import load_samples
+from detector.ml.measurement.promotion import compare
 from detector.services import registry
 from detector.services.inference import DetectorUnavailable, get_detector
 
@@ -66,7 +66,7 @@ class Command(BaseCommand):
             serving = get_detector()
         except DetectorUnavailable as exc:
             raise CommandError(f"the active version cannot be loaded to compare with: {exc}") from exc
-        from detector.ml.predictor import Detector
+        from detector.ml.inference.predictor import Detector
 
         results = compare(Detector(bundle), serving, sets)
         self.stdout.write(f"{found.name} {found.version} against the active {serving.version}:")

@@ -3,7 +3,7 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 
 from detector.dispatch import BrokerUnavailable, start_reanalysis
-from detector.ml.bundle import BundleError
+from detector.ml.inference.bundle import BundleError
 from detector.models import Label, Reanalysis
 from detector.services import reanalysis, registry
 

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from detector.ml import training
+from detector.ml.training import stage as training
 
 
 class Command(BaseCommand):

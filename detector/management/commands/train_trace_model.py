@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from detector.ml import traces
+from detector.ml.training import traces
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 
-from .dataset import Sample
+from ..measurement.dataset import Sample
 
 
 def balanced_weights(samples: list[Sample]) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Export a bundle's Keras model to LiteRT (a TFLite flatbuffer) and prove it answers the same.
 
-``python -m detector.ml.export ml_models/<name>`` (or ``manage.py export_detector``)
+``python -m detector.ml.training.export ml_models/<name>`` (or ``manage.py export_detector``)
 writes ``model.tflite`` beside ``model.keras`` (``--float16``: its weights stored as float16, half
 the file, for a bundle that would not fit ``ml_models/`` otherwise; it still computes in float32),
 runs both on the validation split's images (200, spread over every source) through the serving path
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import METADATA_FILE, BundleError, load_keras_model, read_metadata, sha256_file
-from .dataset import read_manifest
-from .engines import LITERT, KerasEngine, LiteRTEngine
+from ..inference.bundle import METADATA_FILE, BundleError, load_keras_model, read_metadata, sha256_file
+from ..inference.engines import LITERT, KerasEngine, LiteRTEngine
+from ..measurement.dataset import read_manifest
 
 EXPORT_FILE = "model.tflite"
 TOLERANCE = 0.01  # largest allowed difference of the calibrated fake probability
@@ -44,7 +44,7 @@ def generated_crops(n: int, size: int, seed: int = 0) -> np.ndarray:
 
 def validation_crops(dataset: Path, n: int, size: int, margin: float, scale: str = "resized") -> np.ndarray:
     """Face crops of ``n`` validation images spread evenly over the manifest (so every source is in)."""
-    from .preprocessing import FaceFinder, decode_image, prepare
+    from ..inference.preprocessing import FaceFinder, decode_image, prepare
 
     samples = read_manifest(dataset, "val")
     finder = FaceFinder()
@@ -71,7 +71,7 @@ def compare(reference, candidate, crops: np.ndarray, calibration, batch: int = 8
 
 def heatmap_difference(model, candidate, crops: np.ndarray, batch: int = 8) -> float:
     """Largest difference between Grad-CAM on the Keras model and the export's activation maps (both in [0, 1])."""
-    from .explain import GradCam, upsample
+    from ..inference.explain import GradCam, upsample
 
     gradcam = GradCam(model)
     worst = 0.0
@@ -90,7 +90,7 @@ def convert(model, input_size: int, target: Path, float16: bool = False) -> None
     import keras
     import tensorflow as tf
 
-    from .explain import class_activation_map
+    from ..inference.explain import class_activation_map
 
     model = keras.Model(model.inputs, [model.output, class_activation_map(model)])
     options = (

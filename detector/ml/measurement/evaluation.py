@@ -13,9 +13,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..inference.preprocessing import ImageDecodeError, decode_image
+from ..labels import LABEL_FAKE, LABEL_NO_FACE, LABEL_REAL, LABEL_UNCERTAIN
 from .dataset import Sample
-from .labels import LABEL_FAKE, LABEL_NO_FACE, LABEL_REAL, LABEL_UNCERTAIN
-from .preprocessing import ImageDecodeError, decode_image
 
 log = logging.getLogger(__name__)
 METRIC_KEYS = (

@@ -35,12 +35,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from ..inference.bundle import METADATA_FILE, BundleMetadata, Calibration, Thresholds, read_metadata, write_bundle
+from ..inference.preprocessing import NATIVE
+from ..measurement.dataset import Sample, counts_by_source, limited, read_manifest
 from . import recipe as recipes
-from .bundle import METADATA_FILE, BundleMetadata, Calibration, Thresholds, read_metadata, write_bundle
 from .calibration import calibrate_bundle
 from .crops import cached_crops
-from .dataset import Sample, counts_by_source, limited, read_manifest
-from .preprocessing import NATIVE
 from .recipe import DEFAULT_DATASET, dataset_name, option
 from .weighting import balanced_weights
 

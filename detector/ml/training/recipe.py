@@ -17,13 +17,13 @@ import os
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from ..inference.preprocessing import DEFAULT_INPUT_SIZE, DEFAULT_MARGIN
 from .model import FIRST_TRAINED_BLOCK
-from .preprocessing import DEFAULT_INPUT_SIZE, DEFAULT_MARGIN
 
 log = logging.getLogger(__name__)
 
-REPO_PARENT = Path(__file__).resolve().parents[3]
-REPO_NAME = Path(__file__).resolve().parents[2].name
+REPO_PARENT = Path(__file__).resolve().parents[4]
+REPO_NAME = Path(__file__).resolve().parents[3].name
 DEFAULT_DATASET = REPO_PARENT / "shared/datasets/faces"
 
 # Keys of recipes saved by earlier code (bundles 1.0.0-1.4.0) and what they are called now.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .faces import model_dir
+from ..inference.faces import model_dir
 
 MODEL_FILE = "face_landmark.tflite"
 POINTS = 468
@@ -24,7 +24,7 @@ class FaceLandmarker:
     """Landmarks of the face filling a crop; one instance per thread or process (TFLite is not thread-safe)."""
 
     def __init__(self, num_threads: int | None = 1):
-        from .runtime import tflite_interpreter
+        from ..inference.runtime import tflite_interpreter
 
         self._interpreter = tflite_interpreter(str(model_dir() / MODEL_FILE), num_threads)
         self._interpreter.allocate_tensors()

@@ -22,9 +22,9 @@ import numpy as np
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
+from ..inference.preprocessing import crop_face, decode_image, prepare
+from ..measurement.dataset import Sample
 from .crops import init_worker, worker_finder
-from .dataset import Sample
-from .preprocessing import crop_face, decode_image, prepare
 
 # Median difference (0-255) along the crop's edges above which the two crops are not the same frame.
 ALIGNED_EDGE_DIFFERENCE = 10.0

@@ -19,8 +19,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..labels import LABEL_FAKE, LABEL_REAL
 from .calibration import Calibration, Thresholds
-from .labels import LABEL_FAKE, LABEL_REAL
 from .preprocessing import CROP_SCALES, PREPROCESSING_VERSION, RESIZED, CropSpec
 
 BUNDLE_FORMAT = 1

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import read_manifest
-from .evaluation import Scores, format_table, report
-from .labels import LABEL_FAKE, LABEL_REAL
-from .preprocessing import decode_image
+from ..inference.preprocessing import decode_image
+from ..labels import LABEL_FAKE, LABEL_REAL
+from ..measurement.dataset import read_manifest
+from ..measurement.evaluation import Scores, format_table, report
 
 SIZE = 224
 
@@ -69,7 +69,7 @@ def run(dataset: Path, split: str = "test") -> dict:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", type=Path, default=Path(__file__).resolve().parents[3] / "shared/datasets/faces")
+    p.add_argument("--dataset", type=Path, default=Path(__file__).resolve().parents[4] / "shared/datasets/faces")
     p.add_argument("--split", default="test")
     p.add_argument("--out", type=Path, help="write the JSON report here")
     args = p.parse_args(argv)

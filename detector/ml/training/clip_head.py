@@ -7,7 +7,7 @@ the fakes, as in the networks' recipe; both classes weigh the same within each d
 of their size (:mod:`.weighting`). The calibration and both thresholds are fitted on val through the serving path,
 as for every bundle.
 
-    python -m detector.ml.clip_head --dataset ../shared/datasets/faces --dataset .cache/datasets/ffpp \\
+    python -m detector.ml.training.clip_head --dataset ../shared/datasets/faces --dataset .cache/datasets/ffpp \\
         --dataset .cache/datasets/wild-reals --out ml_models/clip-faces-v1 --model-version 3.1.0
 """
 
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import BundleMetadata, Calibration, Thresholds, sha256_file
-from .clip import (
+from ..inference.bundle import BundleMetadata, Calibration, Thresholds, sha256_file
+from ..inference.clip import (
     EMBEDDING_SIZE,
     ENCODER_DISTRIBUTION,
     ENCODER_FILE,
@@ -35,8 +35,8 @@ from .clip import (
     ClipHead,
     shared_encoder,
 )
-from .dataset import Sample, counts_by_source, read_manifest
-from .preprocessing import DEFAULT_MARGIN, PREPROCESSING_VERSION
+from ..inference.preprocessing import DEFAULT_MARGIN, PREPROCESSING_VERSION
+from ..measurement.dataset import Sample, counts_by_source, read_manifest
 from .recipe import dataset_name
 from .weighting import add_pseudo_fakes, balanced_weights
 
@@ -244,7 +244,7 @@ def train(args) -> BundleMetadata:
     )
     val = training_set(datasets, args.exclude_source, args.per_source_limit // 2, "val")
     calibrate_bundle(out, val)
-    from .bundle import read_metadata
+    from ..inference.bundle import read_metadata
 
     meta = read_metadata(out)
     meta.training["minutes"] = round((time.time() - started) / 60, 1)
@@ -259,9 +259,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--model-version", required=True)
     p.add_argument("--title", default="CLIP features, linear head")
     p.add_argument("--exclude-source", action="append", default=[], help="a source left out of train and val")
-    p.add_argument(
-        "--per-source-limit", type=int, default=1500, help="training images of one source and label at most"
-    )
+    p.add_argument("--per-source-limit", type=int, default=1500, help="training images of one source and label at most")
     p.add_argument("--self-blend-copies", type=int, default=2000, help="self-blended pseudo-fakes (0: none)")
     p.add_argument("--self-blend-share", type=float, default=0.2, help="their share of the fakes' weight")
     p.add_argument("--c", type=float, default=1.0, help="inverse regularisation of the logistic head")

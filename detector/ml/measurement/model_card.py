@@ -1,7 +1,7 @@
 """Render a bundle's MODEL_CARD.md from its metadata and the measurements stored beside it.
 
 Reads ``metadata.json``, ``metrics-test.json`` (``evaluate_detector --json``),
-``baseline-test.json`` (``python -m detector.ml.baseline``), ``face-detectors.json``
+``baseline-test.json`` (``python -m detector.ml.training.baseline``), ``face-detectors.json``
 (``benchmarks/face_detectors.py``) and, where present, ``metrics-*.json`` of other
 evaluations (those of ``evaluate_detector --recompress`` side by side with the test
 split's), and writes the card with the hand-written sections from ``notes.md``.
@@ -13,10 +13,10 @@ import argparse
 import json
 from pathlib import Path
 
-from .bundle import read_metadata
-from .engines import HEATMAP_TOLERANCE, export_draws_maps
+from ..inference.bundle import read_metadata
+from ..inference.engines import HEATMAP_TOLERANCE, export_draws_maps
+from ..inference.preprocessing import NATIVE
 from .evaluation import fmt_metric, recompressed_note
-from .preprocessing import NATIVE
 
 COLUMNS = (
     ("n", "n"),
@@ -322,7 +322,7 @@ def render(bundle: Path) -> str:
             "## Baseline: the seed's approach, measured the same way",
             "",
             "Frozen ImageNet EfficientNet-Lite0 features of the whole image (no face crop), a logistic head "
-            "fitted on train, threshold 0.5 (`python -m detector.ml.baseline`).",
+            "fitted on train, threshold 0.5 (`python -m detector.ml.training.baseline`).",
             "",
             metrics_table(baseline),
             "",

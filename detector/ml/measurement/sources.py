@@ -6,8 +6,8 @@ is served rather than a number written into a template.
 
 from __future__ import annotations
 
-from .bundle import BundleMetadata, member_path, read_metadata
-from .preprocessing import NATIVE
+from ..inference.bundle import BundleMetadata, member_path, read_metadata
+from ..inference.preprocessing import NATIVE
 
 # Source (manifest column) -> (real or fake, what it is). Sources not listed are named as they are.
 SOURCES = {

@@ -27,12 +27,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from ..inference.bundle import BundleMetadata, Calibration, Thresholds, load_keras_model, read_metadata, write_bundle
+from ..measurement.dataset import Sample, counts_by_source, limited, read_manifest
 from . import recipe as recipes
-from .bundle import BundleMetadata, Calibration, Thresholds, load_keras_model, read_metadata, write_bundle
 from .calibration import calibrate_bundle
 from .copies import CopyMaker, copy_jobs
 from .crops import cached_crops, crop_landmarks
-from .dataset import Sample, counts_by_source, limited, read_manifest
 from .export import trained_summary
 from .features import cached_features, extract_features, inference
 from .model import backbone_of, build_classifier, folded_copy, split_classifier

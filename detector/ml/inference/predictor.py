@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..labels import LABEL_FAKE, LABEL_NO_FACE, LABEL_REAL
 from .bundle import BundleError, BundleMetadata, load_keras_model, member_path, read_metadata
 from .engines import CLIP, ENGINES, KERAS, LITERT, KerasEngine, LiteRTEngine, export_draws_maps
 from .explain import GradCam, upsample
-from .labels import LABEL_FAKE, LABEL_NO_FACE, LABEL_REAL
 from .preprocessing import CropSpec, DecodedImage, FaceCrop, FaceFinder, PreparedImage, prepare
 
 

@@ -1,0 +1,4 @@
+"""Serving: an image or a video -> a verdict, with bundles, engines, calibration applied and heatmaps.
+
+Imports neither training nor measurement.
+"""

@@ -1,0 +1,4 @@
+"""Measuring: datasets' manifests, evaluation, model cards, promotion.
+
+Imports inference, never training.
+"""
