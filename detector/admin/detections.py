@@ -1,34 +1,22 @@
-import csv
-import uuid
-from pathlib import Path
+"""The detection admin: each upload with its verdict, every model's analysis, its files and the review."""
 
-from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+import uuid
+
+from django.contrib import admin
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from . import converters  # noqa: F401 (URL converters, registered on import)
-from .dispatch import BrokerUnavailable, start_reanalysis
-from .ml.inference.bundle import BundleError
-from .models import (
-    REVIEW_FIELDS,
-    VERDICT_FIELDS,
-    Detection,
-    ModelActivation,
-    Reanalysis,
-    ReviewVerdict,
-    percent_text,
-)
-from .services import activation, reanalysis, registry
-from .services.detections import delete_detection
-from .services.inference import bundle_facts
-from .serving import report_response, serve_detection_file, serve_face_image, serve_still
-from .templatetags.detector_extras import clock
+from .. import converters  # noqa: F401 (URL converters, registered on import)
+from ..models import REVIEW_FIELDS, Detection, percent_text
+from ..services.detections import delete_detection
+from ..services.inference import bundle_facts
+from ..serving import report_response, serve_detection_file, serve_face_image, serve_still
+from ..templatetags.detector_extras import clock
+from . import actions
 
 UPLOAD_FIELDS = (
     "id",
@@ -45,12 +33,6 @@ UPLOAD_FIELDS = (
     "owner",
     "anonymous_owner",
 )
-# One row per detection: who uploaded what, the verdict as the API gives it, and the review.
-CSV_FIELDS = ("id", "created_at", "original_name", "sha256", *VERDICT_FIELDS, "owner", *REVIEW_FIELDS)
-
-
-# The list of detections needs the width: the model index is one click away under Home, not a sidebar.
-admin.site.enable_nav_sidebar = False
 
 
 @admin.register(Detection)
@@ -97,7 +79,7 @@ class DetectionAdmin(admin.ModelAdmin):
         ("Review", {"fields": REVIEW_FIELDS}),
         ("Upload", {"fields": UPLOAD_FIELDS}),
     )
-    actions = ("mark_reviewed_real", "mark_reviewed_fake", "reanalyse", "export_csv")
+    actions = (actions.mark_reviewed_real, actions.mark_reviewed_fake, actions.reanalyse, actions.export_csv)
 
     class Media:
         css = {"all": ("detector/faces.css",)}
@@ -296,176 +278,3 @@ class DetectionAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for detection in queryset:
             delete_detection(detection)
-
-    def _mark(self, request, queryset, verdict):
-        count = queryset.update(review_verdict=verdict, reviewed_by=request.user, reviewed_at=timezone.now())
-        self.message_user(
-            request, f"Marked {count} detection(s) as {ReviewVerdict(verdict).label.lower()}.", messages.SUCCESS
-        )
-
-    @admin.action(description="Mark reviewed as real", permissions=["change"])
-    def mark_reviewed_real(self, request, queryset):
-        self._mark(request, queryset, ReviewVerdict.REAL)
-
-    @admin.action(description="Mark reviewed as fake", permissions=["change"])
-    def mark_reviewed_fake(self, request, queryset):
-        self._mark(request, queryset, ReviewVerdict.FAKE)
-
-    @admin.action(description="Re-analyse with a model version…", permissions=["change"])
-    def reanalyse(self, request, queryset):
-        """Choose the version (the active one first), then queue the selected uploads it has not analysed."""
-        usable = [v for v in registry.versions() if v.usable]
-        active = registry.active_path().resolve()
-        usable.sort(key=lambda v: v.path.resolve() != active)
-        if request.POST.get("apply"):
-            chosen = {str(v.path): v for v in usable}.get(request.POST.get("bundle", ""))
-            if chosen is None:
-                self.message_user(request, "Choose one of the model versions listed.", messages.ERROR)
-                return None
-            try:
-                run, ids = reanalysis.plan(chosen.path, detections=queryset, user=request.user)
-                where = start_reanalysis(run, ids) if ids else ""
-            except (BundleError, BrokerUnavailable) as exc:
-                self.message_user(request, f"Nothing was queued: {exc}", messages.ERROR)
-                return None
-            link = reverse("admin:detector_reanalysis_change", args=[run.pk])
-            skipped = queryset.count() - run.total
-            self.message_user(
-                request,
-                format_html(
-                    '{} upload(s) queued for {} {} ({}){}. <a href="{}">Progress</a>',
-                    run.total,
-                    run.name,
-                    run.version,
-                    where or "nothing to do",
-                    f"; {skipped} left out: analysed by that version already, or not finished" if skipped else "",
-                    link,
-                ),
-                messages.SUCCESS,
-            )
-            return None
-        return TemplateResponse(
-            request,
-            "admin/detector/reanalyse.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Re-analyse with a model version",
-                "queryset": queryset,
-                "versions": usable,
-                "active": active,
-                "opts": self.model._meta,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            },
-        )
-
-    @admin.action(description="Export selected as CSV", permissions=["view"])
-    def export_csv(self, request, queryset):
-        response = HttpResponse(content_type="text/csv")
-        response["Content-Disposition"] = f'attachment; filename="detections-{timezone.now():%Y%m%d-%H%M}.csv"'
-        writer = csv.writer(response)
-        writer.writerow(CSV_FIELDS)
-        for d in queryset.select_related("owner", "reviewed_by"):
-            writer.writerow([_csv_safe(getattr(d, f)) for f in CSV_FIELDS])
-        return response
-
-
-def _csv_safe(value):
-    """Neutralise spreadsheet formulas in user-supplied text (CSV injection)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-@admin.register(ModelActivation)
-class ModelActivationAdmin(admin.ModelAdmin):
-    """The model versions: each bundle with its test metrics and how reviewers found its verdicts; activating one
-    (or an earlier one again, to roll back) changes the next verdict in every process, without a restart."""
-
-    list_display = ("name", "version", "activated_by", "activated_at")
-    change_list_template = "admin/detector/model_versions.html"
-
-    def has_add_permission(self, request):
-        return False  # a version is activated from the list, after its checks
-
-    def has_change_permission(self, request, obj=None):
-        return False  # the history is what served when: never rewritten
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_urls(self):
-        return [
-            path("activate/", self.admin_site.admin_view(self.activate_view), name="detector_modelactivation_activate")
-        ] + super().get_urls()
-
-    def changelist_view(self, request, extra_context=None):
-        active = registry.active_path().resolve()
-        agreement = registry.review_agreement()
-        rows = [
-            {"version": v, "active": v.path.resolve() == active, "agreement": agreement.get(v.version)}
-            for v in registry.versions()
-        ]
-        extra = {
-            "versions": rows,
-            "history": ModelActivation.objects.select_related("activated_by")[:50],
-            "can_activate": request.user.has_perm("detector.add_modelactivation"),
-            "title": "Model versions",
-        }
-        return super().changelist_view(request, {**extra, **(extra_context or {})})
-
-    def activate_view(self, request):
-        if request.method != "POST":
-            return redirect("admin:detector_modelactivation_changelist")
-        if not request.user.has_perm("detector.add_modelactivation"):
-            raise PermissionDenied
-        wanted = request.POST.get("bundle", "")
-        try:
-            activated = activation.activate(Path(wanted), request.user)
-        except BundleError as exc:
-            self.message_user(request, f"Not activated: {exc}", messages.ERROR)
-        else:
-            self.message_user(
-                request,
-                f"Version {activated.name} {activated.version} now serves: the next analysis in every web process "
-                "and worker uses it.",
-                messages.SUCCESS,
-            )
-        return redirect("admin:detector_modelactivation_changelist")
-
-
-@admin.register(Reanalysis)
-class ReanalysisAdmin(admin.ModelAdmin):
-    """Batches of past uploads analysed again by one version, and how far each has gone."""
-
-    list_display = (
-        "name",
-        "version",
-        "criteria",
-        "progress",
-        "analysed",
-        "failed",
-        "skipped",
-        "requested_by",
-        "requested_at",
-        "finished_at",
-    )
-    readonly_fields = ("bundle", *list_display)
-    fields = readonly_fields
-
-    def has_add_permission(self, request):
-        return False  # queued from the detections' action or `manage.py reanalyse`
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # the record of what was re-analysed when, and by whom
-
-    @admin.display(description="progress")
-    def progress(self, obj):
-        return format_html(
-            '<progress max="100" value="{}"></progress> {} of {}{}',
-            obj.progress_percent,
-            obj.handled,
-            obj.total,
-            "" if obj.finished_at else " (running)",
-        )
