@@ -26,6 +26,7 @@ import re
 import selectors
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -542,7 +543,15 @@ def probe(client: Client, base: str) -> dict:
     health_s = time.perf_counter() - started
     started = time.perf_counter()
     status, pk = client.upload("portrait.jpg", next(d for _, _, d, ok in payloads() if ok))
-    return {"status": status, "id": pk, "page": health, "seconds": max(health_s, time.perf_counter() - started)}
+    upload_s = time.perf_counter() - started
+    return {
+        "status": status,
+        "id": pk,
+        "page": health,
+        "seconds": max(health_s, upload_s),
+        "healthz": health_s,
+        "upload": upload_s,
+    }
 
 
 def slow_clients(platform, clients, connections: int = 4, seconds: int = 30):
@@ -569,6 +578,12 @@ def slow_clients(platform, clients, connections: int = 4, seconds: int = 30):
             for t in trickles:
                 t.join(timeout=5)
             slowest[name] = max(r["seconds"] for r in rounds)
+            print(
+                f"  {name}: /healthz median {statistics.median(r['healthz'] for r in rounds):.3f} s, "
+                f"max {max(r['healthz'] for r in rounds):.3f} s; upload median "
+                f"{statistics.median(r['upload'] for r in rounds):.3f} s, max {max(r['upload'] for r in rounds):.3f} s",
+                flush=True,
+            )
             results += rounds
     finally:
         for *_, nginx in fronts:

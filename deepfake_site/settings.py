@@ -249,6 +249,26 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 # Batches (the batch page and the API): the most files one request may carry.
 DETECTOR_BATCH_MAX_FILES = env.int("DETECTOR_BATCH_MAX_FILES", default=20)
+# Addresses users give the server (callbacks, media links): refused on loopback, private, link-local and metadata
+# ranges, and over plain http, unless this is on (development and tests on loopback). Name resolution is a setting
+# so that the tests can stub it (services/outbound.py).
+DETECTOR_ALLOW_PRIVATE_URLS = env.bool("DETECTOR_ALLOW_PRIVATE_URLS", default=False)
+DETECTOR_URL_RESOLVER = env("DETECTOR_URL_RESOLVER", default="detector.services.outbound.resolve")
+# Checks by link (POST /api/v1/detections/ with "url", and the upload page's link form): the server fetches media
+# files, never pages, within DETECTOR_FETCH_TIMEOUT seconds in all and the upload size limits. Off by default in
+# production, on in development.
+DETECTOR_FETCH_URLS = env.bool("DETECTOR_FETCH_URLS", default=DEBUG)
+DETECTOR_FETCH_TIMEOUT = env.float("DETECTOR_FETCH_TIMEOUT", default=10)
+# Callbacks: each attempt's time limit, how long an endpoint may fail before it is disabled, and how often the
+# periodic job sends what is due (Celery beat; without a broker, this process's pool after each analysis).
+DETECTOR_WEBHOOK_TIMEOUT = env.float("DETECTOR_WEBHOOK_TIMEOUT", default=10)
+DETECTOR_WEBHOOK_DISABLE_AFTER_HOURS = env.float("DETECTOR_WEBHOOK_DISABLE_AFTER_HOURS", default=24)
+DETECTOR_WEBHOOK_SWEEP_SECONDS = env.int("DETECTOR_WEBHOOK_SWEEP_SECONDS", default=15)
+DETECTOR_WEBHOOKS_PER_USER = env.int("DETECTOR_WEBHOOKS_PER_USER", default=5)
+# The site's address as clients reach it (https://check.example.org), for links the server sends outside a request
+# (the detection's URL in a callback); unset, those links are paths.
+DETECTOR_PUBLIC_URL = env("DETECTOR_PUBLIC_URL", default="")
+
 # Whether the API answers clients without a token or a login (they own their checks through a session cookie).
 DETECTOR_API_ANONYMOUS = env.bool("DETECTOR_API_ANONYMOUS", default=False)
 
@@ -256,7 +276,7 @@ DETECTOR_API_ANONYMOUS = env.bool("DETECTOR_API_ANONYMOUS", default=False)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its scheme is the one a 401 names in WWW-Authenticate.
-        "rest_framework.authentication.TokenAuthentication",
+        "detector.api.authentication.ApiTokenAuthentication",  # keys people make, and the older single tokens
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["detector.api.permissions.ApiAccess"],
@@ -311,6 +331,10 @@ CELERY_BEAT_SCHEDULE = {
     "sweep": {
         "task": "detector.tasks.sweep",
         "schedule": env.int("DETECTOR_STUCK_SWEEP_SECONDS", default=300),
+    },
+    "webhooks": {
+        "task": "detector.tasks.send_webhooks",
+        "schedule": DETECTOR_WEBHOOK_SWEEP_SECONDS,
     },
 }
 # The sweep queues again detections unfinished this long after upload (at most DETECTOR_TASK_MAX_ATTEMPTS

@@ -9,9 +9,13 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import redirect
+from django.urls import reverse_lazy
 from django.views.generic import CreateView, FormView
 from django_ratelimit.core import get_usage
 
+from .models import Webhook
+from .services import tokens, webhooks
+from .services.outbound import UrlRefused
 from .services.privacy import delete_account
 
 log = logging.getLogger(__name__)
@@ -123,3 +127,105 @@ class PasswordResetView(ThrottledMixin, auth_views.PasswordResetView):
         ("detector.password_reset.client", "ip", "DETECTOR_PASSWORD_RESET_CLIENT_RATE", False),
     )
     refused_message = "Too many reset requests; please wait an hour and look in your mailbox for the last link."
+
+
+class EmailForm(forms.Form):
+    email = forms.EmailField(
+        label="E-mail address",
+        required=False,
+        help_text="Optional. Only used to send you a link to reset your password, where this server sends mail.",
+    )
+
+
+class AccountView(LoginRequiredMixin, FormView):
+    """The account: its e-mail address (for password resets), the password, API keys, callbacks, deletion."""
+
+    form_class = EmailForm
+    template_name = "registration/account.html"
+    success_url = reverse_lazy("account")
+
+    def get_initial(self):
+        return {"email": self.request.user.email}
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        user = self.request.user
+        context["token_count"] = tokens.live(user).count()
+        context["webhooks"] = Webhook.objects.filter(user=user)
+        return context
+
+    def form_valid(self, form):
+        user = self.request.user
+        user.email = form.cleaned_data["email"]
+        user.save(update_fields=["email"])
+        messages.success(self.request, "Saved." if user.email else "Saved: no e-mail address is kept.")
+        return super().form_valid(form)
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(
+        label="Name", max_length=80, help_text="What the key is for, e.g. “newsroom pipeline”: to tell keys apart."
+    )
+
+
+class TokensView(LoginRequiredMixin, FormView):
+    """The user's own API keys: list, make (the key shown once), revoke."""
+
+    form_class = TokenForm
+    template_name = "registration/tokens.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["tokens"] = tokens.live(self.request.user)
+        return context
+
+    def post(self, request, *args, **kwargs):
+        if "revoke" in request.POST:
+            if tokens.revoke(request.user, int(request.POST["revoke"] or 0)):
+                messages.success(request, "The key no longer works.")
+            return redirect("tokens")
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        token, key = tokens.create(self.request.user, form.cleaned_data["name"])
+        # The key itself is in this one page and nowhere else: it is kept only as a hash.
+        return self.render_to_response(self.get_context_data(form=TokenForm(), new_key=key, new_token=token))
+
+
+class WebhookForm(forms.Form):
+    url = forms.URLField(
+        label="Callback address",
+        max_length=2000,
+        assume_scheme="https",
+        help_text="An https address that takes POSTs of JSON: each of your checks that ends is sent there, signed.",
+    )
+
+
+class WebhooksPageView(LoginRequiredMixin, FormView):
+    """The user's callback addresses, their deliveries and every attempt; add (the secret shown once) or remove."""
+
+    form_class = WebhookForm
+    template_name = "registration/webhooks.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        hooks = list(Webhook.objects.filter(user=self.request.user))
+        for hook in hooks:
+            hook.recent = hook.deliveries.prefetch_related("attempt_log").order_by("-created_at", "-id")[:10]
+        context["webhooks"] = hooks
+        return context
+
+    def post(self, request, *args, **kwargs):
+        if "remove" in request.POST:
+            if webhooks.remove(request.user, int(request.POST["remove"] or 0)):
+                messages.success(request, "Removed: nothing more is sent there.")
+            return redirect("webhooks")
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        try:
+            webhook, secret = webhooks.register(self.request.user, form.cleaned_data["url"])
+        except (UrlRefused, webhooks.TooManyWebhooks) as exc:
+            form.add_error("url", f"This address cannot be used: {exc}.")
+            return self.form_invalid(form)
+        return self.render_to_response(self.get_context_data(form=WebhookForm(), new_secret=secret, new_hook=webhook))

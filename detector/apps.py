@@ -44,6 +44,10 @@ class DetectorConfig(AppConfig):
             timer = threading.Timer(2.0, _resume_videos)
             timer.daemon = True
             timer.start()
+        if serves_requests() and settings.CELERY_TASK_ALWAYS_EAGER and settings.DETECTOR_VIDEO_WORKERS > 0:
+            from .dispatch import start_webhook_timer
+
+            start_webhook_timer(settings.DETECTOR_WEBHOOK_SWEEP_SECONDS)  # retries of callbacks, without a beat
 
 
 def _resume_videos() -> None:

@@ -23,11 +23,11 @@ from django.utils import timezone
 from .ml.inference.bundle import BundleError
 from .models import Detection, Kind, Reanalysis, Status
 from .refusals import STORAGE_FAILED, Refusal
-from .services import analysis, reanalysis
+from .services import analysis, fetch, reanalysis, webhooks
 from .services.detections import display_name, store_upload
 from .services.inference import DetectorUnavailable, get_detector
 from .services.limits import count_refusal, count_upload, rate_refusal
-from .tasks import analyse_detection, analyse_video, reanalyse_detection
+from .tasks import analyse_detection, analyse_video, kick_webhooks, reanalyse_detection
 from .uploads import CheckedImage, CheckedVideo, check_upload
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def runs_here() -> bool:
     return settings.CELERY_TASK_ALWAYS_EAGER
 
 
-def submit(checked: CheckedImage | CheckedVideo, original_name: str, request) -> Detection:
+def submit(checked: CheckedImage | CheckedVideo, original_name: str, request, source_url: str = "") -> Detection:
     """The upload flow every caller goes through (form, batch, API): store, count, then analyse or queue.
 
     In the request the analysis gets the pixels the checks decoded; a worker decodes the stored original.
@@ -46,7 +46,7 @@ def submit(checked: CheckedImage | CheckedVideo, original_name: str, request) ->
     answer an error: it stays ``pending``, the answer says so, and the sweep or ``cleanup_detections`` takes it up.
     A video is never analysed in the request: it is answered ``pending`` at once (see :func:`start_video`).
     """
-    detection = store_upload(checked, original_name, request)
+    detection = store_upload(checked, original_name, request, source_url)
     count_upload(request)
     if detection.is_video:
         pk = str(detection.pk)
@@ -54,10 +54,12 @@ def submit(checked: CheckedImage | CheckedVideo, original_name: str, request) ->
         return detection
     if runs_here():
         try:
-            return analysis.run(detection, checked.decoded, data=checked.data) or detection
+            analysed = analysis.run(detection, checked.decoded, data=checked.data) or detection
         except DatabaseError:
             log.exception("detection %s is stored but could not be analysed now; it stays pending", detection.pk)
             return detection
+        transaction.on_commit(send_webhooks_soon)
+        return analysed
     pk = str(detection.pk)
     transaction.on_commit(lambda: queue(pk))
     return detection
@@ -81,6 +83,44 @@ def _analyse_video(pk: str) -> None:
         analysis.run(pk)
     except Exception:  # the model, the storage or the database is unavailable: it stays unfinished for the
         log.exception("video %s could not be analysed now; it stays unfinished", pk)  # sweep or a restart
+    send_webhooks_soon()
+
+
+def _send_webhooks_in_thread() -> None:
+    close_old_connections()
+    try:
+        webhooks.send_due()
+    except Exception:  # the database: the next analysis or the periodic timer tries again
+        log.exception("callbacks could not be sent now")
+    finally:
+        connection.close()
+
+
+def send_webhooks_soon() -> None:
+    """The callbacks that are due, sent off the request: by a worker where there is a broker, else by this process's
+    pool (never in the request thread; Celery's eager mode would run them there)."""
+    if not runs_here():
+        kick_webhooks()
+        return
+    try:
+        if not webhooks.has_due():
+            return
+    except DatabaseError:
+        return
+    _video_pool().submit(_send_webhooks_in_thread)
+
+
+def start_webhook_timer(interval: float) -> threading.Timer:
+    """Without a broker there is no beat: a timer in this process sends the retries that fall due."""
+
+    def tick():
+        send_webhooks_soon()
+        start_webhook_timer(interval)
+
+    timer = threading.Timer(interval, tick)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _analyse_in_thread(pk: str) -> None:
@@ -170,6 +210,23 @@ def _submit_one(upload, request) -> Outcome:
         return Outcome(name, refusal=Refusal("storage_unavailable", STORAGE_FAILED))
 
 
+def submit_link(url: str, request) -> Outcome:
+    """A check by link: the file fetched (``services.fetch``), then checked and submitted as an upload is, its link
+    kept (``source_url``). Raises FetchRefused where the link cannot be fetched."""
+    fetched = fetch.fetch(url)
+    name = display_name(fetched.file.name)
+    try:
+        checked = check_upload(fetched.file)
+    except ValidationError as exc:
+        count_refusal(request)
+        return Outcome(name, refusal=Refusal.from_validation_error(exc, field="url"))
+    try:
+        return Outcome(name, detection=submit(checked, fetched.file.name, request, fetched.url))
+    except OSError:
+        log.exception("the file of link %s could not be stored", url)
+        return Outcome(name, refusal=Refusal("storage_unavailable", STORAGE_FAILED))
+
+
 @dataclass
 class Requeued:
     analysed: list[str]  # here and now (no broker)
@@ -210,6 +267,7 @@ def _reanalyse_here(run_id: int, ids: list[str], on_each=None) -> None:
             outcome = "failed"
         if on_each:
             on_each(pk, outcome)
+    send_webhooks_soon()  # the callbacks of the batch's analyses
 
 
 def _reanalyse_in_thread(run_id: int, ids: list[str]) -> None:

@@ -20,6 +20,18 @@ class UploadForm(forms.Form):
         return upload
 
 
+class LinkForm(forms.Form):
+    """A check by link: the server fetches the file (``services.fetch``)."""
+
+    url = forms.URLField(
+        label="Or check a link to an image or a video",
+        max_length=2000,
+        assume_scheme="https",
+        help_text="The address of the file itself (ending in .jpg, .mp4 and the like), not of the page it is on.",
+        widget=forms.URLInput(attrs={"placeholder": "https://…", "inputmode": "url", "autocomplete": "off"}),
+    )
+
+
 class MultipleFileInput(forms.FileInput):
     allow_multiple_selected = True
 

@@ -138,6 +138,9 @@ class Detection(models.Model):
     preview = models.FileField(upload_to="previews/", max_length=200, blank=True)
     thumbnail = models.FileField(upload_to="thumbnails/", max_length=200, blank=True)
     original_name = models.CharField(max_length=120, blank=True, help_text="The client's file name, for display only.")
+    source_url = models.URLField(
+        max_length=2000, blank=True, help_text="Where the server fetched the file from, for a check by link."
+    )
     sha256 = models.CharField(max_length=64, db_index=True)
     phash = models.CharField(
         "perceptual hash", max_length=16, blank=True, db_index=True, help_text="64-bit pHash (imagehash), in hex."
@@ -466,3 +469,90 @@ class Reanalysis(models.Model):
     @property
     def progress_percent(self) -> int:
         return 100 if not self.total else min(100, round(100 * self.handled / self.total))
+
+
+class ApiToken(models.Model):
+    """A key someone made for their scripts (``/accounts/tokens/``): named, one of several, kept only as a hash, so
+    it is shown once, when it is made. ``Authorization: Token <key>``; see ``api.authentication``."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=80)
+    prefix = models.CharField(max_length=12, unique=True, help_text="The key's first characters, to find and show it.")
+    key_hash = models.CharField(max_length=64, help_text="SHA-256 of the whole key.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class Webhook(models.Model):
+    """A callback address someone registered: each of their checks that ends is POSTed to it, signed."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=2000)
+    secret_encrypted = models.TextField(help_text="The signing secret, encrypted with a key derived from SECRET_KEY.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    failing_since = models.DateTimeField(
+        null=True, blank=True, help_text="The first failed attempt since the last success."
+    )
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def active(self) -> bool:
+        return self.disabled_at is None
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Waiting"  # due now or later, retried with backoff
+    DELIVERED = "delivered", "Delivered"
+    ABANDONED = "abandoned", "Given up"  # the endpoint was disabled after failing for a day
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint, kept as a row that the periodic sender claims once per attempt: a retry due in
+    hours is not left in the broker (which would hand it out twice past its redelivery window)."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    # A check deleted before its delivery is sent takes the delivery with it: nothing is sent about it.
+    detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="+")
+    event = models.CharField(max_length=30)
+    body = models.TextField(help_text="The JSON sent, as it was when the analysis ended.")
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.detection_id} -> {self.webhook.url} ({self.status})"
+
+
+class WebhookAttempt(models.Model):
+    """One try of a delivery: when, what came back."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    at = models.DateTimeField(auto_now_add=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    ok = models.BooleanField(default=False)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-at", "-id"]

@@ -12,7 +12,7 @@ from django.db import DatabaseError
 
 from .ml.inference.bundle import BundleError
 from .models import Detection, Kind, Status
-from .services import analysis, detections, reanalysis
+from .services import analysis, detections, reanalysis, webhooks
 from .services.cleanup import cleanup
 from .services.inference import DetectorUnavailable, load_service
 
@@ -53,6 +53,7 @@ def _analyse(task, detection_id: str) -> str:
         detection = analysis.run(detection_id, new_attempt=task.request.retries == 0)
         if detection is None:
             return "skipped"
+        kick_webhooks()
     except TRANSIENT as exc:
         if task.request.retries >= task.max_retries:
             log.error("giving up on detection %s: %s", detection_id, exc)
@@ -68,7 +69,9 @@ def _analyse(task, detection_id: str) -> str:
 def reanalyse_detection(self, run_id: int, detection_id: str) -> str:
     """One upload of a re-analysis batch, by the batch's version (see ``services.reanalysis``)."""
     try:
-        return reanalysis.reanalyse_one(run_id, detection_id)
+        outcome = reanalysis.reanalyse_one(run_id, detection_id)
+        kick_webhooks()
+        return outcome
     except BundleError as exc:  # the version's bundle is gone or damaged: no retry will bring it back
         log.error("re-analysis %s of %s: %s", run_id, detection_id, exc)
         reanalysis.count(run_id, "failed")
@@ -79,6 +82,23 @@ def reanalyse_detection(self, run_id: int, detection_id: str) -> str:
             reanalysis.count(run_id, "failed")
             raise
         raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) from exc
+
+
+@shared_task(acks_late=False)
+def send_webhooks() -> dict:
+    """The callbacks that are due (``services.webhooks``): on beat's schedule (DETECTOR_WEBHOOK_SWEEP_SECONDS),
+    and queued after each analysis that made one. Acknowledged when taken: each delivery is claimed in the database
+    for its attempt, and one whose worker died is due again when its claim runs out."""
+    return webhooks.send_due()
+
+
+def kick_webhooks() -> None:
+    """Have the callbacks an analysis made sent now rather than at the next beat (nothing queued where none is due)."""
+    try:
+        if webhooks.has_due():
+            send_webhooks.delay()
+    except Exception:  # the broker or the database: beat's next run sends them
+        log.exception("could not queue the callbacks now; the periodic job sends them")
 
 
 @shared_task

@@ -6,6 +6,7 @@ app_name = "detector"
 
 urlpatterns = [
     path("", views.UploadView.as_view(), name="upload"),
+    path("link/", views.LinkUploadView.as_view(), name="upload_link"),
     path("batch/", views.BatchUploadView.as_view(), name="batch"),
     path("history/", views.HistoryView.as_view(), name="history"),
     path("history/export.zip", views.ExportView.as_view(), name="export"),

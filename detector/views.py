@@ -15,13 +15,14 @@ from django.utils import timezone
 from django.views import View, defaults
 from django.views.generic import DeleteView, DetailView, FormView, ListView, TemplateView
 
-from .dispatch import submit, submit_each
-from .forms import BatchUploadForm, HistoryFilterForm, UploadForm, refused_form
+from .dispatch import submit, submit_each, submit_link
+from .forms import BatchUploadForm, HistoryFilterForm, LinkForm, UploadForm, refused_form
 from .middleware import DATABASE_DOWN, unavailable
 from .models import Detection
 from .refusals import DETECTOR_DOWN, STORAGE_FAILED, Refusal
 from .services import comparison, limits, overview, registry, reports, sightings, timeline, verdicts
 from .services.detections import delete_detection
+from .services.fetch import FetchRefused
 from .services.inference import DetectorUnavailable, bundle_facts, get_detector
 from .services.privacy import export_zip
 from .serving import (
@@ -80,15 +81,22 @@ class UploadFormMixin:
         return self.render_to_response(self.get_context_data(form=form), status=status)
 
 
-class UploadView(UploadFormMixin, FormView):
-    template_name = "detector/upload.html"
-    form_class = UploadForm
+class UploadPageMixin:
+    """The upload page's context, whichever of its two forms (a file, a link) was posted."""
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
+        context.setdefault("form", UploadForm())
+        if settings.DETECTOR_FETCH_URLS:
+            context.setdefault("link_form", LinkForm())
         context["recent"] = Detection.objects.owned_by(self.request).recent()[:4]
         context["allowance"] = limits.allowance(self.request)
         return context
+
+
+class UploadView(UploadPageMixin, UploadFormMixin, FormView):
+    template_name = "detector/upload.html"
+    form_class = UploadForm
 
     def form_valid(self, form):
         try:
@@ -105,6 +113,38 @@ class UploadView(UploadFormMixin, FormView):
         if wants_json(self.request):
             return JsonResponse(status_summary(detection), status=HTTPStatus.CREATED)
         return redirect(detection.get_absolute_url())
+
+
+class LinkUploadView(UploadPageMixin, UploadFormMixin, FormView):
+    """The upload page's second form: a link to a file, which the server fetches and checks as an upload."""
+
+    template_name = "detector/upload.html"
+    form_class = LinkForm
+
+    def get(self, request, *args, **kwargs):
+        return redirect("detector:upload")
+
+    def get_context_data(self, **kwargs):
+        kwargs["link_form"] = kwargs.pop("form", None) or self.get_form()
+        return super().get_context_data(**kwargs)
+
+    def form_valid(self, form):
+        try:
+            get_detector()
+        except DetectorUnavailable:
+            form.add_error(None, DETECTOR_DOWN)
+            return self.form_invalid(form, status=HTTPStatus.SERVICE_UNAVAILABLE)
+        try:
+            outcome = submit_link(form.cleaned_data["url"], self.request)
+        except FetchRefused as exc:
+            form.add_error("url", str(exc))
+            return self.form_invalid(form, status=exc.status)
+        if outcome.refusal:
+            form.add_error("url", outcome.refusal.message)
+            return self.form_invalid(form, status=outcome.refusal.status, counted=True)
+        if wants_json(self.request):
+            return JsonResponse(status_summary(outcome.detection), status=HTTPStatus.CREATED)
+        return redirect(outcome.detection.get_absolute_url())
 
 
 class BatchUploadView(UploadFormMixin, FormView):

@@ -4,7 +4,7 @@ and the model versions with the re-analysis batches (:mod:`.model_versions`). Im
 
 from django.contrib import admin
 
-from . import detections, model_versions  # noqa: F401 (registered on import)
+from . import detections, integrations, model_versions  # noqa: F401 (registered on import)
 
 # The list of detections needs the width: the model index is one click away under Home, not a sidebar.
 admin.site.enable_nav_sidebar = False

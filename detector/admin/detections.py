@@ -21,6 +21,7 @@ from . import actions
 UPLOAD_FIELDS = (
     "id",
     "original_name",
+    "source_url",
     "sha256",
     "image_format",
     "content_type",

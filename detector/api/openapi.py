@@ -3,14 +3,19 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 
+from ..services.fetch import NOT_MEDIA
 from .serializers import (
     DetectionFilterSerializer,
     DetectionSerializer,
     ErrorSerializer,
+    LinkUploadSerializer,
     ModelInfoSerializer,
     UploadErrorSerializer,
     UploadResponseSerializer,
     UploadSerializer,
+    WebhookCreatedSerializer,
+    WebhookCreateSerializer,
+    WebhookListSerializer,
 )
 
 ID = "3f6c2a9e-8d1b-4c57-a0e2-5b7d9c1e4f80"
@@ -109,10 +114,11 @@ UNAUTHORIZED = _errors(
     NOT_AUTHENTICATED,
     BAD_TOKEN,
 )
+CSRF_EXAMPLE = ("CSRF token missing", 403, _error("permission_denied", "CSRF Failed: CSRF token missing."))
 CSRF_FAILED = _errors(
     403,
     "A browser session sent no CSRF token (send X-CSRFToken), or the request is otherwise forbidden.",
-    ("CSRF token missing", 403, _error("permission_denied", "CSRF Failed: CSRF token missing.")),
+    CSRF_EXAMPLE,
 )
 NOT_FOUND = _errors(
     404,
@@ -191,9 +197,13 @@ def _upload_errors(status, description, *examples):
 UPLOAD = extend_schema(
     operation_id="upload_images",
     tags=["detections"],
-    summary="Upload one or more images",
+    summary="Upload one or more images or videos, or check a link",
     description=(
-        "Send `multipart/form-data` with one `image` field per file. Each file is checked, counted against the "
+        "Send `multipart/form-data` with one `image` field per file, or a `url` (multipart or JSON) that the "
+        "server fetches instead (where DETECTOR_FETCH_URLS is on: http or https, no private or loopback "
+        "address, at most 3 redirects, 10 seconds, the upload size limits; a link to a web page is refused with "
+        "`not_media`); the fetched file is checked like an upload and its detection keeps `source_url`. "
+        "Each file is checked, counted against the "
         "upload rate limit, stored and analysed on its own: a refused file stops no other. The answer is 201 "
         "where any file was accepted, with one entry per file in `results` (its detection, or its error). Where "
         "no file was accepted, the answer has the first file's error and status (400, 413, 415, 429 or 503), "
@@ -201,7 +211,7 @@ UPLOAD = extend_schema(
         "them (CELERY_BROKER_URL) a detection answers `pending` or `analysing`: poll its `url` until it is "
         "`done` or `failed`."
     ),
-    request={"multipart/form-data": UploadSerializer},
+    request={"multipart/form-data": UploadSerializer, "application/json": LinkUploadSerializer},
     responses={
         201: OpenApiResponse(
             UploadResponseSerializer,
@@ -227,13 +237,40 @@ UPLOAD = extend_schema(
             ("Too many files", 400, _error("too_many_files", "Upload at most 20 files at a time.", "image")),
             ("Damaged image", 400, _refused("damaged", "The image is truncated or damaged (image file is truncated).")),
             (
+                "Link refused",
+                400,
+                _error(
+                    "url_refused",
+                    "This link cannot be checked: 10.0.0.5 is a private network address, which this server does "
+                    "not contact.",
+                    "url",
+                ),
+            ),
+            ("Link to a page", 400, _error("not_media", NOT_MEDIA, "url")),
+            (
+                "Link failed",
+                400,
+                _error("fetch_failed", "The link could not be fetched: no answer within 10 seconds.", "url"),
+            ),
+            (
                 "Hidden data",
                 400,
                 _refused("trailing_data", "The file has extra data after the image; upload the plain image."),
             ),
         ),
         401: UNAUTHORIZED,
-        403: CSRF_FAILED,
+        403: OpenApiResponse(
+            ErrorSerializer,
+            description="A session client without its CSRF token, or a link where checks by link are off.",
+            examples=[
+                _example(*CSRF_EXAMPLE),
+                _example(
+                    "Links off",
+                    403,
+                    _error("fetch_disabled", "Checks by link are turned off on this server: upload the file.", "url"),
+                ),
+            ],
+        ),
         413: _upload_errors(
             413,
             "The only file (or the first, where none was accepted) is over the size limit, or the whole "
@@ -439,4 +476,86 @@ MODEL = extend_schema(
             status_codes=["200"],
         )
     ],
+)
+
+
+WEBHOOK_SIGNING = (
+    'Each event is a POST of JSON, `{"event": "detection.done" | "detection.failed", "created": ISO time, '
+    '"detection": {id, url, status, kind, label, fake_probability, model_version}}`, signed in one header: '
+    "`X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 keyed with the UTF-8 bytes of the secret, of the bytes "
+    '"<t>.<body>">` (Stripe\'s scheme; reject a `t` more than a few minutes old). An attempt that does not get a '
+    "2xx within DETECTOR_WEBHOOK_TIMEOUT seconds is tried again after 1, 2, 4 ... minutes (at most 6 hours apart); "
+    "an endpoint that fails for DETECTOR_WEBHOOK_DISABLE_AFTER_HOURS (24) is disabled and its waiting events "
+    "given up. A check deleted before its event goes sends nothing."
+)
+WEBHOOKS = extend_schema(
+    operation_id="list_webhooks",
+    tags=["webhooks"],
+    summary="Your callback addresses and their deliveries",
+    description="Every address you registered, each with its latest 20 deliveries and every attempt of each. "
+    + WEBHOOK_SIGNING,
+    responses={
+        200: OpenApiResponse(WebhookListSerializer, description="Your callbacks, the newest first."),
+        401: UNAUTHORIZED,
+    },
+)
+WEBHOOK_CREATE = extend_schema(
+    operation_id="create_webhook",
+    tags=["webhooks"],
+    summary="Register a callback address",
+    description="From now on every check of yours that ends (done or failed, re-analyses too) is POSTed to it. "
+    "The answer holds the signing secret, shown this once. Addresses on loopback, private, link-local and "
+    "metadata ranges, and plain http, are refused (unless DETECTOR_ALLOW_PRIVATE_URLS is on, as in development). "
+    + WEBHOOK_SIGNING,
+    request={"application/json": WebhookCreateSerializer, "multipart/form-data": WebhookCreateSerializer},
+    responses={
+        201: OpenApiResponse(
+            WebhookCreatedSerializer,
+            description="Registered; keep the secret.",
+            examples=[
+                _example(
+                    "Registered",
+                    201,
+                    {"id": 7, "url": "https://hooks.example.org/deepfake", "secret": "whsec_4q9Zt0n3b2J7..."},
+                )
+            ],
+        ),
+        400: _errors(
+            400,
+            "Not a URL, an address that may not be called, or too many callbacks already.",
+            (
+                "Private address",
+                400,
+                _error(
+                    "url_refused",
+                    "This address cannot be called: 192.168.1.4 is a private network address, which this server "
+                    "does not contact.",
+                    "url",
+                ),
+            ),
+            (
+                "Too many",
+                400,
+                _error("too_many_webhooks", "at most 5 callback addresses per account; remove one first.", "url"),
+            ),
+        ),
+        401: UNAUTHORIZED,
+        403: CSRF_FAILED,
+    },
+)
+WEBHOOK_DELETE = extend_schema(
+    operation_id="delete_webhook",
+    tags=["webhooks"],
+    summary="Remove a callback address",
+    description="Nothing more is sent to it, waiting deliveries included.",
+    responses={
+        204: OpenApiResponse(description="Removed."),
+        401: UNAUTHORIZED,
+        403: CSRF_FAILED,
+        404: _errors(
+            404,
+            "You have no callback with this id.",
+            ("Not found", 404, _error("not_found", "You have no callback with this id.")),
+        ),
+    },
 )

@@ -148,10 +148,20 @@ class LabelField(serializers.ChoiceField):
         return value or None
 
 
+class OptionalUrlField(serializers.URLField):
+    """A URL, or null where there is none (never an empty string, which is no URL)."""
+
+    def to_representation(self, value):
+        return value or None
+
+
 class DetectionSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField(help_text="This detection in the API.")
     page = serializers.SerializerMethodField(help_text="Its result page in the browser.")
     file_name = serializers.CharField(source="original_name", help_text="The client's file name, for display.")
+    source_url = OptionalUrlField(
+        allow_null=True, help_text="For a check by link: the address the server fetched the file from; else null."
+    )
     label = LabelField(choices=Label.choices, allow_null=True, help_text="The verdict; null until analysed.")
     faces = serializers.SerializerMethodField()
     tracks = serializers.SerializerMethodField(
@@ -183,6 +193,7 @@ class DetectionSerializer(serializers.ModelSerializer):
             "url",
             "page",
             "file_name",
+            "source_url",
             "created_at",
             "kind",
             "duration_seconds",
@@ -313,10 +324,27 @@ class UploadSerializer(serializers.Serializer):
                 child=serializers.FileField(),
                 min_length=1,
                 max_length=most,
+                required=False,
                 help_text=f"One to {most} JPEG, PNG, WebP, HEIC or AVIF images (repeat the field for each), "
                 f"each up to {settings.DETECTOR_MAX_UPLOAD_MB:g} MB.",
-            )
+            ),
+            "url": serializers.URLField(
+                required=False,
+                max_length=2000,
+                help_text="Instead of files: a link to one image or video file, which the server fetches "
+                "(where DETECTOR_FETCH_URLS is on).",
+            ),
         }
+
+
+class LinkUploadSerializer(serializers.Serializer):
+    """A check by link, as JSON."""
+
+    url = serializers.URLField(
+        max_length=2000,
+        help_text="An http(s) link to an image or a video file (not a page); the server fetches it (at most 3 "
+        "redirects, 10 seconds, the upload size limits) where DETECTOR_FETCH_URLS is on.",
+    )
 
 
 class UploadResultSerializer(serializers.Serializer):
@@ -383,4 +411,60 @@ class ModelInfoSerializer(serializers.Serializer):
     )
     members = MemberSerializer(
         source="trained.models", many=True, help_text="An ensemble's models, each scoring every face; empty otherwise."
+    )
+
+
+class WebhookAttemptSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    ok = serializers.BooleanField(help_text="Whether the endpoint answered 2xx.")
+    status_code = serializers.IntegerField(allow_null=True, help_text="Its HTTP status; null where none came.")
+    error = serializers.CharField(help_text="Why the attempt failed (no answer in time, a refused address, ...).")
+    duration_ms = serializers.IntegerField()
+
+
+class WebhookDeliverySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    event = serializers.ChoiceField(choices=["detection.done", "detection.failed"])
+    detection = serializers.UUIDField(source="detection_id")
+    status = serializers.ChoiceField(
+        choices=["pending", "delivered", "abandoned"],
+        help_text="pending: sent again at next_attempt_at; delivered; abandoned: the endpoint was disabled.",
+    )
+    attempts = serializers.IntegerField()
+    next_attempt_at = serializers.DateTimeField()
+    delivered_at = serializers.DateTimeField(allow_null=True)
+    attempt_log = WebhookAttemptSerializer(many=True, help_text="Every attempt, the latest first.")
+
+
+class WebhookSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.URLField()
+    created_at = serializers.DateTimeField()
+    active = serializers.BooleanField(help_text="False once it failed for a day and was disabled.")
+    failing_since = serializers.DateTimeField(allow_null=True, help_text="The first failure since the last success.")
+    disabled_reason = serializers.CharField()
+    deliveries = serializers.SerializerMethodField(help_text="Its latest 20 deliveries, the latest first.")
+
+    def get_deliveries(self, webhook) -> list[dict]:
+        recent = webhook.deliveries.prefetch_related("attempt_log").order_by("-created_at", "-id")[:20]
+        return WebhookDeliverySerializer(recent, many=True).data
+
+
+class WebhookListSerializer(serializers.Serializer):
+    results = WebhookSerializer(many=True, help_text="Your callbacks, the newest first.")
+
+
+class WebhookCreateSerializer(serializers.Serializer):
+    url = serializers.URLField(
+        max_length=2000,
+        help_text="An https address (no private, loopback or link-local one) that takes POSTs of JSON events.",
+    )
+
+
+class WebhookCreatedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.URLField()
+    secret = serializers.CharField(
+        help_text="The signing secret: shown this once. Check X-Signature (t=<unix seconds>,v1=<hex HMAC-SHA256 "
+        "keyed with this secret's UTF-8 bytes, of the bytes '<t>.<body>'>) on every event."
     )

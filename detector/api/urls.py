@@ -21,6 +21,8 @@ urlpatterns = [
     ),
     path("v1/detections/<uuid:pk>/report.<report:kind>", views.ReportView.as_view(), name="report"),
     path("v1/model/", views.ModelView.as_view(), name="model"),
+    path("v1/webhooks/", views.WebhooksView.as_view(), name="webhooks"),
+    path("v1/webhooks/<int:pk>/", views.WebhookView.as_view(), name="webhook"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", views.DocsView.as_view(url_name="api:schema"), name="docs"),
     re_path(r"", errors.not_found),

@@ -21,6 +21,7 @@ from ..ml.inference import video
 from ..ml.inference.preprocessing import DecodedImage
 from ..models import ANALYSIS_FIELDS, VERDICT_FIELDS, Analysis, Detection, Label, Status
 from ..uploads import decode_stored
+from . import webhooks
 from .detections import claim, delete_files
 from .explanations import face_file_names
 from .inference import get_detector
@@ -88,6 +89,7 @@ def record(detection: Detection, detector, current: bool = True) -> Detection:
             if stale:
                 transaction.on_commit(lambda: delete_files(detection, stale))
         Analysis.objects.update_or_create(detection=detection, model_version=detector.version, defaults=fields)
+        webhooks.enqueue(detection)  # the owner's callbacks, sent after the commit by the periodic sender
     return detection
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from ..models import ANONYMOUS_OWNER_KEY, Detection, Kind, Label, Status
 from ..uploads import CheckedImage, CheckedVideo, derived_jpegs
+from . import webhooks
 from .explanations import face_file_names
 
 PREVIEW_SIDE, THUMB_SIDE = 1280, 256
@@ -41,7 +42,7 @@ def perceptual_hash(image) -> str:
     return str(imagehash.phash(image))
 
 
-def store_upload(checked: CheckedImage | CheckedVideo, original_name: str, request) -> Detection:
+def store_upload(checked: CheckedImage | CheckedVideo, original_name: str, request, source_url: str = "") -> Detection:
     """Save the original bytes and re-encoded copies, then the pending row; undo the files if the row fails.
 
     A video's original is streamed to storage as it came; its preview and thumbnail are its first frame.
@@ -49,6 +50,7 @@ def store_upload(checked: CheckedImage | CheckedVideo, original_name: str, reque
     video = isinstance(checked, CheckedVideo)
     detection = Detection(
         original_name=display_name(original_name),
+        source_url=source_url,
         sha256=checked.sha256,
         # A video's first frame is no fingerprint of the video: its earlier sightings are by its bytes only.
         phash="" if video else perceptual_hash(checked.decoded.working),
@@ -117,9 +119,11 @@ def claim(detection: Detection | str, new_attempt: bool = True) -> Detection | N
 def fail(detection: Detection, message: str) -> None:
     """Record that no verdict will come, and why (an update: a row deleted meanwhile stays deleted)."""
     detection.status, detection.label, detection.error_message = Status.FAILED, Label.NO_VERDICT, message[:1000]
-    Detection.objects.filter(pk=detection.pk).update(
-        status=detection.status, label=detection.label, error_message=detection.error_message
-    )
+    with transaction.atomic():
+        if Detection.objects.filter(pk=detection.pk).update(
+            status=detection.status, label=detection.label, error_message=detection.error_message
+        ):
+            webhooks.enqueue(detection)
 
 
 def still_names(tracks: list[dict]) -> list[str]:

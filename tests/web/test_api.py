@@ -14,7 +14,7 @@ from django.utils import timezone
 from PIL import Image
 from rest_framework.authtoken.models import Token
 
-from detector.models import Detection
+from detector.models import ApiToken, Detection
 from tests.conftest import image_bytes
 from tests.web.conftest import portrait_file, stored_files, upload_file
 from tests.web.test_views import make_detections
@@ -464,23 +464,32 @@ def test_an_unsupported_method_is_a_json_405(api):
 # Tokens
 
 
-def test_create_api_token_prints_a_working_token(user, stub_detector, capsys):
+def test_create_api_token_prints_a_working_key_on_its_last_line(user, stub_detector, capsys):
     call_command("create_api_token", "alice")
-    key = capsys.readouterr().out.strip()
-    assert Token.objects.get(user=user).key == key
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert ApiToken.objects.get(user=user).name == "command line"
     assert Client(headers={"Authorization": f"Token {key}"}).get(DETECTIONS).status_code == HTTPStatus.OK
 
 
-def test_create_api_token_prints_the_same_token_again(token, capsys):
+def test_create_api_token_makes_another_key_each_time_and_keeps_none_in_clear(user, capsys):
+    keys = []
+    for _ in range(2):
+        call_command("create_api_token", "alice")
+        keys.append(capsys.readouterr().out.strip())
+    assert keys[0] != keys[1] and ApiToken.objects.filter(user=user).count() == 2
+    stored = str(list(ApiToken.objects.values()))
+    assert not ApiToken.objects.filter(key_hash__in=keys).exists() and keys[0] not in stored
+
+
+def test_create_api_token_reset_revokes_the_other_keys_and_the_old_token(token, capsys):
     call_command("create_api_token", "alice")
-    assert capsys.readouterr().out.strip() == token
-
-
-def test_create_api_token_reset_replaces_the_old_token(token, capsys):
+    first = capsys.readouterr().out.strip()
     call_command("create_api_token", "alice", "--reset")
     key = capsys.readouterr().out.strip()
-    assert key != token and not Token.objects.filter(key=token).exists()
-    assert Client(headers={"Authorization": f"Token {token}"}).get(DETECTIONS).status_code == HTTPStatus.UNAUTHORIZED
+    assert key not in (token, first) and not Token.objects.filter(key=token).exists()
+    for old in (token, first):
+        assert Client(headers={"Authorization": f"Token {old}"}).get(DETECTIONS).status_code == HTTPStatus.UNAUTHORIZED
+    assert Client(headers={"Authorization": f"Token {key}"}).get(DETECTIONS).status_code == HTTPStatus.OK
 
 
 def test_create_api_token_refuses_an_unknown_user(db):

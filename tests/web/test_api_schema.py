@@ -31,6 +31,11 @@ UPLOAD_OPERATION = "POST /api/v1/detections/"
 # 413); and schemathesis 4.32.5's coverage phase labels a valid array of 19 files as invalid. The file checks
 # and the file-count limit have their own tests (test_api.py, test_batch.py).
 UPLOAD_EXCLUDED_CHECKS = [schemathesis.checks.positive_data_acceptance, schemathesis.checks.negative_data_rejection]
+# Registering a callback: a schema can say "uri", not "an https address that resolves to a public one", so a
+# schema-valid address that does not resolve (the tests' resolver knows no name) is rightly refused (400). The
+# address checks have their own tests (test_webhooks.py).
+WEBHOOK_OPERATION = "POST /api/v1/webhooks/"
+WEBHOOK_EXCLUDED_CHECKS = [schemathesis.checks.positive_data_acceptance]
 
 
 def generated_schema():
@@ -53,6 +58,8 @@ def test_the_schema_is_served_as_json(client):
         "/api/v1/detections/{id}/report.{kind}",
         "/api/v1/detections/{id}/tracks/{track}/stills/{number}/{kind}",
         "/api/v1/model/",
+        "/api/v1/webhooks/",
+        "/api/v1/webhooks/{id}/",
     }
 
 
@@ -166,7 +173,11 @@ def test_the_api_answers_as_its_schema_says(
     response = case.call_and_validate(
         base_url="http://localhost",
         headers={"Authorization": f"Token {token}"},
-        excluded_checks=UPLOAD_EXCLUDED_CHECKS if upload else [],
+        excluded_checks=UPLOAD_EXCLUDED_CHECKS
+        if upload
+        else WEBHOOK_EXCLUDED_CHECKS
+        if case.operation.label == WEBHOOK_OPERATION
+        else [],
     )
     counts = run_counts(f"schemathesis: requests by status (DETECTOR_SCHEMA_EXAMPLES={EXAMPLES})")
     counts["requests"] += 1
