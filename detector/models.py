@@ -90,6 +90,42 @@ VERDICT_FIELDS = (
 REVIEW_FIELDS = ("review_verdict", "review_note", "reviewed_by", "reviewed_at")
 
 
+def reading_order(faces: list[tuple[int, dict]]) -> list[tuple[int, dict]]:
+    """Faces (each ``(index, face)`` with a ``box``) as one reads them: rows top to bottom, each left to right.
+
+    A face starts a new row where its centre is lower than the current row's by more than half the median face
+    height: faces side by side in a group photo share a row though their heights differ."""
+    if not faces:
+        return []
+    heights = sorted(f["box"][3] for _, f in faces)
+    tolerance = heights[len(heights) // 2] / 2
+    by_centre = sorted(faces, key=lambda item: item[1]["box"][1] + item[1]["box"][3] / 2)
+    rows, row_centre = [], None
+    for item in by_centre:
+        centre = item[1]["box"][1] + item[1]["box"][3] / 2
+        if row_centre is None or centre - row_centre > tolerance:
+            rows.append([])
+            row_centre = centre
+        rows[-1].append(item)
+    return [item for row in rows for item in sorted(row, key=lambda it: it[1]["box"][0])]
+
+
+def number_badge_boxes(faces: list[dict], scale: float, width: int, height: int, side: float) -> list[tuple]:
+    """Where each face's number goes on a picture ``width`` x ``height`` (image pixels times ``scale``): a square of
+    ``side`` in the box's top-left corner, inside the picture, moved down past any badge already placed that it
+    would cover. Returns (x0, y0, x1, y1) per face, in ``faces``' order."""
+    placed = []
+    for face in faces:
+        x0 = min(max(0.0, face["x"] * scale), width - side)
+        y0 = min(max(0.0, face["y"] * scale), height - side)
+        while any(x0 < b[2] and b[0] < x0 + side and y0 < b[3] and b[1] < y0 + side for b in placed):
+            y0 += side
+            if y0 + side > height:  # no room below: the next free place to the right, from the top
+                y0, x0 = 0.0, min(x0 + side, width - side)
+        placed.append((x0, y0, x0 + side, y0 + side))
+    return placed
+
+
 class DetectionQuerySet(models.QuerySet):
     def owned_by(self, request):
         """The detections of the request's user, or of its anonymous session."""
@@ -312,18 +348,35 @@ class Detection(models.Model):
         return [*members, {**own, "ensemble": True}] if members else [own]
 
     def face_boxes(self):
-        """The judged faces, numbered, with their boxes in image pixels (and in percent of the image, for the
+        """The judged faces in reading order, with their boxes in image pixels (and in percent of the image, for the
         overlay), each one's own verdict and score; ``decided``: the most suspicious face, whose score is the
-        image's. A detection without a face has none (its centre square is no face)."""
+        image's. A detection without a face has none (its centre square is no face).
+
+        ``number`` is what every page, the shared report and the PDF call a face: left to right, top to bottom.
+        ``index`` is its place in the stored order (largest first), which the face pictures' addresses use."""
         judged = [(n, f) for n, f in enumerate(self.faces or [], start=1) if f.get("box")]
         top = max((f["fake_probability"] for _, f in judged), default=None)
+        ordered = reading_order(judged)
+        # Where each number is drawn on the image (image pixels): the pages move it to a readable size on screen.
+        side = max(18.0, min(self.width or 1, self.height or 1) / 18)
+        badges = number_badge_boxes(
+            [{"x": f["box"][0], "y": f["box"][1]} for _, f in ordered], 1.0, self.width or 1, self.height or 1, side
+        )
         out = []
-        for number, face in judged:
+        for number, ((index, face), badge) in enumerate(zip(ordered, badges, strict=True), start=1):
             x, y, w, h = face["box"]
             label = self.face_label(face)
             out.append(
                 {
                     "number": number,
+                    "index": index,
+                    "badge": {
+                        "x": badge[0],
+                        "y": badge[1],
+                        "side": side,
+                        "cx": badge[0] + side / 2,
+                        "cy": badge[1] + side / 2,
+                    },
                     "x": x,
                     "y": y,
                     "w": w,

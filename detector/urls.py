@@ -24,7 +24,13 @@ urlpatterns = [
     path("detections/<uuid:pk>/share/revoke/", views.ShareView.as_view(), {"revoke": True}, name="share_revoke"),
     path("shared/<str:token>/", views.SharedReportView.as_view(), name="shared"),
     path("shared/<str:token>/image.jpg", views.SharedImageView.as_view(), name="shared_image"),
-    path("shared/<str:token>/faces/<int:number>/heatmap.png", views.SharedHeatmapView.as_view(), name="shared_heatmap"),
+    path(
+        "shared/<str:token>/faces/<int:number>/<face_picture:kind>.png",
+        views.SharedFaceImageView.as_view(),
+        name="shared_face_image",
+    ),
+    path("shared/<str:token>/faces/<int:number>/", views.SharedFacePageView.as_view(), name="shared_face"),
+    path("detections/<uuid:pk>/faces/<int:number>/", views.FacePageView.as_view(), name="face"),
     path("shared/<str:token>/report.<report:kind>", views.SharedReportDownloadView.as_view(), name="shared_report"),
     path(
         "detections/<uuid:pk>/faces/<int:number>/<face_picture:kind>.png",

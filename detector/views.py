@@ -364,11 +364,11 @@ class SharedImageView(SharedReportMixin, View):
         return response
 
 
-class SharedHeatmapView(SharedReportMixin, View):
-    """A judged face's heatmap, in the shared report."""
+class SharedFaceImageView(SharedReportMixin, View):
+    """A judged face's heatmap (or crop), in the shared report."""
 
-    def get(self, request, token, number):
-        return serve_face_image(self.shared(token), number, "heatmap")
+    def get(self, request, token, number, kind="heatmap"):
+        return serve_face_image(self.shared(token), number, kind)
 
 
 class DetectionFileView(OwnedDetectionMixin, View):
@@ -387,6 +387,42 @@ class FaceImageView(OwnedDetectionMixin, View):
     def get(self, request, pk, number, kind):
         detection = get_object_or_404(self.get_queryset(), pk=pk)
         return serve_face_image(detection, number, kind)
+
+
+class FacePageMixin:
+    """A judged face's own page: its crop beside its heatmap, with the colour scale and what the map means."""
+
+    template_name = "detector/face.html"
+
+    def face_context(self, detection, number: int, urls: dict) -> dict:
+        face = next((f for f in detection.face_boxes() if f["index"] == number), None)
+        if face is None:
+            raise Http404("no such face")
+        facts = bundle_facts()
+        same = bool(facts) and facts["meta"].version == detection.model_version
+        return {"detection": detection, "face": face, "draws_heatmaps": not same or facts["draws_heatmaps"], **urls}
+
+
+class FacePageView(OwnedDetectionMixin, FacePageMixin, TemplateView):
+    def get_context_data(self, pk, number, **kwargs):
+        detection = get_object_or_404(self.get_queryset(), pk=pk)
+        urls = {
+            "back_url": detection.get_absolute_url() + f"#face-{number}",
+            "crop_url": reverse("detector:face_image", args=[pk, number, "crop"]),
+            "heatmap_url": reverse("detector:face_image", args=[pk, number, "heatmap"]),
+        }
+        return {**super().get_context_data(**kwargs), **self.face_context(detection, number, urls)}
+
+
+class SharedFacePageView(SharedReportMixin, FacePageMixin, TemplateView):
+    def get_context_data(self, token, number, **kwargs):
+        detection = self.shared(token)
+        urls = {
+            "back_url": reverse("detector:shared", args=[token]) + f"#face-{number}",
+            "crop_url": reverse("detector:shared_face_image", args=[token, number, "crop"]),
+            "heatmap_url": reverse("detector:shared_face_image", args=[token, number, "heatmap"]),
+        }
+        return {**super().get_context_data(**kwargs), **self.face_context(detection, number, urls)}
 
 
 class StillFileView(OwnedDetectionMixin, View):

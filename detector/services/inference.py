@@ -18,7 +18,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from ..ml.inference.bundle import BundleError, read_metadata
+from ..ml.inference.bundle import BundleError, member_path, read_metadata
 from ..ml.measurement.sources import training_summary
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,16 @@ def _bundle_facts(path: str) -> dict | None:
         "recompressed": recompressed,
         "trained": trained,
         "unseen": _unseen_methods(Path(path)),
+        "draws_heatmaps": _draws_heatmaps(Path(path), meta),
     }
+
+
+def _draws_heatmaps(path: Path, meta) -> bool:
+    """Whether the bundle has maps to show: a network does, a head on CLIP features not; an ensemble where one of
+    its members does (read from the metadata, without loading anything)."""
+    if meta.members:
+        return any("clip" not in read_metadata(member_path(path, m)).engines for m in meta.members)
+    return "clip" not in meta.engines
 
 
 def _unseen_methods(path: Path) -> list[dict]:

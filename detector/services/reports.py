@@ -19,7 +19,7 @@ from django.core import signing
 from django.utils import timezone
 
 from ..ml.inference.video import clock
-from ..models import Detection, percent_text
+from ..models import Detection, number_badge_boxes, percent_text
 from . import sightings, verdicts
 from .explanations import ExplanationUnavailable, face_image
 from .inference import DetectorUnavailable
@@ -71,12 +71,13 @@ def document(detection: Detection, facts: dict | None) -> dict:
         },
         "faces": [
             {
-                "number": f["number"],
+                "number": f["number"],  # as every page and the PDF call it: left to right, top to bottom
+                "index": f["index"],  # its place in the stored order, which the face pictures' addresses use
                 "box": {"x": f["x"], "y": f["y"], "width": f["w"], "height": f["h"]},
                 "label": f["label"],
-                "fake_probability": detection.faces[f["number"] - 1]["fake_probability"],
+                "fake_probability": detection.faces[f["index"] - 1]["fake_probability"],
                 "decided": f["decided"] or len(faces) == 1,
-                "models": detection.face_models(detection.faces[f["number"] - 1]),
+                "models": detection.face_models(detection.faces[f["index"] - 1]),
             }
             for f in faces
         ],
@@ -141,23 +142,39 @@ def _font() -> tuple[str, str]:
 
 
 def boxed_preview(detection: Detection) -> bytes:
-    """The preview with each judged face's box and number drawn on it, as JPEG."""
-    from PIL import Image, ImageDraw
+    """The preview with each judged face's box and its number (as the pages number faces: left to right, top to
+    bottom) drawn on it, legible at any size, as JPEG."""
+    import matplotlib
+    from PIL import Image, ImageDraw, ImageFont
 
     with detection.preview.open("rb") as f, Image.open(f) as im:
         im = im.convert("RGB")
         scale = im.width / detection.width
         draw = ImageDraw.Draw(im)
-        colours = {"deepfake": (255, 45, 74), "real": (46, 204, 113), "uncertain": (255, 176, 0)}
-        for face in detection.face_boxes():
+        colours = {"deepfake": (164, 14, 38), "real": (17, 99, 41), "uncertain": (138, 83, 0)}
+        outlines = {"deepfake": (255, 45, 74), "real": (46, 204, 113), "uncertain": (255, 176, 0)}
+        faces = detection.face_boxes()
+        side = max(18.0, min(im.width, im.height) / 18)
+        font = ImageFont.truetype(
+            str(Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans-Bold.ttf"), int(side * 0.7)
+        )
+        for face in faces:
             box = [
                 face["x"] * scale,
                 face["y"] * scale,
                 (face["x"] + face["w"]) * scale,
                 (face["y"] + face["h"]) * scale,
             ]
-            draw.rectangle(box, outline=colours.get(face["style"], (200, 200, 200)), width=max(2, im.width // 200))
-            draw.text((box[0] + 3, box[1] + 3), str(face["number"]), fill=(255, 255, 255))
+            draw.rectangle(box, outline=outlines.get(face["style"], (200, 200, 200)), width=max(2, im.width // 200))
+        for face, badge in zip(faces, number_badge_boxes(faces, scale, im.width, im.height, side), strict=True):
+            draw.rectangle(badge, fill=colours.get(face["style"], (87, 96, 106)))
+            draw.text(
+                ((badge[0] + badge[2]) / 2, (badge[1] + badge[3]) / 2),
+                str(face["number"]),
+                fill=(255, 255, 255),
+                font=font,
+                anchor="mm",
+            )
         out = io.BytesIO()
         im.save(out, "JPEG", quality=85)
         return out.getvalue()
@@ -255,7 +272,7 @@ def pdf(detection: Detection, facts: dict | None) -> bytes:
                 + (f". Models: {scores}" if scores else "")
             )
             story.append(p(line))
-            heat = _heatmap(detection, face["number"])
+            heat = _heatmap(detection, face["index"])
             if heat:
                 story.append(PdfImage(io.BytesIO(heat), width=35 * mm, height=35 * mm))
     if detection.is_video:

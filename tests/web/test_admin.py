@@ -61,7 +61,7 @@ def test_search_by_sha256_and_id(reviewer, detection):
 def test_the_detail_page_shows_the_image_with_face_boxes(reviewer, detection):
     page = reviewer.get(reverse("admin:detector_detection_change", args=[detection.pk])).content.decode()
     assert reverse("admin:detector_detection_file", args=[detection.pk, "preview"]) in page
-    assert 'class="facebox face-deepfake"' in page and "Face 1 · 90 % fake" in page
+    assert 'class="facebox face-deepfake"' in page and "Face 1 · <strong>90 % fake</strong>" in page
     image = reviewer.get(reverse("admin:detector_detection_file", args=[detection.pk, "image"]))
     assert image.status_code == HTTPStatus.OK and image["X-Content-Type-Options"] == "nosniff"
 

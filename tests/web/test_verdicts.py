@@ -168,7 +168,52 @@ def test_with_several_faces_each_is_boxed_and_scored_and_the_deciding_one_named(
     Detection.objects.filter(pk=detection.pk).update(faces=faces)
     page = text_of(alice.get(detection.get_absolute_url()))
     assert page.count('class="facebox face-') == 2
-    assert "Face 1 · 12 % fake" in page and "Face 2 · 90 % fake" in page
+    assert "Face 1 · <strong>12 % fake</strong>" in page and "Face 2 · <strong>90 % fake</strong>" in page
     assert "the most suspicious one decides the verdict" in page
     cards = page.split('class="face-card ')[1:]
     assert [("This face decided the verdict." in card) for card in cards] == [False, True]
+
+
+def five_faces():
+    """A group photo's faces as the face finder stores them (largest first), not as one reads them."""
+    return [
+        {"box": [420, 40, 90, 90], "fake_probability": 0.2, "label": "Real"},  # top row, right
+        {"box": [30, 50, 80, 80], "fake_probability": 0.9, "label": "Deepfake"},  # top row, left
+        {"box": [250, 60, 70, 70], "fake_probability": 0.5, "label": "Uncertain"},  # top row, middle
+        {"box": [120, 210, 75, 75], "fake_probability": 0.3, "label": "Real"},  # bottom row, left
+        {"box": [330, 200, 80, 80], "fake_probability": 0.1, "label": "Real"},  # bottom row, right
+    ]
+
+
+def test_faces_are_numbered_left_to_right_top_to_bottom_and_their_pictures_keep_their_addresses():
+    detection = Detection(width=600, height=320, faces=five_faces(), model_version="stub-1")
+    boxes = detection.face_boxes()
+    assert [f["number"] for f in boxes] == [1, 2, 3, 4, 5]
+    assert [f["index"] for f in boxes] == [2, 3, 1, 4, 5]  # the stored order, which the face URLs use
+    assert [f["x"] for f in boxes] == [30, 250, 420, 120, 330]
+
+
+def test_number_badges_stay_inside_the_image_and_never_cover_each_other():
+    from detector.models import number_badge_boxes
+
+    faces = [{"x": 0, "y": 0}, {"x": 5, "y": 5}, {"x": 590, "y": 310}, {"x": 10, "y": 2}]
+    badges = number_badge_boxes(faces, 1.0, 600, 320, 30.0)
+    for x0, y0, x1, y1 in badges:
+        assert 0 <= x0 and 0 <= y0 and x1 <= 600 and y1 <= 320
+    for i, a in enumerate(badges):
+        for b in badges[i + 1 :]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
+
+
+def test_a_faces_page_shows_its_crop_beside_its_heatmap_with_the_scale(alice, stub_detector):
+    detection = upload(alice)
+    Detection.objects.filter(pk=detection.pk).update(faces=five_faces(), width=600, height=320)
+    page = text_of(alice.get(reverse("detector:face", args=[detection.pk, 1])))
+    assert "Face 3:" in page  # stored first, third from the left
+    assert reverse("detector:face_image", args=[detection.pk, 1, "heatmap"]) in page
+    assert reverse("detector:face_image", args=[detection.pk, 1, "crop"]) in page
+    assert 'class="heat-scale"' in page and "not where a manipulation is" in page
+    assert "← Back to the result" in page and f"{detection.get_absolute_url()}#face-1" in page
+    result = text_of(alice.get(detection.get_absolute_url()))
+    assert reverse("detector:face", args=[detection.pk, 1]) in result
+    assert alice.get(reverse("detector:face", args=[detection.pk, 9])).status_code == 404

@@ -30,7 +30,7 @@ def test_the_result_page_shows_the_verdict_and_its_limits(alice, stub_detector):
     assert 'class="verdict verdict-deepfake"' in page and "Fake probability <strong>90 %</strong>" in page
     assert "How this is decided" in page and "at or above 50.0 %" in page and "stub-1" in page
     assert "where it is weak" in page
-    assert 'class="facebox face-deepfake"' in page and "Face 1 · 90 % fake" in page
+    assert 'class="facebox face-deepfake"' in page and "Face 1 · <strong>90 % fake</strong>" in page
     assert reverse("detector:preview", args=[detection.pk]) in page
 
 

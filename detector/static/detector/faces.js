@@ -1,20 +1,32 @@
 // The annotated image and the face cards.
-// - Face labels keep a readable size (about 14 px) however far the image is scaled down, above the box where
-//   there is room, below it otherwise.
+// - Each face's number stays about 22 px on screen however far the image is scaled down, in its box's top-left
+//   corner, inside the image, and moved down past a number it would cover (the same rule as the PDF's).
 // - Each face card shows its heatmap, with a button to see the face alone (without JavaScript both are shown).
+// - A heatmap that is still being drawn (or failed once) is asked for again, a few times, without a reload.
 (function () {
   "use strict";
-  var LABEL_PX = 14;
+  var BADGE_PX = 22;
 
   function placeLabels(svg) {
     var shown = svg.getBoundingClientRect().width;
     if (!shown) return;
-    var unit = Number(svg.dataset.width) / shown; // image pixels per screen pixel
-    var size = LABEL_PX * unit;
-    svg.querySelectorAll(".facebox text").forEach(function (text) {
-      var top = Number(text.parentNode.querySelector("rect").getAttribute("y"));
-      text.setAttribute("font-size", size.toFixed(1));
-      text.setAttribute("y", (top > size * 1.3 ? top - size * 0.3 : Number(text.dataset.boxBottom) + size).toFixed(1));
+    var width = Number(svg.dataset.width), height = Number(svg.dataset.height);
+    var side = Math.min(BADGE_PX * width / shown, width, height); // image pixels for 22 screen pixels
+    var placed = [];
+    svg.querySelectorAll(".facebox").forEach(function (g) {
+      var x = Math.min(Math.max(0, Number(g.dataset.x)), width - side);
+      var y = Math.min(Math.max(0, Number(g.dataset.y)), height - side);
+      function covers(b) { return x < b[2] && b[0] < x + side && y < b[3] && b[1] < y + side; }
+      while (placed.some(covers)) {
+        y += side;
+        if (y + side > height) { y = 0; x = Math.min(x + side, width - side); }
+      }
+      placed.push([x, y, x + side, y + side]);
+      var tag = g.querySelector("rect.tag"), text = g.querySelector("text");
+      tag.setAttribute("x", x.toFixed(1)); tag.setAttribute("y", y.toFixed(1));
+      tag.setAttribute("width", side.toFixed(1)); tag.setAttribute("height", side.toFixed(1));
+      text.setAttribute("x", (x + side / 2).toFixed(1)); text.setAttribute("y", (y + side / 2).toFixed(1));
+      text.setAttribute("font-size", (side * 0.7).toFixed(1));
     });
   }
 
@@ -23,8 +35,17 @@
     if (window.ResizeObserver) new ResizeObserver(function () { placeLabels(svg); }).observe(svg);
   });
 
-  document.querySelectorAll(".face-heatmap-link img").forEach(function (img) {
-    img.addEventListener("error", function () { img.parentNode.classList.add("failed"); });
+  document.querySelectorAll(".face-heatmap-link img, img.face-heatmap").forEach(function (img) {
+    var tries = 0;
+    img.addEventListener("error", function () {
+      if (tries >= 3) { img.parentNode.classList.add("failed"); return; }
+      tries += 1; // drawn on first request: a busy server may answer late; ask again, later each time
+      setTimeout(function () {
+        var url = new URL(img.currentSrc || img.src, location.href);
+        url.searchParams.set("try", String(tries));
+        img.src = url.toString();
+      }, 1500 * tries);
+    });
   });
 
   document.querySelectorAll(".face-card").forEach(function (card) {
