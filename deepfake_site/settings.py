@@ -140,6 +140,11 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", default="deepfake-check@localhost")
+# Whether this server can send mail to people (EMAIL_URL set to a real server): only then is "forgot your password?"
+# offered. The console and in-memory backends print or keep mail, they do not send it.
+_MAIL_KEPT_HERE = ("console.EmailBackend", "locmem.EmailBackend", "dummy.EmailBackend")
+_SENDS = not EMAIL_CONFIG["EMAIL_BACKEND"].endswith(_MAIL_KEPT_HERE)
+DETECTOR_SENDS_MAIL = env.bool("DETECTOR_SENDS_MAIL", default=_SENDS)
 
 # Security headers. Behind a TLS-terminating proxy set DJANGO_BEHIND_PROXY=true.
 X_FRAME_OPTIONS = "DENY"
@@ -222,7 +227,8 @@ DETECTOR_MODEL_DIRS = [BASE_DIR / "ml_models", *(Path(p) for p in env.list("DETE
 # Whether uploads that reviewers mark real or fake may be exported to train the next model (export_reviewed):
 # off by default; when on, the upload page says so.
 DETECTOR_REVIEWED_FOR_TRAINING = env.bool("DETECTOR_REVIEWED_FOR_TRAINING", default=False)
-# Uploads per user (or per address for anonymous visitors), e.g. "30/h"; "" turns it off.
+# Uploads per anonymous visitor's address (signed-in users: DETECTOR_RATE_LIMIT_SIGNED_IN), e.g. "30/h"; "" turns
+# the limit off for everyone.
 # C2PA signers to mark as trusted: a PEM file of trust anchors (root certificates). None by default: every signer
 # is named, none judged trusted. A path given here that cannot be read stops the start.
 _TRUST_ANCHORS = env("DETECTOR_C2PA_TRUST_ANCHORS", default="")
@@ -230,6 +236,8 @@ DETECTOR_C2PA_TRUST_ANCHORS = Path(_TRUST_ANCHORS).read_text() if _TRUST_ANCHORS
 # A read-only report link (the owner makes it on the result page) stops working after this many days.
 DETECTOR_SHARE_DAYS = env.int("DETECTOR_SHARE_DAYS", default=7)
 DETECTOR_RATE_LIMIT = env("DETECTOR_RATE_LIMIT", default="30/h")
+# Signed-in users' own, higher allowance (they are answerable for their account); empty: the same as everyone's.
+DETECTOR_RATE_LIMIT_SIGNED_IN = env("DETECTOR_RATE_LIMIT_SIGNED_IN", default="300/h")
 # Where the cache that keeps the counts is down: true lets uploads through uncounted (the limit is abuse
 # protection, not access control); false refuses them with a 503 until the cache answers.
 DETECTOR_RATE_LIMIT_FAIL_OPEN = env.bool("DETECTOR_RATE_LIMIT_FAIL_OPEN", default=True)

@@ -67,11 +67,24 @@ class ThrottledMixin:
                 self._usage(group, key, setting, increment=True)
 
 
+class SignUpForm(UserCreationForm):
+    """An account: a name and a password, and an e-mail address only if the person wants password resets."""
+
+    email = forms.EmailField(
+        label="E-mail address (optional)",
+        required=False,
+        help_text="Only to send you a link if you forget your password, where this server sends mail.",
+    )
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")
+
+
 class SignUpView(ThrottledMixin, CreateView):
     """Create an account and log in; checks made anonymously in this session move to it. A client address makes at
     most ``DETECTOR_SIGNUP_RATE`` accounts."""
 
-    form_class = UserCreationForm
+    form_class = SignUpForm
     template_name = "registration/signup.html"
     throttles = (("detector.signup", "ip", "DETECTOR_SIGNUP_RATE", True),)
     refused_message = "Too many accounts were made from this address; please try again later."
@@ -120,7 +133,14 @@ class AccountDeleteView(LoginRequiredMixin, FormView):
 
 class PasswordResetView(ThrottledMixin, auth_views.PasswordResetView):
     """Django's reset, limited per e-mail address (no inbox gets a flood of links) and per client address (no one
-    probes many addresses)."""
+    probes many addresses); only where this server sends mail (elsewhere the page says so)."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not settings.DETECTOR_SENDS_MAIL:
+            return self.response_class(
+                request, "registration/password_reset_unavailable.html", status=HTTPStatus.NOT_FOUND
+            )
+        return super().dispatch(request, *args, **kwargs)
 
     throttles = (
         ("detector.password_reset.email", _email, "DETECTOR_PASSWORD_RESET_RATE", False),

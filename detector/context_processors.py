@@ -15,4 +15,5 @@ def detector_settings(request):
         "max_batch_files": settings.DETECTOR_BATCH_MAX_FILES,
         "retention_days": settings.DETECTOR_RETENTION_DAYS,
         "reviewed_for_training": settings.DETECTOR_REVIEWED_FOR_TRAINING,
+        "sends_mail": settings.DETECTOR_SENDS_MAIL,
     }

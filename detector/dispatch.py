@@ -26,7 +26,7 @@ from .refusals import STORAGE_FAILED, Refusal
 from .services import analysis, fetch, reanalysis, webhooks
 from .services.detections import display_name, store_upload
 from .services.inference import DetectorUnavailable, get_detector
-from .services.limits import count_refusal, count_upload, rate_refusal
+from .services.limits import count_refusal, count_upload, not_sent, rate_refusal
 from .tasks import analyse_detection, analyse_video, kick_webhooks, reanalyse_detection
 from .uploads import CheckedImage, CheckedVideo, check_upload
 
@@ -183,14 +183,15 @@ class Outcome:
 def submit_each(uploads: list, request) -> list[Outcome]:
     """Submit every file on its own; a refused file stops no other. Raises DetectorUnavailable before any.
 
-    Once the client is over its rate, the rest of the batch is refused, and nothing of it counts.
+    What fits in the client's allowance goes; once it is used up, the rest is marked "not sent" with when it can
+    go, and counts nothing.
     """
     get_detector()
     outcomes, refusal = [], None
     for upload in uploads:
         refusal = refusal or rate_refusal(request)
-        if refusal:
-            outcomes.append(Outcome(display_name(upload.name), refusal=refusal))
+        if refusal:  # what fits has gone; the rest says when it can go
+            outcomes.append(Outcome(display_name(upload.name), refusal=not_sent(refusal.retry_after or 60)))
         else:
             outcomes.append(_submit_one(upload, request))
     return outcomes

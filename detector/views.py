@@ -164,18 +164,19 @@ class BatchUploadView(UploadFormMixin, FormView):
         return context
 
     def form_valid(self, form):
-        refusal = limits.batch_over_allowance(self.request, len(form.cleaned_data["images"]))
-        if refusal:
-            form.add_error("images", refusal.message)
-            return self.form_invalid(form, status=refusal.status)
         try:
             outcomes = submit_each(form.cleaned_data["images"], self.request)
         except DetectorUnavailable:
             form.add_error(None, DETECTOR_DOWN)
             return self.form_invalid(form, status=HTTPStatus.SERVICE_UNAVAILABLE)
         checked = sum(1 for outcome in outcomes if outcome.detection)
+        unsent = sum(1 for o in outcomes if o.refusal and o.refusal.code == "rate_limited")
         context = self.get_context_data(
-            form=self.form_class(), outcomes=outcomes, checked_count=checked, rejected_count=len(outcomes) - checked
+            form=self.form_class(),
+            outcomes=outcomes,
+            checked_count=checked,
+            rejected_count=len(outcomes) - checked - unsent,
+            unsent_count=unsent,
         )
         return self.render_to_response(context, status=batch_status(outcomes))
 
@@ -187,6 +188,8 @@ def batch_status(outcomes) -> int:
         return HTTPStatus.OK
     if any(o.refusal.status == HTTPStatus.SERVICE_UNAVAILABLE for o in outcomes):
         return HTTPStatus.SERVICE_UNAVAILABLE
+    if all(o.refusal.code == "rate_limited" for o in outcomes):
+        return HTTPStatus.TOO_MANY_REQUESTS
     return HTTPStatus.BAD_REQUEST
 
 

@@ -26,10 +26,20 @@ class RateLimitUnavailable(Exception):
     """
 
 
+def rate_for(request) -> str:
+    """The client's rate: a signed-in user's (``DETECTOR_RATE_LIMIT_SIGNED_IN``) is higher than an anonymous
+    visitor's (``DETECTOR_RATE_LIMIT``); an empty ``DETECTOR_RATE_LIMIT`` means no limit for anyone."""
+    rate = settings.DETECTOR_RATE_LIMIT
+    user = getattr(request, "user", None)
+    if rate and user is not None and user.is_authenticated:
+        return settings.DETECTOR_RATE_LIMIT_SIGNED_IN or rate
+    return rate
+
+
 def _usage(request, increment: bool):
     """The client's count in the current window. Any method reads the same count (the upload pages show it before
-    a POST); only accepted uploads increment it."""
-    rate = settings.DETECTOR_RATE_LIMIT
+    a POST); accepted uploads increment it, and an anonymous visitor's refused ones."""
+    rate = rate_for(request)
     if not rate:
         return None
     try:
@@ -68,12 +78,22 @@ def allowance(request) -> dict | None:
     if usage is None:
         return None
     left = max(0, usage["limit"] - usage["count"])
+    user = getattr(request, "user", None)
+    signed_in = user is not None and user.is_authenticated
+    signed_in_rate = settings.DETECTOR_RATE_LIMIT_SIGNED_IN
     return {
         "left": left,
         "limit": usage["limit"],
-        "per": period_text(settings.DETECTOR_RATE_LIMIT),
+        "per": period_text(rate_for(request)),
         "renews_in": minutes_text(usage["time_left"]),
+        "refusals_count": not signed_in,
+        # what signing in would give, where it gives more
+        "signed_in_limit": None if signed_in or not signed_in_rate else rate_limit_count(signed_in_rate),
     }
+
+
+def rate_limit_count(rate: str) -> int:
+    return int(rate.split("/", 1)[0])
 
 
 PERIODS = {"s": (1, "second"), "m": (60, "minute"), "h": (3600, "hour"), "d": (86400, "day")}
@@ -89,17 +109,10 @@ def period_text(rate: str) -> str:
     return f"an {name}" if name == "hour" else f"a {name}"
 
 
-def batch_over_allowance(request, files: int) -> Refusal | None:
-    """Refuse a whole batch, before any file is stored, where it holds more files than the client may upload now."""
-    left = allowance(request)
-    if left is None or files <= left["left"]:
-        return None
-    message = (
-        f"This batch has {files} images, but you can check only {left['left']} more now (up to {left['limit']} "
-        f"every {left['per'].removeprefix('an ').removeprefix('a ')}). Choose at most {left['left']}, or wait "
-        f"{left['renews_in']}; nothing was stored."
-    )
-    return Refusal("rate_limited", message, retry_after=None, field="images")
+def not_sent(wait: int) -> Refusal:
+    """A file of a batch past the client's allowance: not sent, and when it can be."""
+    message = f"Not sent: over your limit. You can send it in {minutes_text(wait)}."
+    return Refusal("rate_limited", message, retry_after=wait, field=None)
 
 
 def count_upload(request) -> None:

@@ -110,3 +110,26 @@ def test_password_resets_are_limited_per_address_and_per_client(user, settings):
     assert (
         Client().post(reverse("password_reset"), {"email": "x@example.org"}).status_code == HTTPStatus.TOO_MANY_REQUESTS
     )
+
+
+def test_sign_up_asks_for_an_optional_email(client, django_user_model):
+    data = {"username": "erin", "password1": "a-Strong-pass-123", "password2": "a-Strong-pass-123"}
+    assert client.post(reverse("signup"), {**data, "email": "erin@example.org"}).status_code == HTTPStatus.FOUND
+    assert django_user_model.objects.get(username="erin").email == "erin@example.org"
+    assert Client().post(reverse("signup"), {**data, "username": "frank"}).status_code == HTTPStatus.FOUND
+
+
+def test_the_reset_is_offered_only_where_the_server_sends_mail(client, alice, user, settings):
+    assert "Forgot your password?" in client.get(reverse("login")).content.decode()
+    settings.DETECTOR_SENDS_MAIL = False
+    assert "Forgot your password?" not in client.get(reverse("login")).content.decode()
+    response = client.get(reverse("password_reset"))
+    assert response.status_code == HTTPStatus.NOT_FOUND and "sends no e-mail" in response.content.decode()
+    assert "This server sends no e-mail" in alice.get(reverse("account")).content.decode()
+
+
+def test_the_account_page_keeps_an_email_for_resets(alice, user):
+    alice.post(reverse("account"), {"email": "alice@example.org"})
+    user.refresh_from_db()
+    assert user.email == "alice@example.org"
+    assert "a link can be sent</a> to alice@example.org" in alice.get(reverse("account")).content.decode()

@@ -1,5 +1,6 @@
 """Batches: many files at once, by the batch page and by the API; one bad file stops no other."""
 
+import re
 from http import HTTPStatus
 
 import pytest
@@ -88,15 +89,31 @@ def test_more_files_than_the_setting_are_refused_before_any_is_stored(client, st
     assert not Detection.objects.exists() and stored_files(media_root) == []
 
 
-def test_a_batch_larger_than_what_is_left_is_refused_whole_before_any_file_is_stored(client, stub_detector, settings):
+def test_a_batch_larger_than_what_is_left_sends_what_fits_and_says_when_the_rest_can_go(
+    client, stub_detector, settings
+):
     settings.DETECTOR_RATE_LIMIT = "2/h"
     response = client.post(BATCH, {"images": [upload_file("a.jpg"), upload_file("b.jpg"), upload_file("c.jpg")]})
-    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert response.status_code == HTTPStatus.OK
     page = response.content.decode()
-    assert "This batch has 3 images, but you can check only 2 more now" in page and "nothing was stored" in page
-    assert not Detection.objects.exists()
-    response = client.post(BATCH, {"images": [upload_file("a.jpg"), upload_file("b.jpg")]})
-    assert "2 checked, 0 not accepted." in response.content.decode() and Detection.objects.count() == 2
+    assert "2 checked, 0 not accepted, 1 not sent (over the limit)." in page
+    assert re.search(r"Not sent: over your limit\. You can send it in \d+ minutes?\.", page)
+    assert sorted(Detection.objects.values_list("original_name", flat=True)) == ["a.jpg", "b.jpg"]
+    response = client.post(BATCH, {"images": [upload_file("c.jpg")]})
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS and Detection.objects.count() == 2
+
+
+def test_signed_in_users_get_a_higher_allowance_and_visitors_are_told(client, user, stub_detector, settings):
+    settings.DETECTOR_RATE_LIMIT, settings.DETECTOR_RATE_LIMIT_SIGNED_IN = "2/h", "5/h"
+    page = client.get(reverse("detector:upload")).content.decode()
+    assert "You can check <span data-left-count>2</span> more files now, of 2 every hour." in page
+    assert "A refused file counts too." in page and "for 5 every hour" in page
+    client.force_login(user)
+    page = client.get(BATCH).content.decode()
+    assert "You can check <span data-left-count>5</span> more files now, of 5 every hour." in page
+    assert 'data-refusals-count="false"' in page
+    settings.DETECTOR_RATE_LIMIT = ""  # empty: no limit for anyone, signed in or not
+    assert 'id="allowance"' not in client.get(BATCH).content.decode()
 
 
 def test_the_batch_page_reports_an_unavailable_detector(client, media_root, monkeypatch):

@@ -17,9 +17,15 @@
   var maxFiles = parseInt(form.dataset.maxFiles, 10);
   var allowance = document.getElementById("allowance");
 
-  // How many more files may go now (null: no limit known); refused files do not count, taken ones do.
+  // How many more files may go now (null: no limit known); taken files count, and so do an anonymous
+  // visitor's refused ones (data-refusals-count).
   function left() {
     return allowance ? parseInt(allowance.dataset.left, 10) : null;
+  }
+
+  function notSent(item) {
+    item.li.classList.add("not-sent");
+    fail(item, "Not sent: over your limit. You can send it in " + allowance.dataset.renewsIn + ".");
   }
 
   function spend() {
@@ -104,7 +110,11 @@
         if (result.ok) {
           spend();
           verdicts.push(new Promise(function (done) { settle(item, result.detection, done); }));
+        } else if (result.code === "rate_limited") {
+          if (allowance) allowance.dataset.left = 0;
+          notSent(item);
         } else {
+          if (allowance && allowance.dataset.refusalsCount === "true" && result.status < 500) spend();
           fail(item, result.message);
         }
         resolve(result.ok);
@@ -123,23 +133,27 @@
     var files = Array.prototype.slice.call(input.files);
     if (!files.length) { errors.textContent = "Choose one or more images or videos."; input.focus(); return; }
     if (files.length > maxFiles) { errors.textContent = "Choose at most " + maxFiles + " files at a time."; return; }
-    if (left() !== null && files.length > left()) {
-      errors.textContent = left() ? "You can check only " + left() + " more file" + (left() > 1 ? "s" : "") +
-        " now: choose at most " + left() + ", or wait " + allowance.dataset.renewsIn + ". Nothing was sent."
-        : "You have used all your checks for now; wait " + allowance.dataset.renewsIn + ". Nothing was sent.";
-      return;
-    }
     var items = listChosen();
+    if (left() !== null && files.length > left()) {  // what fits goes; the rest says when it can
+      errors.textContent = (left() ? "You can check " + left() + " more file" + (left() > 1 ? "s" : "") +
+        " now: those go first; " : "You have used all your checks for now: ") +
+        "the rest are marked “not sent” and can go in " + allowance.dataset.renewsIn + ".";
+    }
     var verdicts = [];
     submit.disabled = true;
     // One upload at a time, so the server is not flooded; verdicts may still be on their way afterwards.
     files.reduce(function (previous, file, i) {
-      return previous.then(function () { return send(file, items[i], verdicts); });
+      return previous.then(function () {
+        if (left() !== null && left() <= 0) { notSent(items[i]); return false; }
+        return send(file, items[i], verdicts);
+      });
     }, Promise.resolve()).then(function () {
       return Promise.all(verdicts);
     }).then(function (judged) {
       var checked = judged.filter(Boolean).length;
-      summary.textContent = checked + " checked, " + (files.length - checked) + " not accepted or not judged.";
+      var unsent = list.querySelectorAll(".not-sent").length;
+      summary.textContent = checked + " checked, " + (files.length - checked - unsent) + " not accepted or not judged" +
+        (unsent ? ", " + unsent + " not sent (over the limit)." : ".");
       submit.disabled = false;
       input.value = "";
     });

@@ -33,7 +33,7 @@ window.detectorUploads = (function () {
     });
   }
 
-  // POST one file; resolves to {ok: true, detection} on 201, else {ok: false, message}. It never rejects.
+  // POST one file; resolves to {ok: true, detection} on 201, else {ok: false, status, code, message}. It never rejects.
   // The CSRF token goes in a header, so the server can refuse an oversized or over-the-rate upload unread.
   function send(url, file, token, on) {
     return new Promise(function (resolve) {
@@ -52,7 +52,8 @@ window.detectorUploads = (function () {
         try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
         if (xhr.status === 201 && body.url) { resolve({ok: true, detection: body}); return; }
         var message = body.error && body.error.message;
-        resolve({ok: false, message: message || "The upload failed (" + xhr.status + "). Please try again."});
+        resolve({ok: false, status: xhr.status, code: body.error && body.error.code,
+                 message: message || "The upload failed (" + xhr.status + "). Please try again."});
       });
       xhr.addEventListener("error", function () {
         resolve({ok: false, message: "The upload failed: the connection was interrupted."});
