@@ -136,14 +136,16 @@ def read(data: bytes, mime: str, trust_anchors: str = "") -> list[Finding]:
     return sorted(findings, key=lambda f: (order.index(f.strength), not f.signed))
 
 
-def _c2pa(data: bytes, mime: str, trust_anchors: str = "") -> list[Finding]:
+def _c2pa(data, mime: str, trust_anchors: str = "") -> list[Finding]:
+    """``data``: the bytes, or a seekable binary file (a video is read where the manifest is, never whole)."""
     import c2pa
 
     context = None
     if trust_anchors:
         context = c2pa.Context.from_dict({"trust": {"trust_anchors": trust_anchors}, "verify": {"verify_trust": True}})
     try:
-        reader = c2pa.Reader(mime, io.BytesIO(data), context=context)
+        stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+        reader = c2pa.Reader(mime, stream, context=context)
     except c2pa.C2paError as exc:
         if "ManifestNotFound" in type(exc).__name__ or "ManifestNotFound" in str(exc):
             return []
@@ -383,6 +385,89 @@ def _exif(im: Image.Image) -> list[Finding]:
                 "exif",
                 CAMERA,
                 f"Camera: {camera}{edited} (EXIF, which anyone can write).",
+                details={"make": make, "model": model, "software": software},
+            )
+        )
+    return out
+
+
+VIDEO_EDITORS = re.compile(
+    r"premiere|final cut|davinci|resolve|capcut|imovie|kdenlive|shotcut|vegas|after effects|filmora|inshot|vn video",
+    re.IGNORECASE,
+)
+# Container tags (MP4/QuickTime, Matroska) that name the device or the program that wrote the file.
+VIDEO_MAKE = ("com.apple.quicktime.make", "make", "manufacturer")
+VIDEO_MODEL = ("com.apple.quicktime.model", "model")
+VIDEO_SOFTWARE = ("com.apple.quicktime.software", "software", "encoder", "encoded_by", "handler_name")
+
+
+def read_video(source, mime: str, trust_anchors: str = "") -> list[Finding]:
+    """A video's provenance, as :func:`read` gives an image's: its C2PA manifest (c2pa-python reads it from MP4
+    and MOV), and what its container's own tags claim (camera, editing software). ``source``: a path or a seekable
+    binary file."""
+    findings: list[Finding] = []
+    try:
+        if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+            with open(source, "rb") as f:
+                findings += _c2pa(f, mime, trust_anchors)
+        else:
+            source.seek(0)
+            findings += _c2pa(source, mime, trust_anchors)
+            source.seek(0)
+    except Exception:
+        log.warning("provenance: the video's C2PA data could not be read", exc_info=True)
+        findings.append(Finding("c2pa", NONE, "The video's C2PA data could not be read."))
+    try:
+        findings += _container_tags(source)
+    except Exception:
+        log.warning("provenance: the video's container tags could not be read", exc_info=True)
+    if not any(f.strength != NONE for f in findings):
+        findings.append(
+            Finding(
+                "file",
+                NONE,
+                "No provenance in the video: no C2PA manifest, no camera or editing software named in its container. "
+                "Videos shared online usually lose it, so its absence proves nothing either way.",
+            )
+        )
+    order = [INVALID_SIGNATURE, DECLARES_AI, DECLARES_EDITING, CAMERA, NONE]
+    return sorted(findings, key=lambda f: (order.index(f.strength), not f.signed))
+
+
+def _container_tags(source) -> list[Finding]:
+    import av
+
+    with av.open(source, "r", metadata_errors="ignore") as container:
+        tags = {k.lower(): _cut(v) for k, v in container.metadata.items()}
+        for stream in container.streams:
+            for k, v in stream.metadata.items():
+                tags.setdefault(k.lower(), _cut(v))
+    if hasattr(source, "seek"):
+        source.seek(0)
+
+    def first(keys):
+        return next((tags[k] for k in keys if tags.get(k)), "")
+
+    make, model, software = first(VIDEO_MAKE), first(VIDEO_MODEL), first(VIDEO_SOFTWARE)
+    out = []
+    for value in tags.values():
+        kind = value.rsplit("/", 1)[-1] if IPTC in value else ""
+        strength, words = SOURCE_TYPES.get(kind, (None, ""))
+        if strength:
+            out.append(Finding("container", strength, f"The container declares it {words} (unsigned).", details={}))
+    if software and (EDITORS.search(software) or VIDEO_EDITORS.search(software)):
+        out.append(
+            Finding(
+                "container", DECLARES_EDITING, f"Edited in {software} (container tags).", details={"software": software}
+            )
+        )
+    if make or model:
+        camera = " ".join(p for p in (make, model) if p)
+        out.append(
+            Finding(
+                "container",
+                CAMERA,
+                f"Camera: {camera} (container tags, which anyone can write).",
                 details={"make": make, "model": model, "software": software},
             )
         )

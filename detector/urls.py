@@ -30,6 +30,12 @@ urlpatterns = [
         name="shared_face_image",
     ),
     path("shared/<str:token>/faces/<int:number>/", views.SharedFacePageView.as_view(), name="shared_face"),
+    path("shared/<str:token>/timeline.svg", views.SharedTimelineView.as_view(), name="shared_timeline"),
+    path(
+        "shared/<str:token>/tracks/<int:track>/stills/<int:number>/<still_picture:kind>",
+        views.SharedStillFileView.as_view(),
+        name="shared_still_file",
+    ),
     path("detections/<uuid:pk>/faces/<int:number>/", views.FacePageView.as_view(), name="face"),
     path("shared/<str:token>/report.<report:kind>", views.SharedReportDownloadView.as_view(), name="shared_report"),
     path(

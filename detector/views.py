@@ -367,6 +367,23 @@ class SharedImageView(SharedReportMixin, View):
         return response
 
 
+class SharedTimelineView(SharedReportMixin, View):
+    """A shared video report's timeline, as SVG."""
+
+    def get(self, request, token):
+        detection = self.shared(token)
+        if not detection.is_video:
+            raise Http404("not a video")
+        return svg_response(timeline.timeline_svg(detection))
+
+
+class SharedStillFileView(SharedReportMixin, View):
+    """A shared video report's still (the frame, its face boxed) or its face's heatmap."""
+
+    def get(self, request, token, track, number, kind):
+        return serve_still(self.shared(token), track, number, kind)
+
+
 class SharedFaceImageView(SharedReportMixin, View):
     """A judged face's heatmap (or crop), in the shared report."""
 
@@ -453,10 +470,14 @@ class TimelineView(OwnedDetectionMixin, View):
 
     def get(self, request, pk):
         detection = get_object_or_404(self.get_queryset(), pk=pk, kind="video")
-        response = HttpResponse(timeline.timeline_svg(detection), content_type="image/svg+xml")
-        response["Cache-Control"] = "private, max-age=300"
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
+        return svg_response(timeline.timeline_svg(detection))
+
+
+def svg_response(svg: bytes) -> HttpResponse:
+    response = HttpResponse(svg, content_type="image/svg+xml")
+    response["Cache-Control"] = "private, max-age=300"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 class HistoryView(ListView):

@@ -308,7 +308,12 @@ def analyse_video(detection: Detection, detector=None, current: bool = True) -> 
             }
         ]
         detection.duration_seconds = info.duration
-        detection.provenance, detection.model_label, detection.verdict_reason = [], "", ""
+        # What the file says of its origin (C2PA in MP4 and MOV, container tags), weighed by the images' one rule.
+        found = provenance.read_video(source, detection.content_type, settings.DETECTOR_C2PA_TRUST_ANCHORS)
+        ruling = provenance.rule(verdict.label, found)
+        detection.provenance = [f.as_dict() for f in found]
+        detection.model_label = verdict.label if ruling.label != verdict.label else ""
+        detection.label, detection.verdict_reason = ruling.label, ruling.reason
         detection.error_message = ""
     finally:
         if opened is not None:

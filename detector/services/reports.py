@@ -23,6 +23,7 @@ from ..models import Detection, number_badge_boxes, percent_text
 from . import sightings, verdicts
 from .explanations import ExplanationUnavailable, face_image
 from .inference import DetectorUnavailable
+from .timeline import timeline_png
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,33 @@ def boxed_preview(detection: Detection) -> bytes:
         return out.getvalue()
 
 
+def _png_ratio(png: bytes) -> float:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as im:
+        return im.height / im.width
+
+
+def _stills(detection: Detection, track: dict) -> list[tuple[bytes, float, str]]:
+    """A track's kept stills (JPEG bytes, height/width, caption), as far as the storage can read them."""
+    from PIL import Image
+
+    out = []
+    for still in track.get("stills", []):
+        if not still.get("image"):
+            continue
+        try:
+            with detection.image.storage.open(still["image"], "rb") as f:
+                data = f.read()
+            with Image.open(io.BytesIO(data)) as im:
+                ratio = im.height / im.width
+        except (OSError, ValueError):
+            log.warning("report of %s: a still cannot be read", detection.pk)
+            continue
+        out.append((data, ratio, f"{clock(still['seconds'])} · {percent_text(still['fake_probability'])} fake"))
+    return out
+
+
 def _heatmap(detection: Detection, number: int) -> bytes | None:
     try:
         return face_image(detection, number, "heatmap")
@@ -280,6 +308,15 @@ def pdf(detection: Detection, facts: dict | None) -> bytes:
         story.append(
             p(f"{doc['frames_sampled'] or 0} frames looked at, evenly over {clock(f['duration_seconds'] or 0)}.")
         )
+        if doc["tracks"]:
+            png = timeline_png(detection)
+            story.append(PdfImage(io.BytesIO(png), width=170 * mm, height=170 * mm * _png_ratio(png)))
+            story.append(
+                p(
+                    "Fake probability of each face at each frame looked at, with the Deepfake and Real thresholds.",
+                    small,
+                )
+            )
         for t in doc["tracks"]:
             story.append(
                 p(
@@ -288,23 +325,34 @@ def pdf(detection: Detection, facts: dict | None) -> bytes:
                     + (" (decided the verdict)" if t["decided"] else "")
                 )
             )
+            stills = _stills(detection, next((x for x in detection.tracks if x["id"] == t["id"]), {}))
+            if stills:
+                cells = [
+                    [PdfImage(io.BytesIO(data), width=50 * mm, height=50 * mm * ratio) for data, ratio, _ in stills]
+                ]
+                cells.append([p(words, small) for _, _, words in stills])
+                story.append(Table(cells, hAlign="LEFT"))
         if not doc["tracks"]:
             story.append(p("No face was found in any frame looked at, so the detector judged nothing."))
     story.append(p("Provenance: what the file says about where it came from", h2))
     story += [
         p(f"{x['strength'].replace('_', ' ')}{', signed' if x.get('signed') else ''}: {x['text']}")
         for x in doc["provenance"]
-    ] or [p("Not read for videos." if detection.is_video else "Not read for this check.")]
+    ] or [p("Not read for this check.")]
     if doc["review"]:
         story += [p("Review", h2), p(f"Reviewed: {doc['review']['verdict']}. {doc['review']['note']}")]
     seen = doc["earlier_sightings"]
+    what = "video" if detection.is_video else "image"
+    earlier = (
+        f"The same or a near-identical {what} was checked {seen['count']} "
+        f"time{'s' if seen['count'] != 1 else ''} before"
+        + (f", first on {seen['first'][:10]}" if seen["first"] else "")
+        if seen["count"]
+        else f"This {what} was not checked on this platform before"
+    )
     story += [
         p("Earlier sightings on this platform", h2),
-        p(
-            f"The same or a near-identical image was checked {seen['count']} time(s) before"
-            + (f", first on {seen['first'][:10]}" if seen["first"] else "")
-            + "."
-        ),
+        p(earlier + "."),
         p("Limits", h2),
         p(LIMITS, small),
     ]

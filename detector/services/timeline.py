@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from ..models import Detection
 from .overview import LABEL_COLOURS, new_figure, svg_of
 
@@ -9,6 +11,20 @@ TRACK_STYLES = ("-", "--", ":", "-.")
 
 
 def timeline_svg(detection: Detection) -> bytes:
+    """The timeline as SVG, for the pages."""
+    return svg_of(timeline_figure(detection))
+
+
+def timeline_png(detection: Detection) -> bytes:
+    """The timeline as PNG, for the PDF report."""
+    fig = timeline_figure(detection)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=160, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def timeline_figure(detection: Detection):
     """Per-frame fake probability of each track (a line per track, its points where the face was seen), the
     Deepfake threshold and the Real one as dashed lines, over the whole length of the video."""
     fig, ax = new_figure()
@@ -43,4 +59,4 @@ def timeline_svg(detection: Detection) -> bytes:
     ax.set_ylabel("fake probability (%)")
     if detection.tracks:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
-    return svg_of(fig)
+    return fig

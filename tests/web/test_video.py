@@ -297,6 +297,55 @@ def test_a_videos_report_lists_its_tracks(alice, squares, django_capture_on_comm
     pdf = alice.get(reverse("detector:report", args=[detection.pk, "pdf"]))
     text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
     assert "Faces over time (video)" in text and "decided the verdict" in text
+    reader = PdfReader(io.BytesIO(pdf.content))
+    images = sum(len(page.images) for page in reader.pages)
+    stills = sum(len(t["stills"]) for t in detection.tracks)
+    assert images >= 1 + stills  # the timeline and every still
+    assert "time(s)" not in text and "was not checked on this platform before" in text
+
+
+def test_a_shared_video_report_has_the_timeline_tracks_and_stills(alice, squares, django_capture_on_commit_callbacks):
+    from django.test import Client
+
+    from detector.services import reports
+
+    with django_capture_on_commit_callbacks(execute=True):
+        alice.post(UPLOAD, {"image": clip_file()})
+    detection = Detection.objects.get()
+    alice.post(reverse("detector:share", args=[detection.pk]))
+    detection.refresh_from_db()
+    token = reports.share_token(detection)
+    stranger = Client()
+    page = stranger.get(reverse("detector:shared", args=[token])).content.decode()
+    assert "Faces over time" in page and reverse("detector:shared_timeline", args=[token]) in page
+    assert stranger.get(reverse("detector:shared_timeline", args=[token]))["Content-Type"] == "image/svg+xml"
+    track = detection.tracks[0]
+    still = reverse("detector:shared_still_file", args=[token, track["id"], 1, "image"])
+    assert still in page and stranger.get(still)["Content-Type"] == "image/jpeg"
+    assert reverse("detector:still", args=[detection.pk, track["id"], 1]) not in page  # nothing of the owner's
+
+
+def test_a_videos_provenance_is_read_from_its_container(alice, squares, django_capture_on_commit_callbacks):
+    import io
+
+    import av
+    import numpy as np
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4", options={"movflags": "use_metadata_tags"}) as out:
+        out.metadata["com.apple.quicktime.make"] = "Apple"
+        out.metadata["com.apple.quicktime.model"] = "iPhone 15"
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for _ in range(20):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((120, 160, 3), 90, np.uint8), format="rgb24")))
+        out.mux(stream.encode())
+    with django_capture_on_commit_callbacks(execute=True):
+        alice.post(UPLOAD, {"image": clip_file(buf.getvalue())})
+    detection = Detection.objects.get()
+    assert [f["strength"] for f in detection.provenance] == ["camera"]
+    assert "Apple iPhone 15" in detection.provenance[0]["text"]
+    assert "Apple iPhone 15" in alice.get(detection.get_absolute_url()).content.decode()
 
 
 def test_the_schema_describes_videos(client):
