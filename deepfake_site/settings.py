@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
+    "detector.middleware.NotFoundPageMiddleware",
 ]
 
 AUTHENTICATION_BACKENDS = [

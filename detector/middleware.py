@@ -3,7 +3,7 @@ from http import HTTPStatus
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
 from .refusals import error_body
@@ -56,6 +56,23 @@ class DatabaseUnavailableMiddleware:
             return None
         log.error("database unavailable: %s", exception)
         return unavailable()
+
+
+class NotFoundPageMiddleware:
+    """A page that is not there (a revoked share link, someone else's check) gets the site's own 404 page whatever
+    DEBUG says: people on a development server (``make run``) are not shown Django's debugging page. The API and
+    the admin answer their own way."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, Http404) or request.path.startswith(("/api/", "/admin/")):
+            return None
+        return HttpResponse(render_to_string("404.html", request=request), status=HTTPStatus.NOT_FOUND)
 
 
 class UploadGuardMiddleware:

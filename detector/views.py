@@ -266,6 +266,10 @@ class OverviewView(OverviewScopeMixin, TemplateView):
         qs = self.detections()
         context.update(counts=overview.label_counts(qs), total=qs.count(), scope=self.request.GET.get("scope", ""))
         context["reviewer"] = self.request.user.has_perm(REVIEW_PERMISSION)
+        context["charts"] = [
+            ("labels", "Bar chart of verdicts per day"),
+            ("scores", "Histogram of the fake probabilities of judged faces, with the Deepfake threshold marked"),
+        ]
         context["agreement"] = sorted(registry.review_agreement(qs).values(), key=lambda r: r["version"])
         return context
 
@@ -274,7 +278,8 @@ class OverviewChartView(OverviewScopeMixin, View):
     charts = {"labels": overview.labels_over_time_svg, "scores": overview.score_distribution_svg}
 
     def get(self, request, chart):
-        response = HttpResponse(self.charts[chart](self.detections()), content_type="image/svg+xml")
+        narrow = self.request.GET.get("size") == "narrow"  # a phone's: taller, its text readable at 360 px
+        response = HttpResponse(self.charts[chart](self.detections(), narrow), content_type="image/svg+xml")
         response["Cache-Control"] = "private, no-cache"
         response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
         return response
@@ -374,7 +379,7 @@ class SharedTimelineView(SharedReportMixin, View):
         detection = self.shared(token)
         if not detection.is_video:
             raise Http404("not a video")
-        return svg_response(timeline.timeline_svg(detection))
+        return svg_response(timeline.timeline_svg(detection, request.GET.get("size") == "narrow"))
 
 
 class SharedStillFileView(SharedReportMixin, View):
@@ -470,7 +475,7 @@ class TimelineView(OwnedDetectionMixin, View):
 
     def get(self, request, pk):
         detection = get_object_or_404(self.get_queryset(), pk=pk, kind="video")
-        return svg_response(timeline.timeline_svg(detection))
+        return svg_response(timeline.timeline_svg(detection, request.GET.get("size") == "narrow"))
 
 
 def svg_response(svg: bytes) -> HttpResponse:

@@ -10,9 +10,9 @@ from .overview import LABEL_COLOURS, new_figure, svg_of
 TRACK_STYLES = ("-", "--", ":", "-.")
 
 
-def timeline_svg(detection: Detection) -> bytes:
-    """The timeline as SVG, for the pages."""
-    return svg_of(timeline_figure(detection))
+def timeline_svg(detection: Detection, narrow: bool = False) -> bytes:
+    """The timeline as SVG, for the pages (``narrow``: for a phone, its text readable at 360 px)."""
+    return svg_of(timeline_figure(detection, narrow))
 
 
 def timeline_png(detection: Detection) -> bytes:
@@ -24,10 +24,10 @@ def timeline_png(detection: Detection) -> bytes:
     return buf.getvalue()
 
 
-def timeline_figure(detection: Detection):
+def timeline_figure(detection: Detection, narrow: bool = False):
     """Per-frame fake probability of each track (a line per track, its points where the face was seen), the
     Deepfake threshold and the Real one as dashed lines, over the whole length of the video."""
-    fig, ax = new_figure()
+    fig, ax = new_figure(narrow)
     for k, track in enumerate(detection.tracks or []):
         frames = track.get("frames", [])
         ax.plot(
@@ -57,6 +57,8 @@ def timeline_figure(detection: Detection):
     ax.set_ylim(0, 100)
     ax.set_xlabel("seconds into the video")
     ax.set_ylabel("fake probability (%)")
-    if detection.tracks:
+    if detection.tracks and narrow:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False, fontsize=8, ncol=2)
+    elif detection.tracks:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
     return fig

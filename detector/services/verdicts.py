@@ -76,7 +76,10 @@ def explain(detection: Detection, facts: dict | None) -> Explanation | None:
         standing = ""
         if reference:
             n = out_of_100(share_below(reference["reals_quantiles"], p))
-            standing = f"Its most suspicious {who} scored higher than {n} of 100 real faces in the validation set."
+            standing = (
+                f"Its most suspicious {who} scored higher than {n} of 100 real faces held out of training "
+                "(faces whose truth is known)."
+            )
         return Explanation(
             "The model finds signs of a face swap or a generated face. A person should check before anyone relies "
             "on it.",
@@ -85,7 +88,10 @@ def explain(detection: Detection, facts: dict | None) -> Explanation | None:
     standing = ""
     if reference and reference.get("fakes_quantiles"):
         n = out_of_100(1.0 - share_below(reference["fakes_quantiles"], p))
-        standing = f"Its most suspicious {who} scored lower than {n} of 100 fake faces in the validation set."
+        standing = (
+            f"Its most suspicious {who} scored lower than {n} of 100 fake faces held out of training "
+            "(faces whose truth is known)."
+        )
     return Explanation(
         f"The model finds no sign of a manipulation it knows. That does not prove the {thing} is authentic: it may "
         "be a kind of fake the model has not learnt.",

@@ -39,7 +39,7 @@ def test_upload_with_the_file_picker_shows_progress_then_the_verdict(page, live_
 
     detection = Detection.objects.get()
     assert page.locator(".verdict .label").inner_text() == detection.label
-    assert page.locator("svg.overlay .facebox rect").count() == 1
+    assert page.locator("svg.overlay .facebox rect.box").count() == 1
     heatmap = page.locator(".face-heatmap").first
     heatmap.scroll_into_view_if_needed()
     page.wait_for_function(

@@ -33,14 +33,14 @@ def test_a_portrait_upload_gets_a_real_verdict_from_the_shipped_model(client, sh
 
     trained = training_summary(shipped.meta, shipped.path)  # an ensemble's: its members'
     assert f"on {trained['images']:,} face images" in page and "FaceForensics++ FaceSwap face swaps" in page
-    assert "How this is decided" in page and "of all validation fakes are called Real" in page
+    assert "How this is decided" in page and "at most 10 % of those it was measured on" in page
     real_below = shipped.meta.thresholds.real_below
     assert f"below {real_below * 100:.1f} %: the highest point at which" in page
     # Where the score stands among validation images of known truth (the bundle keeps their quantiles).
     if detection.label == "Real":
-        assert "scored lower than" in page and "of 100 fake faces in the validation set" in page
+        assert "scored lower than" in page and "of 100 fake faces held out of training" in page
     elif detection.label == "Deepfake":
-        assert "scored higher than" in page and "of 100 real faces in the validation set" in page
+        assert "scored higher than" in page and "of 100 real faces held out of training" in page
 
 
 def test_the_service_loads_the_configured_bundle_once(settings, monkeypatch):

@@ -4,6 +4,7 @@ import datetime
 from http import HTTPStatus
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -191,7 +192,8 @@ def test_the_about_page_shows_the_shipped_models_test_metrics(client):
     assert percent(metrics["overall"]["false_accusation_rate"]) in page  # shown with its decimal
     assert f"differ by {percent(metrics['calibration']['ece'])} on average" in page
     missed = percent(metrics["verdicts"]["by_source"]["dfdc"]["fakes"]["Real"])
-    assert f"<td>{percent(metrics['by_source']['dfdc']['detection_rate'])}</td><td>{missed}</td>" in page
+    caught = percent(metrics["by_source"]["dfdc"]["detection_rate"])
+    assert f'<td data-label="caught">{caught}</td><td data-label="missed">{missed}</td>' in page
     scaled = json.loads((SHIPPED_BUNDLE / "metrics-test-scaled90-jpeg75.json").read_text())["overall"]
     assert "scaled to 90 %, then re-encoded as JPEG at quality\n    75: " + percent(scaled["detection_rate"]) in page
 
@@ -236,3 +238,18 @@ def test_percent_filter():
     from detector.templatetags.detector_extras import percent
 
     assert percent(0.0034) == "0.3 %" and percent(None) == "—" and percent(1) == "100.0 %"
+
+
+def test_a_revoked_share_link_shows_the_sites_own_404_even_in_debug(alice, stub_detector, settings):
+    from detector.services import reports
+
+    alice.post(reverse("detector:upload"), {"image": upload_file()})
+    detection = Detection.objects.get()
+    alice.post(reverse("detector:share", args=[detection.pk]))
+    detection.refresh_from_db()
+    token = reports.share_token(detection)
+    alice.post(reverse("detector:share_revoke", args=[detection.pk]))
+    settings.DEBUG = True
+    response = Client().get(reverse("detector:shared", args=[token]))
+    assert response.status_code == 404 and "There is nothing here" in response.content.decode()
+    assert "Django tried these URL patterns" not in response.content.decode()

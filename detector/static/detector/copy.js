@@ -1,13 +1,19 @@
-// A "Copy" button beside a secret shown once: copies the text of the element its data-copy names.
+// "Copy" buttons: data-copy names an element whose text is copied (a secret shown once), data-copy-value an
+// input whose value is (the share link).
 (function () {
   "use strict";
-  document.querySelectorAll("[data-copy]").forEach(function (button) {
+  document.querySelectorAll("[data-copy], [data-copy-value]").forEach(function (button) {
     button.addEventListener("click", function () {
-      var source = document.querySelector(button.getAttribute("data-copy"));
-      if (!source || !navigator.clipboard) return;
-      navigator.clipboard.writeText(source.textContent.trim()).then(function () {
-        button.textContent = "Copied";
-      });
+      var byText = button.hasAttribute("data-copy");
+      var source = document.querySelector(button.getAttribute(byText ? "data-copy" : "data-copy-value"));
+      if (!source) return;
+      var text = byText ? source.textContent.trim() : source.value;
+      var done = function () { button.textContent = "Copied"; };
+      if (navigator.clipboard) {
+        navigator.clipboard.writeText(text).then(done, function () { if (!byText) { source.select(); } });
+      } else if (!byText) {
+        source.select();
+      }
     });
   });
 })();
