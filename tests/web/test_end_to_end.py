@@ -35,7 +35,7 @@ def test_a_portrait_upload_gets_a_real_verdict_from_the_shipped_model(client, sh
     assert f"on {trained['images']:,} face images" in page and "FaceForensics++ FaceSwap face swaps" in page
     assert "How this is decided" in page and "at most 10 % of those it was measured on" in page
     real_below = shipped.meta.thresholds.real_below
-    assert f"below {real_below * 100:.1f} %: the highest point at which" in page
+    assert f"below {real_below * 100:.1f} %: set so that few fakes fall under it" in page
     # Where the score stands among validation images of known truth (the bundle keeps their quantiles).
     if detection.label == "Real":
         assert "scored lower than" in page and "of 100 fake faces held out of training" in page
