@@ -302,7 +302,7 @@ SPECTACULAR_SETTINGS = {
         "`manage.py create_api_token USERNAME`), or with the site's login session and its CSRF token. "
         'Every error is `{"error": {"code", "message", "field"}}`.'
     ),
-    "VERSION": "1",
+    "VERSION": "1.1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",

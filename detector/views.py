@@ -295,9 +295,9 @@ class AboutModelView(TemplateView):
         context["bundle"] = facts = bundle_facts()
         metrics = facts and facts["metrics"]
         if metrics:  # one row per source: its metrics, and what its images were told (older files lack that)
-            told = metrics.get("verdicts") or {"overall": None, "by_source": {}}
+            told = metrics.get("verdicts") or {"overall": None, "by_source": {}}  # older files lack it
             context["test_rows"] = [("all", metrics["overall"], told["overall"])] + [
-                (name, m, told["by_source"].get(name)) for name, m in metrics["by_source"].items()
+                (name, m, told["by_source"].get(name)) for name, m in metrics.get("by_source", {}).items()
             ]
         return context
 

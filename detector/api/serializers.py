@@ -156,6 +156,12 @@ class OptionalUrlField(serializers.URLField):
 
 
 class DetectionSerializer(serializers.ModelSerializer):
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if data.get("label") == Label.REAL:  # never a certainty for Real (older rows stored 1 - p)
+            data["confidence"] = None
+        return data
+
     url = serializers.SerializerMethodField(help_text="This detection in the API.")
     page = serializers.SerializerMethodField(help_text="Its result page in the browser.")
     file_name = serializers.CharField(source="original_name", help_text="The client's file name, for display.")
@@ -213,8 +219,10 @@ class DetectionSerializer(serializers.ModelSerializer):
                 "no face was found (label No face: nothing was judged) and until analysed."
             },
             "confidence": {
-                "help_text": "For Real and Deepfake: the calibrated probability that the label is right; null for "
-                "Uncertain and No face, which claim neither."
+                "help_text": "For Deepfake: the calibrated probability that the label is right. Null for Real (since "
+                "API version 1.1: 1 - p claimed a certainty the models do not have on fakes of kinds they never "
+                "trained on; see GET /api/v1/model/ for those figures), and for Uncertain and No face, which "
+                "claim neither."
             },
             "threshold": {"help_text": "The fake probability from which the model says Deepfake."},
             "face_found": {"help_text": "False where no face was found: the label is then No face."},

@@ -177,8 +177,20 @@ def _bundle_facts(path: str) -> dict | None:
         "recompressed": recompressed,
         "trained": trained,
         "unseen": _unseen_methods(Path(path)),
+        "unseen_kinds": _unseen_kinds(Path(path)),
         "draws_heatmaps": _draws_heatmaps(Path(path), meta),
     }
+
+
+UNSEEN_KINDS_FILE = "metrics-unseen.json"
+
+
+def _unseen_kinds(path: Path) -> dict | None:
+    """How the version did on fakes of kinds it never trained on (its out-of-domain folds, ``ml.training.folds``):
+    ``{"kinds": [{"name", "title", "fakes", "called_real", "caught", "auc", "interval"}], "called_real", "caught"}``;
+    None where the bundle was not measured so."""
+    file = path / UNSEEN_KINDS_FILE
+    return json.loads(file.read_text()) if file.is_file() else None
 
 
 def _draws_heatmaps(path: Path, meta) -> bool:

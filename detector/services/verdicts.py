@@ -20,6 +20,43 @@ class Explanation:
     summary: str  # one or two sentences under the verdict
     standing: str = ""  # where the score stands among validation images of known truth ("" where unknown)
     band: str = ""  # for Uncertain: the band the score fell in
+    misses: str = ""  # for Real and Uncertain: how often fakes of kinds never trained on get through
+    disagreement: str = ""  # where the models of an ensemble do not all say what the verdict says
+
+
+HEADLINES = {Label.REAL: "No sign of manipulation found"}
+
+
+def headline(label: str) -> str:
+    """What the verdict's heading says: Real is said for what it is (no sign found), never as a clearance; the
+    stored and API label stays Real."""
+    return HEADLINES.get(label, label)
+
+
+def misses(facts: dict | None, detection: Detection) -> str:
+    """One sentence, right under a Real or Uncertain verdict, of how often this version lets through fakes of kinds
+    it never trained on (its out-of-domain folds), so that Real is never read as proof."""
+    unseen = facts.get("unseen_kinds") if facts and facts["meta"].version == detection.model_version else None
+    if unseen and unseen.get("kinds"):
+        kinds = ", ".join(k["title"].lower() for k in unseen["kinds"])
+        return (
+            f"On fakes of kinds it was never trained on ({kinds}), this version called "
+            f"{percent_text(unseen['called_real'])} Real and caught only {percent_text(unseen['caught'])}: "
+            "a new kind of fake can look real to it."
+        )
+    return "It often misses fakes of kinds it was not trained on: a new kind of fake can look real to it."
+
+
+def disagreement(detection: Detection) -> str:
+    """Where an ensemble's members do not all agree with the verdict: which said what (their image-level scores)."""
+    members = [m for m in detection.model_scores or [] if not m.get("ensemble") and m.get("label")]
+    if len(members) < 2 or detection.label not in (Label.REAL, Label.UNCERTAIN, Label.DEEPFAKE):
+        return ""
+    others = [m for m in members if m["label"] != detection.label]
+    if not others:
+        return ""
+    said = "; ".join(f"{m['label']} ({percent_text(m['fake_probability'])})" for m in others)
+    return f"The models disagree: {len(others)} of {len(members)} said otherwise: {said}."
 
 
 def out_of_100(share: float) -> int:
@@ -71,6 +108,8 @@ def explain(detection: Detection, facts: dict | None) -> Explanation | None:
             f"The model cannot tell: its score is too high to call the {thing} real and too low to call it a "
             "deepfake. A person should look at it.",
             band=band,
+            misses=misses(facts, detection),
+            disagreement=disagreement(detection),
         )
     if detection.label == Label.DEEPFAKE:
         standing = ""
@@ -84,6 +123,7 @@ def explain(detection: Detection, facts: dict | None) -> Explanation | None:
             "The model finds signs of a face swap or a generated face. A person should check before anyone relies "
             "on it.",
             standing,
+            disagreement=disagreement(detection),
         )
     standing = ""
     if reference and reference.get("fakes_quantiles"):
@@ -96,4 +136,6 @@ def explain(detection: Detection, facts: dict | None) -> Explanation | None:
         f"The model finds no sign of a manipulation it knows. That does not prove the {thing} is authentic: it may "
         "be a kind of fake the model has not learnt.",
         standing,
+        misses=misses(facts, detection),
+        disagreement=disagreement(detection),
     )

@@ -3,6 +3,7 @@ from django import template
 from .. import models
 from ..ml.inference import video
 from ..ml.measurement import sources
+from ..services.verdicts import headline as verdict_headline
 
 register = template.Library()
 
@@ -51,3 +52,9 @@ def clock(seconds):
     if seconds in (None, ""):
         return "—"
     return video.clock(float(seconds))
+
+
+@register.filter
+def headline(label):
+    """A verdict's heading: "Real" is said as "No sign of manipulation found" (the label itself stays Real)."""
+    return verdict_headline(label)

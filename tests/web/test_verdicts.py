@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from detector.models import Detection, percent_text
+from tests.conftest import image_bytes
 from tests.web.conftest import upload_file
 
 pytestmark = pytest.mark.django_db
@@ -217,3 +218,76 @@ def test_a_faces_page_shows_its_crop_beside_its_heatmap_with_the_scale(alice, st
     result = text_of(alice.get(detection.get_absolute_url()))
     assert reverse("detector:face", args=[detection.pk, 1]) in result
     assert alice.get(reverse("detector:face", args=[detection.pk, 9])).status_code == 404
+
+
+def test_real_is_said_as_no_sign_found_and_claims_no_certainty(alice, api, stub_detector):
+    stub_detector.fake_probability = 0.004
+    detection = upload(alice)
+    page = text_of(alice.get(detection.get_absolute_url()))
+    assert "No sign of manipulation found" in page and detection.label == "Real"
+    assert "a new kind of fake can look real to it" in page and 'href="/about-the-model/#unseen"' in page
+    assert 'Calibrated probability that "Real" is right' not in page
+    body = api.get(reverse("api:detection", args=[detection.pk])).json()
+    assert body["label"] == "Real" and body["confidence"] is None
+    Detection.objects.filter(pk=detection.pk).update(confidence=0.996)  # stored so before API 1.1
+    assert api.get(reverse("api:detection", args=[detection.pk])).json()["confidence"] is None
+
+
+def test_the_page_says_where_the_models_disagree(alice, stub_detector):
+    detection = upload(alice)
+    scores = [
+        {"name": "a", "version": "1", "title": "A", "fake_probability": 0.47, "label": "Uncertain", "face": 1},
+        {"name": "b", "version": "2", "title": "B", "fake_probability": 0.54, "label": "Uncertain", "face": 1},
+        {"name": "c", "version": "3", "title": "C", "fake_probability": 0.1, "label": "Real", "face": 1},
+        {
+            "name": "e",
+            "version": "4",
+            "title": "E",
+            "fake_probability": 0.42,
+            "label": "Real",
+            "face": 1,
+            "ensemble": True,
+        },
+    ]
+    Detection.objects.filter(pk=detection.pk).update(label="Real", fake_probability=0.42, model_scores=scores)
+    page = text_of(alice.get(detection.get_absolute_url()))
+    assert "The models disagree: 2 of 3 said otherwise: Uncertain (47 %); Uncertain (54 %)." in page
+
+
+def test_the_misses_are_said_from_the_bundles_out_of_domain_figures(alice, folders, settings):
+    import json as _json
+
+    red, *_ = folders
+    (red / "metrics-unseen.json").write_text(
+        _json.dumps(
+            {
+                "kinds": [
+                    {
+                        "name": "dfdc",
+                        "title": "DFDC swaps",
+                        "fakes": 100,
+                        "called_real": 0.3,
+                        "caught": 0.2,
+                        "auc": 0.8,
+                        "interval": [0.75, 0.85],
+                    },
+                ],
+                "called_real": 0.3,
+                "caught": 0.2,
+            }
+        )
+    )
+    from detector.services.inference import _bundle_facts
+
+    _bundle_facts.cache_clear()
+    from tests.web.conftest import upload_file
+
+    alice.post(reverse("detector:upload"), {"image": upload_file(data=image_bytes("JPEG", color=(20, 40, 200)))})
+    detection = Detection.objects.latest("created_at")
+    faces = [{"box": [10, 10, 80, 80], "fake_probability": 0.1, "label": "Real"}]
+    Detection.objects.filter(pk=detection.pk).update(label="Real", fake_probability=0.1, face_found=True, faces=faces)
+    page = text_of(alice.get(detection.get_absolute_url()))
+    assert "On fakes of kinds it was never trained on (dfdc swaps), this version called 30 % Real" in page
+    about = text_of(alice.get(reverse("detector:about_model")))
+    assert "DFDC swaps" in about and "0.80 (0.75–0.85)" in about
+    _bundle_facts.cache_clear()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..labels import LABEL_FAKE, LABEL_NO_FACE, LABEL_REAL
+from ..labels import LABEL_FAKE, LABEL_NO_FACE
 from .bundle import BundleError, BundleMetadata, load_keras_model, member_path, read_metadata
 from .engines import CLIP, ENGINES, KERAS, LITERT, KerasEngine, LiteRTEngine, export_draws_maps
 from .explain import GradCam, upsample
@@ -65,11 +65,10 @@ def mirror_mean(run, crops: np.ndarray, mirror_back: bool = False) -> np.ndarray
 
 
 def confidence_for(label: str, p: float) -> float | None:
-    """Calibrated probability that the shown label is right; None for Uncertain and No face, which claim nothing."""
+    """Calibrated probability that a Deepfake verdict is right; None for Real (1 - p would claim a certainty the models
+    do not have on fakes of kinds they never trained on), Uncertain and No face, which claim nothing."""
     if label == LABEL_FAKE:
         return p
-    if label == LABEL_REAL:
-        return 1.0 - p
     return None
 
 
