@@ -194,17 +194,21 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return rankdata(x)
 
 
-def fold_auc(fold: Fold, images: Images, scores: np.ndarray) -> dict:
-    held = fold.held_out(images.labels, images.sources) & ~np.isnan(scores)
-    y, s = images.labels[held], scores[held]
-    value = auc(y, s)
-    interval = auc_interval(y, s) if value is not None else None
+def auc_record(labels, scores) -> dict:
+    """AUC of fakes against reals with its 95 % interval, and the counts."""
+    labels, scores = np.asarray(labels), np.asarray(scores, float)
+    value = auc(labels, scores)
     return {
         "auc": value,
-        "interval": interval,
-        "fakes": int((y == 1).sum()),
-        "reals": int((y == 0).sum()),
+        "interval": auc_interval(labels, scores) if value is not None else None,
+        "fakes": int((labels == 1).sum()),
+        "reals": int((labels == 0).sum()),
     }
+
+
+def fold_auc(fold: Fold, images: Images, scores: np.ndarray) -> dict:
+    held = fold.held_out(images.labels, images.sources) & ~np.isnan(scores)
+    return auc_record(images.labels[held], scores[held])
 
 
 # -- the plan ----------------------------------------------------------------------------------------------------
@@ -269,14 +273,15 @@ def clip_fold_logits(images: Images, cache: Path, datasets, cap=1500, sbi=2000, 
 
 def pooled_rows(names, scores, images: Images, folds=FOLDS):
     """Per fold, its held-out images' fold-version logits of each component (a column each); folds where a
-    component has no version are left out."""
+    component has no version are left out, and images a component could not score (unreadable)."""
     rows = {}
     for fold in folds:
         if not all(fold.name in scores[n] for n in names):
             continue
         held = fold.held_out(images.labels, images.sources)
         x = np.stack([scores[n][fold.name][held] for n in names], axis=1)
-        rows[fold.name] = (x, images.labels[held])
+        ok = ~np.isnan(x).any(axis=1)
+        rows[fold.name] = (x[ok], images.labels[held][ok])
     return rows
 
 
@@ -327,44 +332,69 @@ def cross_fitted_rule(rows: dict, transform=None) -> tuple[dict, tuple[np.ndarra
     return out, fit_nonnegative(transform(xa), ya, wa)
 
 
-def analyse(plan_path: Path, cache: Path, progress: bool = True) -> dict:
+@dataclass
+class Results:
+    """What the folds found: the report (JSON), and each rule's cross-fitted held-out logits by fold."""
+
+    report: dict
+    held: dict  # rule -> fold -> (logits, labels)
+    images: Images
+
+
+def _transform(names: list[str], at: dict):
+    """The rule's features from its components' logits: a specialist (in ``at``) as a hinge above its own score of
+    all but the top few val reals, the others as they are."""
+    columns = [(names.index(n), a) for n, a in at.items()]
+
+    def transform(x):
+        x = x.copy()
+        for col, a in columns:
+            x[:, col] = hinge(x[:, col], a)
+        return x
+
+    return transform
+
+
+def analyse(plan_path: Path, cache: Path, progress: bool = True) -> Results:
+    """Every component on every fold it has a version for, and every rule of the plan, cross-fitted by fold."""
     datasets, components, plan = read_plan(plan_path)
     images = Images.of(datasets)
     clip_options = {"datasets": [str(d) for d in plan.get("clip_datasets", datasets)], **plan.get("clip", {})}
     scores = component_scores(components, images, cache, clip_options, progress)
-    report = {"datasets": [dataset_name(d) for d in datasets], "folds": {}, "rules": {}}
+    report = {
+        "what": plan.get("what", ""),
+        "datasets": [dataset_name(d) for d in datasets],
+        "components": {c.name: c.note for c in components},
+        "folds": {},
+        "rules": {},
+    }
     for fold in FOLDS:
         per = {}
         for c in components:
             if fold.name in scores[c.name]:
                 per[c.name] = fold_auc(fold, images, scores[c.name][fold.name])
         report["folds"][fold.name] = {"title": fold.title, "components": per}
+    held_by_rule = {}
+    val_reals = (images.labels == 0) & (images.splits == "val")
     for rule in plan.get("rules", []):
         names = rule["components"]
         rows = pooled_rows(names, scores, images)
         hinges = rule.get("hinges", {})
-        at = {}
-        for n, limit in hinges.items():  # a specialist counts only above its own score of reals' top ``limit``
-            reals = images.labels == 0
-            at[n] = float(np.nanquantile(scores[n]["full"][reals & (images.splits == "val")], 1 - limit))
-        columns = [names.index(n) for n in hinges]
-
-        def transform(x, columns=columns, at=at, hinges=hinges):
-            x = x.copy()
-            for col, n in zip(columns, hinges, strict=True):
-                x[:, col] = hinge(x[:, col], at[n])
-            return x
-
+        # a specialist counts only above its own score of all but the top ``limit`` of the val reals
+        at = {n: float(np.nanquantile(scores[n]["full"][val_reals], 1 - limit)) for n, limit in hinges.items()}
+        transform = _transform(names, at)
         if rule.get("fixed") == "mean":
             held = {k: x.mean(axis=1) for k, (x, _) in rows.items()}
             fitted = (np.full(len(names), 1 / len(names)), 0.0)
         else:
             held, fitted = cross_fitted_rule(rows, transform)
         per = {}
-        for name, s in held.items():
-            fold = FOLD_BY_NAME[name]
-            idx = fold.held_out(images.labels, images.sources)
-            per[name] = {**fold_auc(fold, Images(list(np.array(images.samples, object)[idx])), s)}
+        held_by_rule[rule["name"]] = {}
+        for name, logits in held.items():
+            labels = rows[name][1]
+            per[name] = auc_record(labels, logits)
+            held_by_rule[rule["name"]][name] = (logits, labels)
+        aucs = [v["auc"] for v in per.values() if v["auc"] is not None]
         report["rules"][rule["name"]] = {
             "components": names,
             "hinges": {n: {"limit": hinges[n], "at": at[n]} for n in hinges},
@@ -372,8 +402,113 @@ def analyse(plan_path: Path, cache: Path, progress: bool = True) -> dict:
             "intercept": fitted[1],
             "folds": per,
             "folds_used": sorted(rows),
+            "mean_fold_auc": float(np.mean(aucs)) if aucs else None,
         }
-    return report
+    return Results(report, held_by_rule, images)
+
+
+def real_threshold_from_folds(calibration, held: dict, share: float = 0.10) -> tuple[float, dict]:
+    """The highest score under which at most ``share`` of each fold's held-out fakes fall, once calibrated as the
+    served bundle calibrates; and, per fold, that point."""
+    points = {}
+    for name, (logits, labels) in held.items():
+        probs = np.sort([calibration.probability(float(z)) for z in logits[labels == 1]])
+        k = int(np.floor(share * len(probs)))
+        points[name] = float(probs[k]) if len(probs) else 1.0
+    return (min(points.values()) if points else 1.0), points
+
+
+def unseen_record(results: Results, rule: str, calibration, thresholds) -> dict:
+    """``metrics-unseen.json``: per fold, how the version's rule did on fakes of a kind it never trained on (its
+    cross-fitted held-out logits, calibrated as the bundle calibrates)."""
+    kinds = []
+    for name, (logits, labels) in results.held[rule].items():
+        probs = np.array([calibration.probability(float(z)) for z in logits])
+        fakes = probs[labels == 1]
+        fold_figures = results.report["rules"][rule]["folds"][name]
+        kinds.append(
+            {
+                "name": name,
+                "title": FOLD_BY_NAME[name].title.replace(" left out", ""),
+                "fakes": int(len(fakes)),
+                "reals": int((labels == 0).sum()),
+                "called_real": float((fakes < thresholds.real_below).mean()),
+                "caught": float((fakes >= thresholds.deepfake_from).mean()),
+                "reals_accused": float((probs[labels == 0] >= thresholds.deepfake_from).mean()),
+                "auc": fold_figures["auc"],
+                "interval": fold_figures["interval"],
+            }
+        )
+    return {
+        "what": "fakes of kinds kept out of training (out-of-domain folds, val and test splits together), scored by "
+        "the rule fitted on the other folds with each component's version that never saw them",
+        "rule": rule,
+        "kinds": kinds,
+        "called_real": float(np.mean([k["called_real"] for k in kinds])),
+        "caught": float(np.mean([k["caught"] for k in kinds])),
+    }
+
+
+def write_ensemble(
+    results: Results, rule: str, members: dict, out: Path, version: str, title: str, val_datasets, max_far=0.03
+):
+    """The ensemble of ``rule`` as a bundle: ``members`` maps each component to its bundles (a component of several,
+    the networks' mean, shares its weight equally); calibration and the Deepfake threshold fitted on in-domain val
+    through the serving path; Real only below where at most 10 % of the folds' unseen fakes fall, and of the val
+    fakes; the folds' figures kept beside it."""
+    from ..inference.bundle import METADATA_FILE, BundleMetadata, read_metadata
+    from ..inference.calibration import Calibration, Thresholds
+    from ..measurement.dataset import read_manifest
+    from .calibration import calibrate_bundle
+
+    fitted = results.report["rules"][rule]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for component, weight in fitted["weights"].items():
+        bundles = members[component]
+        for bundle in bundles:
+            meta = read_metadata(Path(bundle))
+            entry = {
+                "bundle": Path(bundle).name,
+                "version": meta.version,
+                "title": meta.training.get("title", ""),
+                "weight": weight / len(bundles),
+            }
+            if component in fitted["hinges"]:
+                entry["hinge_at"] = fitted["hinges"][component]["at"]
+            entries.append(entry)
+    first = read_metadata(Path(members[next(iter(fitted["weights"]))][0]))
+    meta = BundleMetadata(
+        name=out.name,
+        version=version,
+        input_size=first.input_size,
+        face_margin=first.face_margin,
+        calibration=Calibration(),
+        thresholds=Thresholds(),
+        members=[e for e in entries if e["weight"] > 0],
+        stacking={"rule": "folds", "intercept": fitted["intercept"], "chosen_on": "out-of-domain folds", "fit": rule},
+        test_time_flip=True,
+        training={"title": title, "kind": "ensemble", "folds": results.report},
+    )
+    (out / METADATA_FILE).write_text(meta.to_json())
+    val = [s for root in val_datasets for s in read_manifest(root, "val")]
+    calibrate_bundle(out, val, max_far=max_far)
+    meta = read_metadata(out)
+    from_folds, points = real_threshold_from_folds(meta.calibration, results.held[rule])
+    real_below = min(meta.thresholds.real_below, from_folds)
+    meta.thresholds = Thresholds(meta.thresholds.decision, real_below, meta.thresholds.deepfake_from)
+    meta.training["calibration"]["real_from_folds"] = {
+        "rule": "Real only below the score under which at most 10 % of each out-of-domain fold's fakes fall (and of "
+        "the val fakes)",
+        "per_fold": points,
+        "from_val": read_metadata(out).thresholds.real_below,
+        "chosen": real_below,
+    }
+    (out / METADATA_FILE).write_text(meta.to_json())
+    record = unseen_record(results, rule, meta.calibration, meta.thresholds)
+    (out / "metrics-unseen.json").write_text(json.dumps(record, indent=1) + "\n")
+    return meta
 
 
 def main(argv=None) -> None:
@@ -382,11 +517,24 @@ def main(argv=None) -> None:
     p.add_argument("--plan", type=Path, required=True)
     p.add_argument("--cache", type=Path, default=Path(".cache/crops"))
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--ensemble", type=Path, help="write the ensemble of the best rule (or --rule) to this bundle")
+    p.add_argument("--rule", help="the rule to write (default: the best mean AUC over the folds it covers)")
+    p.add_argument("--model-version", default="")
+    p.add_argument("--title", default="")
     args = p.parse_args(argv)
-    report = analyse(args.plan, args.cache)
+    results = analyse(args.plan, args.cache)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report, indent=1))
+    args.out.write_text(json.dumps(results.report, indent=1) + "\n")
+    print(json.dumps(results.report, indent=1))
+    if args.ensemble:
+        rules = results.report["rules"]
+        rule = args.rule or max(rules, key=lambda r: rules[r]["mean_fold_auc"] or 0)
+        _, _, plan = read_plan(args.plan)
+        members = plan["members"]
+        meta = write_ensemble(
+            results, rule, members, args.ensemble, args.model_version, args.title, [Path(d) for d in plan["datasets"]]
+        )
+        print(f"wrote {args.ensemble} ({meta.version}) with rule {rule!r}")
 
 
 if __name__ == "__main__":
