@@ -123,15 +123,17 @@ def read(data: bytes, mime: str, trust_anchors: str = "") -> list[Finding]:
         except Exception:  # a reader's own failure on hostile bytes: reported as unreadable, never raised
             log.warning("provenance: %s could not read the file", reader.__name__, exc_info=True)
             findings.append(Finding(reader.__name__.strip("_"), NONE, "Part of the file's metadata could not be read."))
+    return _strongest_first(
+        findings,
+        "No provenance in the file: no C2PA manifest, no generator or camera metadata. Most images shared online "
+        "have it stripped, so its absence proves nothing either way.",
+    )
+
+
+def _strongest_first(findings: list[Finding], nothing: str) -> list[Finding]:
+    """The findings strongest first, signed before unsigned; ``nothing`` said where none says anything."""
     if not any(f.strength != NONE for f in findings):
-        findings.append(
-            Finding(
-                "file",
-                NONE,
-                "No provenance in the file: no C2PA manifest, no generator or camera metadata. Most images shared "
-                "online have it stripped, so its absence proves nothing either way.",
-            )
-        )
+        findings = [*findings, Finding("file", NONE, nothing)]
     order = [INVALID_SIGNATURE, DECLARES_AI, DECLARES_EDITING, CAMERA, NONE]
     return sorted(findings, key=lambda f: (order.index(f.strength), not f.signed))
 
@@ -421,17 +423,11 @@ def read_video(source, mime: str, trust_anchors: str = "") -> list[Finding]:
         findings += _container_tags(source)
     except Exception:
         log.warning("provenance: the video's container tags could not be read", exc_info=True)
-    if not any(f.strength != NONE for f in findings):
-        findings.append(
-            Finding(
-                "file",
-                NONE,
-                "No provenance in the video: no C2PA manifest, no camera or editing software named in its container. "
-                "Videos shared online usually lose it, so its absence proves nothing either way.",
-            )
-        )
-    order = [INVALID_SIGNATURE, DECLARES_AI, DECLARES_EDITING, CAMERA, NONE]
-    return sorted(findings, key=lambda f: (order.index(f.strength), not f.signed))
+    return _strongest_first(
+        findings,
+        "No provenance in the video: no C2PA manifest, no camera or editing software named in its container. Videos "
+        "shared online usually lose it, so its absence proves nothing either way.",
+    )
 
 
 def _container_tags(source) -> list[Finding]:

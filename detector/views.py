@@ -82,7 +82,21 @@ class UploadFormMixin:
 
 
 class UploadPageMixin:
-    """The upload page's context, whichever of its two forms (a file, a link) was posted."""
+    """The upload page's context, whichever of its two forms (a file, a link) was posted, and what both answer."""
+
+    def detector_down(self, form):
+        """A 503 with the form where the model cannot be loaded now; None where it can."""
+        try:
+            get_detector()
+        except DetectorUnavailable:
+            form.add_error(None, DETECTOR_DOWN)
+            return self.form_invalid(form, status=HTTPStatus.SERVICE_UNAVAILABLE)
+        return None
+
+    def created(self, detection):
+        if wants_json(self.request):
+            return JsonResponse(status_summary(detection), status=HTTPStatus.CREATED)
+        return redirect(detection.get_absolute_url())
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -99,20 +113,15 @@ class UploadView(UploadPageMixin, UploadFormMixin, FormView):
     form_class = UploadForm
 
     def form_valid(self, form):
-        try:
-            get_detector()
-        except DetectorUnavailable:
-            form.add_error(None, DETECTOR_DOWN)
-            return self.form_invalid(form, status=HTTPStatus.SERVICE_UNAVAILABLE)
+        if down := self.detector_down(form):
+            return down
         try:
             detection = submit(form.checked, form.cleaned_data["image"].name, self.request)
         except OSError:
             log.exception("upload could not be stored")
             form.add_error(None, STORAGE_FAILED)
             return self.form_invalid(form, status=HTTPStatus.SERVICE_UNAVAILABLE)
-        if wants_json(self.request):
-            return JsonResponse(status_summary(detection), status=HTTPStatus.CREATED)
-        return redirect(detection.get_absolute_url())
+        return self.created(detection)
 
 
 class LinkUploadView(UploadPageMixin, UploadFormMixin, FormView):
@@ -129,11 +138,8 @@ class LinkUploadView(UploadPageMixin, UploadFormMixin, FormView):
         return super().get_context_data(**kwargs)
 
     def form_valid(self, form):
-        try:
-            get_detector()
-        except DetectorUnavailable:
-            form.add_error(None, DETECTOR_DOWN)
-            return self.form_invalid(form, status=HTTPStatus.SERVICE_UNAVAILABLE)
+        if down := self.detector_down(form):
+            return down
         try:
             outcome = submit_link(form.cleaned_data["url"], self.request)
         except FetchRefused as exc:
@@ -142,9 +148,7 @@ class LinkUploadView(UploadPageMixin, UploadFormMixin, FormView):
         if outcome.refusal:
             form.add_error("url", outcome.refusal.message)
             return self.form_invalid(form, status=outcome.refusal.status, counted=True)
-        if wants_json(self.request):
-            return JsonResponse(status_summary(outcome.detection), status=HTTPStatus.CREATED)
-        return redirect(outcome.detection.get_absolute_url())
+        return self.created(outcome.detection)
 
 
 class BatchUploadView(UploadFormMixin, FormView):

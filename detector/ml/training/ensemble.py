@@ -98,19 +98,25 @@ def fit_stacking(rows, c: float = 1.0):
     real than real ones) rather than on what it sees. A member whose weight comes out
     negative is dropped (weight 0) and the rest refitted.
     """
-    from sklearn.linear_model import LogisticRegression
-
     x = np.concatenate([z for *_, z in rows])
     y = np.concatenate([np.full(len(z), label) for label, *_, z in rows])
+    return fit_nonnegative(x, y, c=c)
+
+
+def fit_nonnegative(x: np.ndarray, y: np.ndarray, weights=None, c: float = 1.0) -> tuple[np.ndarray, float]:
+    """Logistic regression of ``y`` on the columns of ``x`` with non-negative weights: a column whose weight comes
+    out negative is dropped (weight 0) and the rest refitted."""
+    from sklearn.linear_model import LogisticRegression
+
     kept = np.arange(x.shape[1])
     while True:
-        lr = LogisticRegression(C=c, max_iter=1000).fit(x[:, kept], y)
+        lr = LogisticRegression(C=c, max_iter=2000).fit(x[:, kept], y, sample_weight=weights)
         if (lr.coef_[0] >= 0).all() or len(kept) == 1:
             break
         kept = kept[lr.coef_[0] >= 0] if (lr.coef_[0] >= 0).any() else kept[[int(np.argmax(lr.coef_[0]))]]
-    weights = np.zeros(x.shape[1])
-    weights[kept] = lr.coef_[0]
-    return weights, float(lr.intercept_[0])
+    out = np.zeros(x.shape[1])
+    out[kept] = lr.coef_[0]
+    return out, float(lr.intercept_[0])
 
 
 def fit_rescaling(rows):

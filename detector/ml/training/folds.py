@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..measurement.dataset import Sample, read_manifest
+from .ensemble import fit_nonnegative
 from .recipe import dataset_name
 
 log = logging.getLogger(__name__)
@@ -287,21 +288,6 @@ def pooled_rows(names, scores, images: Images, folds=FOLDS):
 
 def hinge(x: np.ndarray, at: float) -> np.ndarray:
     return np.maximum(0.0, x - at)
-
-
-def fit_nonnegative(x: np.ndarray, y: np.ndarray, weights=None) -> tuple[np.ndarray, float]:
-    """Logistic regression with non-negative weights (a column whose weight comes out negative is dropped)."""
-    from sklearn.linear_model import LogisticRegression
-
-    kept = np.arange(x.shape[1])
-    while True:
-        lr = LogisticRegression(C=1.0, max_iter=2000).fit(x[:, kept], y, sample_weight=weights)
-        if (lr.coef_[0] >= 0).all() or len(kept) == 1:
-            break
-        kept = kept[lr.coef_[0] >= 0] if (lr.coef_[0] >= 0).any() else kept[[int(np.argmax(lr.coef_[0]))]]
-    w = np.zeros(x.shape[1])
-    w[kept] = lr.coef_[0]
-    return w, float(lr.intercept_[0])
 
 
 def balanced(rows: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
