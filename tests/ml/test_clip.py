@@ -116,3 +116,52 @@ def test_an_ensemble_with_a_clip_member_draws_its_maps_from_the_network(tmp_path
     assert np.allclose(ensemble.heatmaps(prepared), Detector(network).heatmaps(prepared))
     scores = ensemble.judge(portrait()).faces[0].models
     assert [m["version"] for m in scores] == ["n-1", "c-1", "e-1"]
+
+
+def write_portraits(root, per_split=(("train", 6), ("val", 4))):
+    """A dataset where the fakes are the portrait tinted red and the reals the portrait, a little lighter or darker."""
+    import io
+
+    from tests.conftest import portrait_bytes
+
+    base = np.asarray(Image.open(io.BytesIO(portrait_bytes())).convert("RGB"), np.float32)
+    rows = ["path,label,source,kind,group,split,resized,sha256"]
+    rng = np.random.default_rng(0)
+    for split, n in per_split:
+        for i in range(n):
+            for label in ("real", "fake"):
+                pixels = base * rng.uniform(0.8, 1.1)
+                if label == "fake":
+                    pixels[..., 0] = pixels[..., 0] * 0.5 + 127
+                rel = f"{split}/{label}/{i}.jpg"
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).resize((256, 256)).save(root / rel)
+                rows.append(f"{rel},{label},tinted,x,g{len(rows)},{split},no,-")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@needs_encoder
+def test_a_head_trained_on_a_dataset_is_calibrated_on_val_and_its_card_says_what_it_read(tmp_path):
+    from detector.ml.inference.bundle import read_metadata
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.measurement.model_card import render
+    from detector.ml.training import clip_head
+
+    data = write_portraits(tmp_path / "data")
+    out = tmp_path / "ml_models" / "clip-test"
+    clip_head.main(
+        ["--dataset", str(data), "--out", str(out), "--model-version", "c-7", "--self-blend-copies", "2"]
+        + ["--cache-dir", str(tmp_path / "cache"), "--workers", "1"]
+    )
+    meta = read_metadata(out)
+    assert meta.training["train_images"] == 12 and meta.training["self_blended_pseudo_fakes"] == 2
+    assert meta.thresholds.real_below <= meta.thresholds.deepfake_from
+    detector = Detector(out)
+    tinted = Image.open(data / "val/fake/0.jpg")
+    assert (
+        detector.judge(tinted).fake_probability > detector.judge(Image.open(data / "val/real/0.jpg")).fake_probability
+    )
+    card = render(out)
+    assert "CLIP ViT-B/16" in card and clip.ENCODER_SHA256 in card and "No heatmap" in card
+    assert "12 training faces" in card and "2 self-blended copies" in card

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from detector.ml.inference.calibration import Calibration, Thresholds
+from detector.ml.measurement.model_card import render
 from detector.ml.training import folds
 from tests.conftest import build_tiny_bundle
 from tests.ml.test_ensemble import write_val
@@ -85,6 +86,14 @@ def test_the_ensemble_of_the_folds_is_written_with_its_hinge_and_its_unseen_figu
     rows = synthetic_rows()
     held, (weights, intercept) = folds.cross_fitted_rule(rows, folds._transform(["cnn", "clip", "sbi"], {"sbi": 0.5}))
     report = {
+        "components": {"cnn": "the networks", "clip": "a head on CLIP features", "sbi": "self-blends"},
+        "folds": {
+            k: {
+                "title": folds.FOLD_BY_NAME[k].title,
+                "components": {c: folds.auc_record(y, x[:, i]) for i, c in enumerate(["cnn", "clip", "sbi"])},
+            }
+            for k, (x, y) in rows.items()
+        },
         "rules": {
             "cnn + clip + sbi hinge": {
                 "weights": dict(zip(["cnn", "clip", "sbi"], map(float, weights), strict=True)),
@@ -92,7 +101,7 @@ def test_the_ensemble_of_the_folds_is_written_with_its_hinge_and_its_unseen_figu
                 "hinges": {"sbi": {"limit": 0.01, "at": 0.5}},
                 "folds": {k: folds.auc_record(rows[k][1], v) for k, v in held.items()},
             }
-        }
+        },
     }
     results = folds.Results(report, {"cnn + clip + sbi hinge": {k: (v, rows[k][1]) for k, v in held.items()}}, None)
     members = {"cnn": [str(red), str(green)], "clip": [str(green)], "sbi": [str(blue)]}
@@ -112,3 +121,8 @@ def test_the_ensemble_of_the_folds_is_written_with_its_hinge_and_its_unseen_figu
     verdict = Detector(out).judge(Image.new("RGB", (64, 64), (240, 20, 60)))
     assert [m["version"] for m in verdict.faces[0].models][-1] == "e-9"
     assert isinstance(Thresholds(**json.loads((out / "metadata.json").read_text())["thresholds"]), Thresholds)
+    card = render(out)
+    assert "rule **cnn + clip + sbi hinge** (kept)" in card and "| component `clip` |" in card
+    assert "DFDC left out" in card
+    assert ("a specialist: counts only above its logit" in card) == (weights[2] > 0)
+    assert "## Fakes of kinds it never trained on" in card and "let through (Real)" in card

@@ -287,6 +287,134 @@ def ensemble_lines(meta) -> list[str]:
     return out
 
 
+def interval_words(record: dict) -> str:
+    """An AUC of a fold with its 95 % interval and its counts (``folds.auc_record``)."""
+    if record.get("auc") is None:
+        return "n/a"
+    low, high = record["interval"] or (float("nan"), float("nan"))
+    return f"{record['auc']:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def clip_head_lines(meta) -> list[str]:
+    """The decision rule and the fit of a linear head on CLIP features."""
+    t, engine = meta.training, meta.engines["clip"]
+    encoder = engine["encoder"]
+    by_source = ", ".join(f"{k} {v}" for k, v in sorted(t.get("train_by_source", {}).items()))
+    return [
+        "## Decision rule (from `metadata.json`)",
+        "",
+        f"- Input: the face crop, {meta.input_size}×{meta.input_size} px, {meta.face_margin:.0%} margin, "
+        f"preprocessing v{meta.preprocessing_version}, read by the CLIP ViT-B/16 image encoder `{encoder['file']}` "
+        f"from {encoder['from']} (sha256 `{encoder['sha256']}`, checked when loaded; {encoder['runtime']}).",
+        f"- Head: {engine['format']} (`{engine['file']}`, sha256 `{engine['sha256']}`).",
+        f"- Calibration: {t.get('calibration', {}).get('method', meta.calibration.method)}, "
+        + calibration_formula(meta.calibration)
+        + ".",
+        f"- Deepfake when p ≥ {meta.thresholds.deepfake_from:.4f}; Real when p < {meta.thresholds.real_below:.4f}; "
+        "Uncertain between.",
+        "- No heatmap: the encoder is not a network of this project's, so there is no map of the face to draw.",
+        "",
+        "## Fit",
+        "",
+        f"- {t['train_images']} training faces ({t['dataset']}), at most {t['per_source_limit']} of each source "
+        f"and label: {by_source}.",
+        f"- {t['self_blended_pseudo_fakes']} self-blended copies of real training faces as extra fakes "
+        f"(weight share {t['self_blend_share']:.0%}); logistic regression, C = {t['c']}.",
+        *([f"- Sources left out: {', '.join(t['excluded_sources'])}."] if t.get("excluded_sources") else []),
+        f"- {t.get('minutes', '?')} minutes on {t['machine']}, finished {t['finished']}.",
+        "",
+    ]
+
+
+def folds_lines(report: dict, kept: str) -> list[str]:
+    """Every component and every rule on every out-of-domain fold, with intervals: what chose ``kept``."""
+    folds = report["folds"]
+    head = "| | " + " | ".join(f["title"] for f in folds.values()) + " |"
+    rule = "|---|" + "---|" * len(folds)
+    out = [
+        "## How it was chosen: the out-of-domain folds",
+        "",
+        "Each fold keeps a kind of data out of training and scores its fakes (val and test splits together) against "
+        "the reals of the same source, with each component's version that never saw that kind. AUC with its 95 % "
+        "bootstrap interval; a rule is fitted on the other folds and scored on the one left out.",
+        "",
+        head,
+        rule,
+    ]
+    for name in report["components"]:
+        cells = [interval_words(f["components"][name]) if name in f["components"] else "—" for f in folds.values()]
+        out.append(f"| component `{name}` | " + " | ".join(cells) + " |")
+    for name, r in report["rules"].items():
+        cells = [interval_words(r["folds"][k]) if k in r["folds"] else "—" for k in folds]
+        out.append(f"| rule **{name}**{' (kept)' if name == kept else ''} | " + " | ".join(cells) + " |")
+    out += ["", "Components:", *[f"- `{k}`: {v}" for k, v in report["components"].items()], ""]
+    return out
+
+
+def unseen_lines(unseen: dict) -> list[str]:
+    """``metrics-unseen.json``: what this version's thresholds do to fakes of kinds it never trained on."""
+    out = [
+        "## Fakes of kinds it never trained on (`metrics-unseen.json`)",
+        "",
+        f"{unseen['what'][0].upper()}{unseen['what'][1:]}; this version's calibration and thresholds.",
+        "",
+        "| kind | fakes | reals | AUC [95 %] | caught (Deepfake) | let through (Real) | reals called Deepfake |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    out += [
+        f"| {k['title']} | {k['fakes']} | {k['reals']} | {interval_words(k)} | {k['caught']:.1%} | "
+        f"{k['called_real']:.1%} | {k['reals_accused']:.1%} |"
+        for k in unseen["kinds"]
+    ]
+    return [
+        *out,
+        "",
+        f"On average over these kinds {unseen['caught']:.1%} of the fakes are caught and "
+        f"{unseen['called_real']:.1%} are called Real.",
+        "",
+    ]
+
+
+def folds_ensemble_lines(meta) -> list[str]:
+    """An ensemble chosen on the out-of-domain folds: members, hinges, thresholds and the folds' table."""
+    t, stacking = meta.training, meta.stacking
+    chosen = t["calibration"].get("real_from_folds", {})
+    out = [
+        "## Decision rule (from `metadata.json`)",
+        "",
+        f"- Input: every member's own crop of the same face (from one face search), preprocessing "
+        f"v{meta.preprocessing_version}.",
+        "- Members (bundles beside this one, checked by version when loaded):",
+        *[
+            f"  - `{m['bundle']}` {m['version']} ({m.get('title', '')}): weight {m['weight']:.4f}"
+            + (
+                f", a specialist: counts only above its logit {m['hinge_at']:+.3f} (its score of all but the top "
+                "few val reals), so it can only raise a face's score"
+                if m.get("hinge_at") is not None
+                else ""
+            )
+            for m in meta.members
+        ],
+        f"- Combined face logit: the weighted sum of the members' logits, intercept {stacking['intercept']:+.4f} "
+        f"(rule “{stacking['fit']}”, weights fitted on the out-of-domain folds, never negative).",
+        f"- Calibration: {t['calibration']['method']} ({t['calibration'].get('fitted_on', 'in-domain val')}), "
+        + calibration_formula(meta.calibration)
+        + ".",
+        f"- Deepfake when p ≥ {meta.thresholds.deepfake_from:.4f} (the lowest threshold at which "
+        f"{t['calibration']['threshold_rule']}).",
+        f"- Real when p < {meta.thresholds.real_below:.4f}: {chosen.get('rule', t['calibration'].get('real_rule'))}"
+        + (
+            f" (val alone gave {chosen['from_val']:.4f}; per fold: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in chosen["per_fold"].items())
+            + ")."
+            if chosen
+            else "."
+        ),
+        "",
+    ]
+    return out + folds_lines(t["folds"], stacking["fit"])
+
+
 def render(bundle: Path) -> str:
     meta = read_metadata(bundle)
     load = lambda name: json.loads((bundle / name).read_text()) if (bundle / name).is_file() else None  # noqa: E731
@@ -294,10 +422,15 @@ def render(bundle: Path) -> str:
     notes = (bundle / "notes.md").read_text() if (bundle / "notes.md").is_file() else ""
     others = {p.name: json.loads(p.read_text()) for p in sorted(bundle.glob("metrics-*.json"))}
     others.pop("metrics-test.json", None)
+    unseen = others.pop("metrics-unseen.json", None)
     recompressed_runs = [r for r in others.values() if r.get("recompressed")]
     out = [f"# Model card: {meta.name} {meta.version}", "", notes.split("<!-- results -->")[0].strip(), ""]
-    if meta.is_ensemble:
+    if meta.is_ensemble and meta.stacking.get("rule") == "folds":
+        out += folds_ensemble_lines(meta)
+    elif meta.is_ensemble:
         out += ensemble_lines(meta)
+    elif "clip" in meta.engines:
+        out += clip_head_lines(meta)
     else:
         out += single_model_lines(meta)
     if test:
@@ -317,6 +450,8 @@ def render(bundle: Path) -> str:
             out += calibration_lines(test["calibration"])
         if recompressed_runs:
             out += recompression_lines(test, recompressed_runs)
+    if unseen:
+        out += unseen_lines(unseen)
     if baseline:
         out += [
             "## Baseline: the seed's approach, measured the same way",
