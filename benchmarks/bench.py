@@ -10,6 +10,7 @@ Writes ``benchmarks/results/latest.json`` and ``latest.md``:
   gunicorn on 127.0.0.1 (workers = cores) until the verdict is stored, for
   N = 1, 4, 16; and the same for the seed's Flask app (``seed_app.py``);
 - peak RSS per server worker, and the seconds from process start to the first verdict;
+- the default's figures on fakes of kinds it never trained on (its ``metrics-unseen.json``, from the folds);
 - a video's whole analysis: a 30-second 720p H.264 clip (and a 2-minute one, for memory), with 1.4.0's single
   model and with the shipped default (``video_cost.py``, a process per model).
 
@@ -53,6 +54,8 @@ def main():
         "model": meta["version"],
         "runs": args.runs,
     }
+    if (BUNDLE / "metrics-unseen.json").is_file():  # what the speed buys: the default on kinds it never saw
+        result["unseen"] = json.loads((BUNDLE / "metrics-unseen.json").read_text())
     if args.only in (None, "micro"):
         result["micro"] = micro(args.runs)
     if args.only in (None, "upload"):

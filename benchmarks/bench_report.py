@@ -24,6 +24,23 @@ def video_markdown(v: dict) -> list[str]:
     return lines
 
 
+def unseen_markdown(version: str, unseen: dict) -> list[str]:
+    """The default's figures per kind of fake it never trained on, at its thresholds (what the speed buys)."""
+    lines = [
+        f"## What {version} does with fakes of kinds it never trained on (its `metrics-unseen.json`)",
+        "",
+        "| kind | AUC [95 %] | caught (Deepfake) | let through (Real) | reals called Deepfake |",
+        "|---|---|---|---|---|",
+    ]
+    for k in unseen["kinds"]:
+        low, high = k["interval"] or (float("nan"), float("nan"))
+        lines.append(
+            f"| {k['title']} | {k['auc']:.3f} [{low:.3f}, {high:.3f}] | {k['caught']:.1%} | {k['called_real']:.1%} | "
+            f"{k['reals_accused']:.1%} |"
+        )
+    return [*lines, ""]
+
+
 def markdown(r: dict) -> str:
     lines = [
         f"# Benchmark results ({r['when']})",
@@ -32,6 +49,8 @@ def markdown(r: dict) -> str:
         f"each figure the median of {r['runs']} runs. Made by `make bench`.",
         "",
     ]
+    if r.get("unseen"):
+        lines += unseen_markdown(r["model"], r["unseen"])
     if "micro" in r:
         m = r["micro"]
         lines += [
