@@ -63,6 +63,16 @@ def pytest_terminal_summary(terminalreporter, config):
 
 
 @pytest.fixture(autouse=True)
+def production_address_checks(settings):
+    """Links and callbacks are checked as in production, whatever a developer's ``.env`` says.
+
+    ``make install`` writes ``.env`` from ``.env.example``, which lets ``make run`` reach loopback and private
+    addresses; the tests that need that turn it on themselves.
+    """
+    settings.DETECTOR_ALLOW_PRIVATE_URLS = False
+
+
+@pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.STORAGES = {

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from detector.models import Detection
+from detector.templatetags.detector_extras import headline
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,7 +39,7 @@ def test_upload_with_the_file_picker_shows_progress_then_the_verdict(page, live_
     page.wait_for_url(re.compile(r".*/detections/[0-9a-f-]+/$"))
 
     detection = Detection.objects.get()
-    assert page.locator(".verdict .label").inner_text() == detection.label
+    assert page.locator(".verdict .label").inner_text() == headline(detection.label)
     assert page.locator("svg.overlay .facebox rect.box").count() == 1
     heatmap = page.locator(".face-heatmap").first
     heatmap.scroll_into_view_if_needed()
@@ -131,7 +132,7 @@ def test_a_queued_upload_shows_its_verdict_by_itself_once_a_worker_has_judged_it
 
     tasks.analyse_detection.apply(args=queued)  # what a worker does
     page.wait_for_function("() => !document.querySelector('[data-status-url]')", timeout=15_000)
-    assert page.locator(".verdict .label").inner_text() == Detection.objects.get().label
+    assert page.locator(".verdict .label").inner_text() == headline(Detection.objects.get().label)
 
 
 def test_an_upload_over_the_rate_shows_the_wait_and_stores_nothing(

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from detector.models import Detection
+from detector.templatetags.detector_extras import headline
 from tests.conftest import ROOT, image_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -78,7 +79,7 @@ def test_each_verdict_has_one_colour_in_heading_bar_box_and_card(
     path.write_bytes(image_bytes("JPEG", size=(640, 480)))
     upload(page, live_server, path)
     key = label.lower()
-    assert page.locator(".verdict .label").inner_text().strip() == label
+    assert page.locator(".verdict .label").inner_text().strip() == headline(label)
     assert style(page, ".verdict .label", "color") in (colour, "rgb(138, 83, 0)")  # amber's text: darker, readable
     assert style(page, ".verdict", "borderLeftColor") == colour
     assert style(page, ".verdict .mark", "backgroundColor") == colour
@@ -347,7 +348,7 @@ def test_a_shared_report_opens_without_login_and_fits_a_phone(browser, page, liv
     other = stranger.new_page()
     try:
         other.goto(link)
-        assert other.locator(".verdict .label").inner_text().strip() == Detection.objects.get().label
+        assert other.locator(".verdict .label").inner_text().strip() == headline(Detection.objects.get().label)
         assert "SHA-256" in other.content() and other.locator(".face-card").count() == 1
         other.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
         scroll, inner = fits(other)

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from detector.models import Detection, Kind
+from detector.templatetags.detector_extras import headline
 from tests.browser.test_verdicts_and_phones import serious_violations
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,7 +45,7 @@ def test_a_video_is_followed_to_its_verdict_with_tracks_timeline_and_stills(
     assert detection.kind == Kind.VIDEO and detection.frames_sampled == 8
     # The face is followed through every frame (the face finder may add a short-lived box around it).
     assert max(len(t["frames"]) for t in detection.tracks) == 8
-    assert page.locator(".verdict .label").inner_text().strip().endswith(detection.label)
+    assert page.locator(".verdict .label").inner_text().strip().endswith(headline(detection.label))
     timeline = page.locator(".timeline img")
     timeline.scroll_into_view_if_needed()
     page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")

@@ -159,4 +159,7 @@ def test_the_overview_shows_how_often_reviewers_disagreed_with_each_version(fold
     reviewer.force_login(staff)
     page = reviewer.get(reverse("detector:overview") + "?scope=all").content.decode()
     assert "How reviewers found each model version" in page
-    assert '<tr><th scope="row">1.0.0</th><td>2</td><td>1</td>' in page and "1 (50.0 %)" in page
+    assert (
+        '<tr><th scope="row">1.0.0</th><td data-label="reviewed">2</td><td data-label="agreed">1</td>' in page
+        and "1 (50.0 %)" in page
+    )

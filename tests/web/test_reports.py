@@ -3,6 +3,7 @@ and can be revoked."""
 
 import io
 import json
+import re
 from http import HTTPStatus
 
 import pytest
@@ -62,7 +63,7 @@ def test_a_share_link_opens_a_read_only_report_until_revoked(alice, detection):
     alice.post(reverse("detector:share", args=[detection.pk]))
     detection.refresh_from_db()
     page = alice.get(detection.get_absolute_url()).content.decode()
-    url = page.split('class="share-link" type="text" readonly value="', 1)[1].split('"', 1)[0]
+    url = re.search(r'<input class="share-link"[^>]* value="([^"]+)"', page).group(1)
     path = url.split("testserver", 1)[1]
     stranger = Client()
     shared = stranger.get(path)
