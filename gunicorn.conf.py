@@ -34,7 +34,8 @@ workers = env.int("WEB_CONCURRENCY", default=_cores())
 # whole request before passing it on. Analysis is CPU-bound and a worker's model runs one call at a time (its
 # interpreter is locked), so more threads add no analysis throughput, only room for the other requests.
 threads = env.int("WEB_THREADS", default=4)
-worker_class = "gthread"
+# gunicorn's gthread worker with its lingering close moved off the event loop (see the module).
+worker_class = "deepfake_site.gunicorn_worker.ThreadWorker"
 # A worker takes no more connections than it has threads: one whose threads are all held (slow clients, long
 # analyses) stops accepting, and the kernel hands new connections to a worker that has a thread free, rather
 # than queueing them inside the busy one. Hence no keep-alive either (an idle kept connection would hold a place).

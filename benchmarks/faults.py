@@ -571,8 +571,9 @@ def slow_clients(platform, clients, connections: int = 4, seconds: int = 30):
                 t.start()
             time.sleep(2)  # the slow requests are in
             rounds, deadline = [], time.time() + seconds
+            began = time.time()
             while time.time() < deadline:
-                rounds.append(probe(client, base))
+                rounds.append(probe(client, base) | {"at": round(time.time() - began, 1)})
                 time.sleep(1)
             stop.set()
             for t in trickles:
@@ -584,6 +585,9 @@ def slow_clients(platform, clients, connections: int = 4, seconds: int = 30):
                 f"{statistics.median(r['upload'] for r in rounds):.3f} s, max {max(r['upload'] for r in rounds):.3f} s",
                 flush=True,
             )
+            for r in rounds:
+                if r["seconds"] > 1.0:
+                    print(f"    {name} at {r['at']} s: /healthz {r['healthz']:.3f} s, upload {r['upload']:.3f} s")
             results += rounds
     finally:
         for *_, nginx in fronts:

@@ -6,6 +6,7 @@ import sys
 import pytest
 from gunicorn.app.wsgiapp import WSGIApplication
 
+from deepfake_site.gunicorn_worker import ThreadWorker
 from tests.conftest import ROOT
 
 VARIABLES = ("DETECTOR_BIND", "PORT", "WEB_CONCURRENCY", "WEB_THREADS", "DJANGO_BEHIND_PROXY", "FORWARDED_ALLOW_IPS")
@@ -31,12 +32,35 @@ def test_defaults_are_loopback_one_threaded_worker_per_core_and_no_preload(gunic
     cfg = gunicorn_config()
     assert cfg.bind == ["127.0.0.1:8000"]
     assert cfg.workers == len(os.sched_getaffinity(0))
-    assert (cfg.threads, cfg.worker_class_str) == (4, "gthread")  # a slow client pins a thread, not the process
+    assert (cfg.threads, cfg.worker_class) == (4, ThreadWorker)  # a slow client pins a thread, not the process
     assert cfg.worker_connections == cfg.threads and cfg.keepalive == 0  # a full worker takes no more
     assert cfg.preload_app is False
     assert (cfg.timeout, cfg.graceful_timeout) == (60, 30)
     assert cfg.max_requests > 0 and cfg.max_requests_jitter > 0
     assert cfg.accesslog == "-"
+
+
+def test_a_lingering_close_holds_a_pool_thread_not_the_event_loop():
+    """A connection refused before its body is read is closed gracefully (up to 2 s of reading what the client
+    still sends): the installed gunicorn's ``finish_request`` asks for that close, and the worker hands it to its
+    pool instead of running it on the loop that accepts and dispatches every other connection."""
+    import threading
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    closed_on = []
+
+    class Connection:
+        def close(self, graceful=False):
+            closed_on.append((graceful, threading.current_thread()))
+
+    worker = ThreadWorker.__new__(ThreadWorker)  # only what finish_request reads
+    worker.alive, worker.nr_conns = True, 1
+    done = Future()
+    done.set_result(False)  # the response did not keep the connection alive
+    with ThreadPoolExecutor(1) as worker.tpool:
+        worker.finish_request(Connection(), done)
+    assert worker.nr_conns == 0
+    assert [graceful for graceful, _ in closed_on] == [True] and closed_on[0][1] is not threading.current_thread()
 
 
 def test_workers_come_from_web_concurrency(gunicorn_config):
@@ -45,7 +69,7 @@ def test_workers_come_from_web_concurrency(gunicorn_config):
 
 def test_threads_come_from_web_threads(gunicorn_config):
     cfg = gunicorn_config(WEB_THREADS="8")
-    assert (cfg.threads, cfg.worker_class_str, cfg.worker_connections) == (8, "gthread", 8)
+    assert (cfg.threads, cfg.worker_class, cfg.worker_connections) == (8, ThreadWorker, 8)
 
 
 def test_a_platform_port_binds_every_interface(gunicorn_config):
