@@ -37,7 +37,7 @@ PARTS = {  # what is timed inside each upload: (module or class, function name)
     "checks and decode": (uploads, "check_image"),
     "preview and thumbnail": (detections, "derived_jpegs"),
     "faces": (Detector, "prepare"),
-    "classifier": (Detector, "face_probabilities"),
+    "classifier": (Detector, "face_logits"),  # per network: an ensemble's members each, once
     "provenance": (provenance, "read"),
     "perceptual hash": (detections, "perceptual_hash"),
 }
