@@ -104,3 +104,94 @@ def test_a_bundle_without_the_setting_scores_the_crop_alone(tiny_bundle, tmp_pat
     del data["test_time_flip"]  # written before the setting existed
     path.write_text(json.dumps(data))
     assert read_metadata(bundle).test_time_flip is False
+
+
+def test_the_mirror_pays_only_where_its_paired_gain_interval_lies_above_zero():
+    from detector.ml.measurement.mirror import paired_gain
+
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1], 1000)
+    crop = labels + rng.normal(0, 1.5, labels.size)
+    informative = labels + rng.normal(0, 1.5, labels.size)  # a second, independent look at each face
+    pays = paired_gain(labels, crop, (crop + informative) / 2)
+    assert pays["auc_with_mirror"] > pays["auc_one_view"] and pays["gain_interval"][0] > 0 and pays["mirror_pays"]
+    noise = paired_gain(labels, crop, crop + rng.normal(0, 0.05, labels.size))  # the same look, jittered
+    lo, hi = noise["gain_interval"]
+    assert lo <= 0 <= hi and not noise["mirror_pays"]
+    one_class = paired_gain(np.ones(5, int), np.arange(5.0), np.arange(5.0))
+    assert one_class["gain"] is None and not one_class["mirror_pays"]
+
+
+def write_right_half_tinted(root):
+    """Val images: the reals a portrait a little lighter or darker, the fakes the same with the right half red."""
+    import io
+
+    from PIL import Image
+
+    from tests.conftest import portrait_bytes
+
+    base = np.asarray(Image.open(io.BytesIO(portrait_bytes())).convert("RGB"), np.float32)
+    rng = np.random.default_rng(0)
+    rows = ["path,label,source,kind,group,split,resized,sha256"]
+    for i in range(8):
+        for label in ("real", "fake"):
+            pixels = base * rng.uniform(0.95, 1.05)
+            if label == "fake":
+                pixels[:, pixels.shape[1] // 2 :, 0] += 120
+            rel = f"val/{label}/{i}.jpg"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).resize((256, 256)).save(root / rel)
+            rows.append(f"{rel},{label},right-half,x,g{len(rows)},val,no,-")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_measured_on_images_the_mirror_pays_for_a_network_that_sees_half_a_face_not_for_one_blind_to_sides(
+    tmp_path, tiny_bundle
+):
+    """The left-half network sees a right-half tint only in the mirror image; the tiny network averages the
+    whole crop, so its mirror is the same look again: one keeps the mirror, the other drops it."""
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.measurement import mirror
+
+    samples = mirror._samples([write_right_half_tinted(tmp_path / "data")], "val")
+    half = mirror.measure(Detector(left_half_bundle(tmp_path / "left", flip=True)), samples, progress=False)["left"]
+    assert (half["n"], half["fakes"]) == (16, 8)
+    assert half["auc_with_mirror"] == 1.0 and half["auc_one_view"] < 0.8 and half["mirror_pays"]
+    assert half["by_source"]["right-half"]["mirror_pays"]
+    blind = mirror.measure(Detector(tiny_bundle), samples, progress=False)["tiny"]
+    assert blind["gain"] == pytest.approx(0.0, abs=1e-6) and not blind["mirror_pays"]
+
+
+def test_an_ensemble_is_measured_member_by_member_and_with_the_mirror_only_where_it_paid(tmp_path):
+    from detector.ml.inference.bundle import BundleMetadata, Calibration, Thresholds
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.measurement import mirror
+    from tests.conftest import build_tiny_bundle
+
+    folder = tmp_path / "ml_models"
+    left_half_bundle(folder / "left", flip=True)
+    build_tiny_bundle(folder / "tiny", version="tiny-1")
+    members = [
+        {"bundle": b, "version": v, "title": "", "weight": 0.5} for b, v in (("left", "left-1"), ("tiny", "tiny-1"))
+    ]
+    meta = BundleMetadata(
+        name="both",
+        version="e-1",
+        input_size=SIZE,
+        face_margin=0.2,
+        calibration=Calibration(1.0, 0.0),
+        thresholds=Thresholds.below(0.5, 0.4),
+        members=members,
+        stacking={"rule": "mean", "intercept": 0.0},
+        test_time_flip=True,
+    )
+    (folder / "both").mkdir()
+    (folder / "both" / "metadata.json").write_text(meta.to_json())
+    samples = mirror._samples([write_right_half_tinted(tmp_path / "data")], "val")
+    measured = mirror.measure(Detector(folder / "both"), samples, progress=False)
+    assert set(measured) == {"left", "tiny", "both"}
+    assert measured["left"]["mirror_pays"] and not measured["tiny"]["mirror_pays"]
+    chosen = measured["both"]["mirror_where_it_pays"]
+    assert (chosen["members_with_mirror"], chosen["networks_run_per_face"]) == (["left"], 3)
+    assert chosen["auc_all_mirrors"] == measured["both"]["auc_with_mirror"]
