@@ -195,3 +195,27 @@ def test_an_ensemble_is_measured_member_by_member_and_with_the_mirror_only_where
     chosen = measured["both"]["mirror_where_it_pays"]
     assert (chosen["members_with_mirror"], chosen["networks_run_per_face"]) == (["left"], 3)
     assert chosen["auc_all_mirrors"] == measured["both"]["auc_with_mirror"]
+
+
+def test_an_ensemble_can_have_a_member_judge_the_crop_alone_and_its_record_says_so(tmp_path):
+    from detector.ml.inference.bundle import read_metadata
+    from detector.ml.inference.predictor import Detector
+    from detector.ml.training.ensemble import fit_ensemble
+    from tests.conftest import build_tiny_bundle
+
+    folder = tmp_path / "ml_models"
+    left = left_half_bundle(folder / "left", flip=True)
+    tiny = build_tiny_bundle(folder / "tiny", version="tiny-1")
+    data = write_right_half_tinted(tmp_path / "data")
+    with pytest.raises(ValueError, match="names no member: other"):
+        fit_ensemble([left, tiny], folder / "none", "e-0", [data], progress=False, rule="mean", one_view=("other",))
+    comparison = fit_ensemble(
+        [left, tiny], folder / "both", "e-1", [data], progress=False, rule="mean", one_view=("left",)
+    )
+    assert comparison["one_view"] == ["left"]
+    meta = read_metadata(folder / "both")
+    assert [m.get("test_time_flip") for m in meta.members] == [False, None] and not meta.test_time_flip
+    ensemble, alone = Detector(folder / "both"), Detector(left)
+    assert not ensemble.members[0].meta.test_time_flip and alone.meta.test_time_flip  # its own bundle unchanged
+    crop = red_left_crop()
+    assert ensemble.members[0].face_logits(crop)[0] == pytest.approx(alone.face_logits(crop)[0] * 2)

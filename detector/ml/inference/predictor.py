@@ -99,6 +99,9 @@ class Detector:
             Detector(member_path(self.path, m), num_threads, engine) for m in self.meta.members
         ]
         if self.members:
+            for member, record in zip(self.members, self.meta.members, strict=True):
+                if "test_time_flip" in record:  # how this ensemble has the member judge a face (its crop alone)
+                    member.meta.test_time_flip = bool(record["test_time_flip"])
             self.engine = None
             return
         if engine not in ("auto", *ENGINES):

@@ -174,6 +174,7 @@ def fit_ensemble(
     exclude_sources: tuple[str, ...] = (),
     rule: str | None = None,
     title: str = "",
+    one_view: tuple[str, ...] = (),
 ) -> dict:
     """Fit, compare and (where it earns its place) write the ensemble bundle; returns the comparison.
 
@@ -181,10 +182,18 @@ def fit_ensemble(
     training: an ensemble of members trained without a method, fitted without it, to score it as unseen.
     ``rule`` imposes one rule (a shipped ensemble's, on such members) and writes it whatever the comparison
     says: for measuring a recipe, never for shipping.
+    ``one_view`` names members that judge a face's crop alone in this ensemble, whatever their own bundles say
+    (where their mirror image earns nothing, :mod:`..measurement.mirror`); the members' records say so.
     """
     from ..inference.predictor import Detector
 
     detectors = [Detector(p) for p in members]
+    unknown = set(one_view) - {Path(p).name for p in members}
+    if unknown:
+        raise ValueError(f"--one-view names no member: {', '.join(sorted(unknown))}")
+    for p, d in zip(members, detectors, strict=True):
+        if Path(p).name in one_view:
+            d.meta.test_time_flip = False  # scored as served: the crop alone
     metas = [d.meta for d in detectors]
     left_out = set(exclude_sources)
     samples = [s for root in datasets for s in read_manifest(root, "val") if s.source not in left_out]
@@ -221,6 +230,7 @@ def fit_ensemble(
         "beats_best_member": rules[rule] > best_single + MIN_GAIN,
         **({"rule_imposed": True} if imposed else {}),
         **({"val_without": sorted(exclude_sources)} if exclude_sources else {}),
+        **({"one_view": sorted(one_view)} if one_view else {}),
     }
     if not comparison["beats_best_member"] and not imposed:
         log.warning("no ensemble rule beats the best member on val (%.4f): nothing written", best_single)
@@ -257,6 +267,7 @@ def fit_ensemble(
                 "title": m.training.get("title", m.name),
                 "weight": float(w),
                 **({"offset": float(o)} if rule == "max" else {}),
+                **({"test_time_flip": False} if Path(p).name in one_view else {}),
             }
             for p, m, w, o in zip(members, metas, weights, offsets, strict=True)
         ],
@@ -306,6 +317,13 @@ def main(argv=None) -> None:
         help="impose this rule and write it even where it does not beat the members: to measure a recipe "
         "(a shipped ensemble's rule on members trained without a method), not to ship",
     )
+    p.add_argument(
+        "--one-view",
+        action="append",
+        default=[],
+        metavar="MEMBER",
+        help="this member judges each face's crop alone here, without its mirror image (repeat for several)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if any(m.resolve().parent != args.out.resolve().parent for m in args.member):
@@ -320,6 +338,7 @@ def main(argv=None) -> None:
         exclude_sources=tuple(args.exclude_sources),
         rule=args.rule,
         title=args.title,
+        one_view=tuple(args.one_view),
     )
     print(json.dumps(comparison, indent=2))
 
