@@ -21,7 +21,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import ROOT, timed  # noqa: E402
+from bench_common import ROOT, timed  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import ROOT, jpeg, scene, timed  # noqa: E402
+from bench_common import ROOT, jpeg, scene, timed  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 
