@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-BUNDLE = ROOT / "ml_models" / "ensemble-v1"
+BUNDLE = ROOT / "ml_models" / "ensemble-v2"
 
 
 SHARED_FACES = ROOT.parent / "shared" / "datasets" / "faces"

@@ -214,7 +214,7 @@ LOGGING = {
 }
 
 # The detector.
-DETECTOR_MODEL = env.path("DETECTOR_MODEL", default=BASE_DIR / "ml_models" / "ensemble-v1")
+DETECTOR_MODEL = env.path("DETECTOR_MODEL", default=BASE_DIR / "ml_models" / "ensemble-v2")
 DETECTOR_MAX_UPLOAD_MB = env.float("DETECTOR_MAX_UPLOAD_MB", default=10)
 DETECTOR_MAX_PIXELS = env.int("DETECTOR_MAX_PIXELS", default=40_000_000)
 # Load the model at start in this process; unset: only in server processes (runserver, gunicorn).

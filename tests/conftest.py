@@ -17,7 +17,7 @@ from detector.ml.inference.bundle import Thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FACES = ROOT.parent / "shared" / "datasets" / "faces"
-SHIPPED_BUNDLE = ROOT / "ml_models" / "ensemble-v1"  # the default
+SHIPPED_BUNDLE = ROOT / "ml_models" / "ensemble-v2"  # the default
 SHIPPED_BUNDLES = sorted(p.parent for p in (ROOT / "ml_models").glob("*/metadata.json"))
 # The bundles that are networks of their own and carry an exported LiteRT form beside their Keras weights.
 SHIPPED_EXPORTS = [

@@ -170,7 +170,7 @@ def test_a_reviewer_switches_the_model_version_and_the_next_upload_uses_it(
         table = page.locator("#model-versions")
         row = table.locator("tr", has_text="faces-effnetlite0-v1 1.4.0")
         shot(page, "9-admin-model-versions")
-        assert table.locator("tr", has_text="ensemble-v1 2.12.0").locator("strong", has_text="Active").is_visible()
+        assert table.locator("tr", has_text="ensemble-v2 2.16.0").locator("strong", has_text="Active").is_visible()
         row.locator("button", has_text="Activate").click()
         page.locator(".messagelist").wait_for(timeout=60_000)
         shot(page, "9-admin-model-versions-activated")

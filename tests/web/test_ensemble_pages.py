@@ -88,3 +88,14 @@ def test_the_about_page_lists_the_models_it_combines_and_what_each_learnt_from(c
         and "EfficientNet-Lite0, pretrained on ImageNet and fine-tuned to judge a 32×32" in page
     )
     assert "A small network trained from scratch on the pixel-level noise" in page and "centre 16×16 pixels" in page
+
+
+def test_the_about_page_says_which_of_the_defaults_members_also_judge_the_mirror_image(client, shipped):
+    """The default has its Lite2 member judge each face once (its mirror earned nothing on val), the others twice."""
+    import re
+
+    page = client.get(reverse("detector:about_model")).content.decode()
+    lite2 = re.search(r"\(faces-effnetlite2-v1 2\.11\.0, weight.*?</li>", page, re.S).group(0)
+    lite0 = re.search(r"\(faces-effnetlite0-v2 2\.4\.0, weight.*?</li>", page, re.S).group(0)
+    assert "judges each face\n    once, without its mirror image" in lite2
+    assert "judges each face\n    and its mirror image" in lite0

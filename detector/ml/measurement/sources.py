@@ -102,6 +102,8 @@ def training_summary(meta: BundleMetadata, path=None) -> dict:
                 "title": member.get("title") or member_meta.name,
                 "version": member_meta.version,
                 "weight": member["weight"],
+                # how this ensemble has it judge a face: the crop and its mirror image, or the crop alone
+                "mirror": bool(member.get("test_time_flip", member_meta.test_time_flip)),
                 **training_summary(member_meta),
             }
         )
