@@ -239,3 +239,92 @@ def test_with_the_mirror_view_both_engines_draw_the_same_heatmaps_in_place(expor
     # The tiny model judges each pixel alone, so the mirror image's map, put back in place, is the crop's own.
     np.testing.assert_allclose(maps, Detector(exported_bundle).heatmaps(prepared), atol=2 / 255)
     assert not np.allclose(maps, maps[:, :, ::-1], atol=0.1)  # the hot patch stays on its side
+
+
+@pytest.fixture(scope="module")
+def portraits(tmp_path_factory):
+    """Val faces: the fakes a portrait tinted red (the tiny model's 'fake'), the reals the portrait."""
+    from tests.ml.test_clip import write_portraits
+
+    return write_portraits(tmp_path_factory.mktemp("portraits"), per_split=(("val", 12),))
+
+
+def int8_export(source, out, portraits, mode="full", **kwargs):
+    return export.export_bundle(
+        source,
+        portraits,
+        images=8,
+        int8=mode,
+        out=out,
+        version=f"{source.name}-int8",
+        auc_images=24,
+        representative_images=8,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("mode", export.INT8_MODES)
+def test_an_integer_export_is_a_new_version_checked_on_val_auc_and_served_without_tensorflow(tmp_path, portraits, mode):
+    from detector.ml.inference.predictor import Detector
+    from tests.ml.test_clip import portrait
+
+    source = build_tiny_bundle(tmp_path / "tiny", kernel=(0.004, 0.0, -0.004))  # logits within about 1
+    record = int8_export(source, tmp_path / "tiny-q", portraits, mode)
+    check = record["check"]
+    assert "int8 weights" in record["format"] and check["auc_faces"] == 24 and check["auc_fakes"] == 12
+    assert abs(check["auc_difference"]) <= export.INT8_AUC_TOLERANCE  # its own tolerance: the ranking kept
+    assert check["max_probability_difference"] <= export.TOLERANCE
+    assert check["representative_faces"] == (8 if mode == "full" else 0)
+    meta = read_metadata(tmp_path / "tiny-q")
+    assert (meta.name, meta.version) == ("tiny-q", "tiny-int8")
+    assert meta.training["derived_from"] == {"bundle": "tiny", "version": "tiny-1", "by": f"integer export ({mode})"}
+    assert read_metadata(source).engines == {}  # the float bundle is left as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny", "tiny-q"]  # no working folder left behind
+    detector = Detector(tmp_path / "tiny-q")
+    assert detector.engine.name == "litert" and detector._model is None
+    verdict = detector.judge(portrait())
+    assert verdict.model_version == "tiny-int8" and verdict.face_found
+
+
+def test_an_integer_export_that_moves_the_val_auc_is_refused_and_writes_nothing(tmp_path, portraits, monkeypatch):
+    source = build_tiny_bundle(tmp_path / "tiny", kernel=(0.004, 0.0, -0.004))
+    monkeypatch.setattr(export, "INT8_AUC_TOLERANCE", -1.0)
+    with pytest.raises(export.ExportRefused, match="changes the val AUC by") as refused:
+        int8_export(source, tmp_path / "tiny-q", portraits)
+    assert {"val_auc_float", "val_auc_export", "max_probability_difference"} <= set(refused.value.check)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+
+
+def test_an_integer_export_needs_val_faces_a_new_folder_and_a_new_version(tmp_path, portraits):
+    source = build_tiny_bundle(tmp_path / "tiny")
+    with pytest.raises(BundleError, match="needs --dataset"):
+        export.export_bundle(source, None, int8="full", out=tmp_path / "q", version="q-1")
+    with pytest.raises(BundleError, match="new folder .* and a new version"):
+        export.export_bundle(source, portraits, int8="full", out=source, version="q-1")
+    with pytest.raises(BundleError, match="new folder .* and a new version"):
+        export.export_bundle(source, portraits, int8="full", out=tmp_path / "q", version="tiny-1")
+    with pytest.raises(CommandError, match="new folder"):
+        call_command("export_detector", str(source), "--dataset", str(portraits), "--int8", "dynamic")
+
+
+def test_where_the_integer_maps_miss_the_tolerance_a_float_twin_draws_the_heatmaps(tmp_path, portraits, monkeypatch):
+    from detector.ml.inference import engines
+    from detector.ml.inference.predictor import Detector
+    from tests.ml.test_clip import portrait
+
+    strict = 0.01  # the float32 maps of this model are within 1/255 of Grad-CAM, its integer ones 10 times further
+    monkeypatch.setattr(export, "HEATMAP_TOLERANCE", strict)
+    monkeypatch.setattr(engines, "HEATMAP_TOLERANCE", strict)
+    source = build_tiny_bundle(tmp_path / "tiny", kernel=(0.004, 0.0, -0.004))
+    record = int8_export(source, tmp_path / "tiny-q", portraits)
+    assert record["check"]["max_heatmap_difference"] >= strict
+    assert record["maps"]["file"] == export.MAPS_FILE and record["maps"]["max_heatmap_difference"] < strict
+    detector = Detector(tmp_path / "tiny-q")
+    assert not detector.engine.has_maps  # its own maps are not shown
+    prepared = detector.prepare(portrait())
+    expected = Detector(source).heatmaps(prepared)  # Grad-CAM on the Keras model
+    np.testing.assert_allclose(detector.heatmaps(prepared), expected, atol=strict)
+    assert detector._model is None  # drawn by the float twin, not by TensorFlow
+    (tmp_path / "tiny-q" / export.MAPS_FILE).write_bytes(b"damaged")
+    with pytest.raises(BundleError, match="heatmap engine"):
+        read_metadata(tmp_path / "tiny-q")

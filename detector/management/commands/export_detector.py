@@ -14,9 +14,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         export.build_parser(parser, default_bundle=settings.DETECTOR_MODEL)
 
-    def handle(self, *args, bundle, dataset, images, float16, **opts):
+    def handle(self, *args, bundle, dataset, images, float16, int8, out, model_version, **opts):
         try:
-            record = export.export_bundle(bundle, dataset, images, float16)
+            record = export.export_bundle(bundle, dataset, images, float16, int8, out, model_version)
+        except export.ExportRefused as exc:
+            self.stdout.write(json.dumps(exc.check, indent=2))  # what was measured, for the record
+            raise CommandError(str(exc)) from exc
         except BundleError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(json.dumps(record, indent=2))

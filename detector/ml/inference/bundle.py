@@ -121,6 +121,8 @@ def read_metadata(path: Path) -> BundleMetadata:
         if not isinstance(engine, dict) or not engine.get("file") or not engine.get("sha256"):
             raise BundleError(f"model bundle {path}: engine {name!r} lacks its file or checksum")
         _verify(path, engine["file"], engine["sha256"], f"{name} engine")
+        if engine.get("maps"):  # a float export beside an integer one, for the heatmaps alone
+            _verify(path, engine["maps"]["file"], engine["maps"]["sha256"], f"{name} heatmap engine")
     return meta
 
 

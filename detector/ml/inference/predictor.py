@@ -95,6 +95,7 @@ class Detector:
         self._finder_lock = threading.Lock()  # the TFLite interpreters are not thread-safe
         self._explainer = None
         self._explainer_lock = threading.Lock()
+        self._maps_engine = None  # an integer export's float twin, for the heatmaps alone (made on first use)
         self.members: list[Detector] = [
             Detector(member_path(self.path, m), num_threads, engine) for m in self.meta.members
         ]
@@ -320,6 +321,12 @@ class Detector:
     def _raw_maps(self, crops: np.ndarray) -> np.ndarray:
         if self.engine.has_maps:  # the export carries the maps: no TensorFlow needed
             return self.engine.activation_maps(crops)
+        maps = self.meta.engines.get(LITERT, {}).get("maps") if self.engine.name == LITERT else None
+        if maps:  # an integer export's maps missed the tolerance: its float twin draws them, still no TensorFlow
+            with self._explainer_lock:
+                if self._maps_engine is None:
+                    self._maps_engine = LiteRTEngine(self.path / maps["file"], self._num_threads)
+            return self._maps_engine.activation_maps(crops)
         with self._explainer_lock:
             if self._explainer is None:
                 self._explainer = GradCam(self.model)
