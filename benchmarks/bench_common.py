@@ -21,7 +21,9 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-BUNDLE = ROOT / "ml_models" / "ensemble-v2"
+# The shipped default, or the version DETECTOR_MODEL names (the servers it starts inherit it too), so that one
+# machine can time an earlier version beside it: DETECTOR_MODEL=ml_models/ensemble-v1 bench.py --out OTHER_FOLDER
+BUNDLE = ROOT / os.environ.get("DETECTOR_MODEL", "ml_models/ensemble-v2")
 
 
 SHARED_FACES = ROOT.parent / "shared" / "datasets" / "faces"

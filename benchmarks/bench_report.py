@@ -106,7 +106,8 @@ def markdown(r: dict) -> str:
             "",
             f"## HTTP end to end: upload a {h['upload_bytes'] / 1e6:.2f} MB JPEG until the verdict is stored",
             "",
-            f"gunicorn on 127.0.0.1, {h['workers']} sync workers each. Ours: the upload form, SQLite, rate limit off. "
+            f"gunicorn on 127.0.0.1, {h['workers']} workers each (ours: the repository's gunicorn.conf.py, gthread "
+            "workers; the seed: gunicorn's default sync workers). Ours: the upload form, SQLite, rate limit off. "
             "Seed: Flask, MobileNetV2 224 px + dense head, `model.predict` per request, one shared upload path.",
             "",
             "| N clients | ours req/s | ours p50 | ours p95 | ours errors "
