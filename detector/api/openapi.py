@@ -541,6 +541,15 @@ WEBHOOK_CREATE = extend_schema(
         ),
         401: UNAUTHORIZED,
         403: CSRF_FAILED,
+        415: _errors(
+            415,
+            "The body is neither JSON nor form data (or its Content-Type could not be read).",
+            (
+                "Not JSON",
+                415,
+                _error("unsupported_media_type", 'Unsupported media type "text/plain" in request.'),
+            ),
+        ),
     },
 )
 WEBHOOK_DELETE = extend_schema(

@@ -388,3 +388,20 @@ def test_reviewers_see_every_attempt_in_the_admin(api, reviewer, stub_detector, 
     page = reviewer.get(reverse("admin:detector_webhook_change", args=[hook["id"]])).content.decode()
     assert "answered 500" in page and hook["secret"] not in page and "secret_encrypted" not in page
     assert reviewer.get(reverse("admin:detector_apitoken_changelist")).status_code == HTTPStatus.OK
+
+
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("text/plain", b"https://hooks.example.org/x"),
+        ("multipart/form-data; boundary=b", b"--b\r\nr\xc2\x84\xb1T--b--\r\n"),  # a part with no headers
+    ],
+)
+def test_a_body_that_is_neither_json_nor_form_data_is_refused_with_a_documented_status(api, content_type, body):
+    from tests.web.test_api_schema import generated_schema
+
+    response = api.generic("POST", WEBHOOKS, body, content_type=content_type)
+    assert response.status_code in (HTTPStatus.BAD_REQUEST, HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
+    assert response.json()["error"]["message"] and not Webhook.objects.exists()
+    documented = generated_schema()["paths"]["/api/v1/webhooks/"]["post"]["responses"]
+    assert str(response.status_code) in documented
