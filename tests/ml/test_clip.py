@@ -118,8 +118,15 @@ def test_an_ensemble_with_a_clip_member_draws_its_maps_from_the_network(tmp_path
     assert [m["version"] for m in scores] == ["n-1", "c-1", "e-1"]
 
 
-def write_portraits(root, per_split=(("train", 6), ("val", 4))):
-    """A dataset where the fakes are the portrait tinted red and the reals the portrait, a little lighter or darker."""
+def tinted_red(pixels):
+    pixels[..., 0] = pixels[..., 0] * 0.5 + 127
+
+
+def write_portraits(
+    root, per_split=(("train", 6), ("val", 4)), tint=tinted_red, brightness=(0.8, 1.1), source="tinted"
+):
+    """A dataset where the fakes are the portrait tinted (``tint`` changes their pixels in place; red by default)
+    and the reals the portrait, each a little lighter or darker (by a factor drawn from ``brightness``)."""
     import io
 
     from tests.conftest import portrait_bytes
@@ -130,13 +137,13 @@ def write_portraits(root, per_split=(("train", 6), ("val", 4))):
     for split, n in per_split:
         for i in range(n):
             for label in ("real", "fake"):
-                pixels = base * rng.uniform(0.8, 1.1)
+                pixels = base * rng.uniform(*brightness)
                 if label == "fake":
-                    pixels[..., 0] = pixels[..., 0] * 0.5 + 127
+                    tint(pixels)
                 rel = f"{split}/{label}/{i}.jpg"
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).resize((256, 256)).save(root / rel)
-                rows.append(f"{rel},{label},tinted,x,g{len(rows)},{split},no,-")
+                rows.append(f"{rel},{label},{source},x,g{len(rows)},{split},no,-")
     (root / "manifest.csv").write_text("\n".join(rows) + "\n")
     return root
 

@@ -124,26 +124,12 @@ def test_the_mirror_pays_only_where_its_paired_gain_interval_lies_above_zero():
 
 def write_right_half_tinted(root):
     """Val images: the reals a portrait a little lighter or darker, the fakes the same with the right half red."""
-    import io
+    from tests.ml.test_clip import write_portraits
 
-    from PIL import Image
+    def right_half_red(pixels):
+        pixels[:, pixels.shape[1] // 2 :, 0] += 120
 
-    from tests.conftest import portrait_bytes
-
-    base = np.asarray(Image.open(io.BytesIO(portrait_bytes())).convert("RGB"), np.float32)
-    rng = np.random.default_rng(0)
-    rows = ["path,label,source,kind,group,split,resized,sha256"]
-    for i in range(8):
-        for label in ("real", "fake"):
-            pixels = base * rng.uniform(0.95, 1.05)
-            if label == "fake":
-                pixels[:, pixels.shape[1] // 2 :, 0] += 120
-            rel = f"val/{label}/{i}.jpg"
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).resize((256, 256)).save(root / rel)
-            rows.append(f"{rel},{label},right-half,x,g{len(rows)},val,no,-")
-    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
-    return root
+    return write_portraits(root, (("val", 8),), tint=right_half_red, brightness=(0.95, 1.05), source="right-half")
 
 
 def test_measured_on_images_the_mirror_pays_for_a_network_that_sees_half_a_face_not_for_one_blind_to_sides(
