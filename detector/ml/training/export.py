@@ -262,34 +262,34 @@ def export_bundle(
                 "derived_from": {"bundle": path.name, "version": meta.version, "by": f"integer export ({int8})"},
             }
             meta.name, meta.version, meta.engines = Path(out).name, version, {}
-        if not int8:  # the float export replaces the bundle's own
+        if int8 == "full":
+            kind = "int8 weights and activations (full-integer), float32 inputs and outputs"
+        elif int8 == "dynamic":
+            kind = "int8 weights, activations quantised per call (dynamic range)"
+        else:
+            kind = "float16 weights, float32 arithmetic" if float16 else "float32"
+        record = {
+            "file": EXPORT_FILE,
+            "sha256": sha256_file(work / EXPORT_FILE),
+            "format": f"LiteRT (TFLite flatbuffer), {kind}, batch dimension free",
+            "outputs": ["fake logit (n, 1)", "class activation map (n, h, w), for the heatmaps"],
+            "exported_with": f"keras {keras.__version__}, tensorflow {tf.__version__}",
+            "exported": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()}",
+            "check": check,
+            **({"maps": maps} if maps else {}),
+        }
+        meta.engines[LITERT] = record
+        if int8:  # the new bundle, metadata and all, appears whole or not at all
+            (work / METADATA_FILE).write_text(meta.to_json())
+            work.rename(target)
+        else:  # the float export replaces the bundle's own
             (work / EXPORT_FILE).replace(path / EXPORT_FILE)
+            (path / METADATA_FILE).write_text(meta.to_json())
+            shutil.rmtree(work, ignore_errors=True)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    if int8:
-        work.rename(target)  # the new bundle appears whole or not at all
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    if int8 == "full":
-        kind = "int8 weights and activations (full-integer), float32 inputs and outputs"
-    elif int8 == "dynamic":
-        kind = "int8 weights, activations quantised per call (dynamic range)"
-    else:
-        kind = "float16 weights, float32 arithmetic" if float16 else "float32"
-    record = {
-        "file": EXPORT_FILE,
-        "sha256": sha256_file(target / EXPORT_FILE),
-        "format": f"LiteRT (TFLite flatbuffer), {kind}, batch dimension free",
-        "outputs": ["fake logit (n, 1)", "class activation map (n, h, w), for the heatmaps"],
-        "exported_with": f"keras {keras.__version__}, tensorflow {tf.__version__}",
-        "exported": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}",
-        "check": check,
-        **({"maps": maps} if maps else {}),
-    }
-    meta.engines[LITERT] = record
-    (target / METADATA_FILE).write_text(meta.to_json())
     read_metadata(target)  # the files check out as recorded
     return record
 
