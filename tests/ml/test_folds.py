@@ -56,6 +56,31 @@ def test_a_rule_is_fitted_on_the_other_folds_and_never_weighs_against_evidence()
     assert folds.auc(rows["faceswap"][1], held["faceswap"]) < folds.auc(rows["dfdc"][1], held["dfdc"])
 
 
+def test_a_fold_is_never_scored_by_a_rule_fitted_on_a_fold_that_holds_out_the_same_images():
+    by = folds.FOLD_BY_NAME
+    assert by["faceswap"].shares_images_with(by["ffpp"]) and by["stylegan"].shares_images_with(by["sdfd"])
+    assert not by["dfdc"].shares_images_with(by["ffpp"]) and not by["ffpp"].shares_images_with(by["stylegan"])
+    rows = synthetic_rows()
+    held, _ = folds.cross_fitted_rule(rows)
+    # FaceSwap's fakes and reals are in the FaceForensics++ fold: only the DFDC fold fits the rule that scores it
+    w, b = folds.fit_nonnegative(*folds.balanced({"dfdc": rows["dfdc"]}))
+    assert np.allclose(held["faceswap"], rows["faceswap"][0] @ w + b)
+    w, b = folds.fit_nonnegative(*folds.balanced({"ffpp": rows["ffpp"], "faceswap": rows["faceswap"]}))
+    assert np.allclose(held["dfdc"], rows["dfdc"][0] @ w + b)
+
+
+def test_rules_are_compared_on_the_folds_every_one_of_them_was_scored_on():
+    record = lambda auc: {"auc": auc}  # noqa: E731
+    rules = {
+        "everywhere": {"folds": {"dfdc": record(0.70), "ffpp": record(0.80), "stylegan": record(0.99)}},
+        "networks": {"folds": {"dfdc": record(0.75), "ffpp": record(0.82)}},
+    }
+    assert folds.common_folds(rules) == ["dfdc", "ffpp"]
+    for r in rules.values():
+        r["mean_auc_on_common_folds"] = np.mean([r["folds"][k]["auc"] for k in ("dfdc", "ffpp")])
+    assert folds.best_rule({"rules": rules}) == "networks"  # not "everywhere" for its easy extra fold
+
+
 def test_a_specialist_counts_only_above_its_hinge():
     x = np.array([[0.0, -3.0], [0.0, 1.0], [0.0, 4.0]])
     assert folds._transform(["net", "sbi"], {"sbi": 2.0})(x)[:, 1].tolist() == [0.0, 0.0, 2.0]

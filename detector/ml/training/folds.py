@@ -50,6 +50,11 @@ class Fold:
             (labels == 0) & np.isin(sources, list(self.reals))
         )
 
+    def shares_images_with(self, other: Fold) -> bool:
+        """Whether the two folds hold out some of the same images (FaceSwap's fakes are FaceForensics++ fakes; the
+        StyleGAN and Stable Diffusion folds are both scored against the FFHQ and CelebA reals)."""
+        return bool(self.fakes & other.fakes or self.reals & other.reals)
+
 
 FOLDS = (
     Fold("dfdc", "DFDC left out", frozenset({"dfdc"}), frozenset({"dfdc"}), frozenset({"dfdc"})),
@@ -303,12 +308,15 @@ def balanced(rows: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def cross_fitted_rule(rows: dict, transform=None) -> tuple[dict, tuple[np.ndarray, float]]:
-    """Each fold's held-out logits under a non-negative stacking fitted on the other folds; and the rule fitted on
-    all of them. ``transform`` turns the component columns into the rule's features (hinges)."""
+    """Each fold's held-out logits under a non-negative stacking fitted on the other folds, leaving out those that
+    hold out some of the same images (a rule fitted on the FaceForensics++ fold has seen the FaceSwap fold's fakes
+    and reals); and the rule fitted on all of them. ``transform`` turns the component columns into the rule's
+    features (hinges)."""
     transform = transform or (lambda x: x)
     out = {}
     for name, (x, _) in rows.items():
-        others = {k: v for k, v in rows.items() if k != name}
+        fold = FOLD_BY_NAME[name]
+        others = {k: v for k, v in rows.items() if k != name and not fold.shares_images_with(FOLD_BY_NAME[k])}
         if not others:
             continue
         xo, yo, wo = balanced(others)
@@ -390,7 +398,28 @@ def analyse(plan_path: Path, cache: Path, progress: bool = True) -> Results:
             "folds_used": sorted(rows),
             "mean_fold_auc": float(np.mean(aucs)) if aucs else None,
         }
+    common = common_folds(report["rules"])
+    for r in report["rules"].values():
+        scored = common and all(k in r["folds"] for k in common)
+        r["mean_auc_on_common_folds"] = float(np.mean([r["folds"][k]["auc"] for k in common])) if scored else None
+    report["common_folds"] = common
     return Results(report, held_by_rule, images)
+
+
+def common_folds(rules: dict) -> list[str]:
+    """The folds on which every rule has a held-out AUC: rules are compared there (a rule of components that have
+    no version without StyleGAN, say, would otherwise be averaged over fewer, easier folds)."""
+    sets = [{k for k, v in r["folds"].items() if v["auc"] is not None} for r in rules.values()]
+    sets = [s for s in sets if s]  # a rule scored on no fold (too few folds to cross-fit it) is not compared
+    return sorted(set.intersection(*sets)) if sets else []
+
+
+def best_rule(report: dict) -> str:
+    """The rule with the best mean AUC over the folds every rule was scored on."""
+    rules = {k: r for k, r in report["rules"].items() if r.get("mean_auc_on_common_folds") is not None}
+    if not rules:
+        raise ValueError("no rule was scored on a fold every other rule was scored on")
+    return max(rules, key=lambda r: rules[r]["mean_auc_on_common_folds"])
 
 
 def real_threshold_from_folds(calibration, held: dict, share: float = 0.10) -> tuple[float, dict]:
@@ -504,7 +533,7 @@ def main(argv=None) -> None:
     p.add_argument("--cache", type=Path, default=Path(".cache/crops"))
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--ensemble", type=Path, help="write the ensemble of the best rule (or --rule) to this bundle")
-    p.add_argument("--rule", help="the rule to write (default: the best mean AUC over the folds it covers)")
+    p.add_argument("--rule", help="the rule to write (default: the best mean AUC over the folds every rule covers)")
     p.add_argument("--model-version", default="")
     p.add_argument("--title", default="")
     args = p.parse_args(argv)
@@ -513,8 +542,7 @@ def main(argv=None) -> None:
     args.out.write_text(json.dumps(results.report, indent=1) + "\n")
     print(json.dumps(results.report, indent=1))
     if args.ensemble:
-        rules = results.report["rules"]
-        rule = args.rule or max(rules, key=lambda r: rules[r]["mean_fold_auc"] or 0)
+        rule = args.rule or best_rule(results.report)
         _, _, plan = read_plan(args.plan)
         members = plan["members"]
         meta = write_ensemble(
