@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_FACES = ROOT.parent / "shared" / "datasets" / "faces"
 SHIPPED_BUNDLE = ROOT / "ml_models" / "ensemble-v2"  # the default
 SHIPPED_BUNDLES = sorted(p.parent for p in (ROOT / "ml_models").glob("*/metadata.json"))
+# Networks trained with a kind of data left out, for the out-of-domain folds only: measured, never served.
+FOLD_BUNDLES = sorted(p.parent for p in (ROOT / "ml_models" / "folds").glob("*/metadata.json"))
 # The bundles that are networks of their own and carry an exported LiteRT form beside their Keras weights.
 SHIPPED_EXPORTS = [
     p for p in SHIPPED_BUNDLES if "litert" in json.loads((p / "metadata.json").read_text()).get("engines", {})
