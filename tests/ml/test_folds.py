@@ -151,3 +151,28 @@ def test_the_ensemble_of_the_folds_is_written_with_its_hinge_and_its_unseen_figu
     assert "DFDC left out" in card
     assert ("a specialist: counts only above its logit" in card) == (weights[2] > 0)
     assert "## Fakes of kinds it never trained on" in card and "let through (Real)" in card
+
+
+def test_a_served_bundle_gets_its_unseen_figures_from_its_kind_of_models_fold_versions(tmp_path):
+    from detector.ml.inference.bundle import read_metadata
+
+    bundle = build_tiny_bundle(tmp_path / "served", version="s-1")
+    meta = read_metadata(bundle)
+    rows = synthetic_rows()
+    held = {k: (x[:, 0], y) for k, (x, y) in rows.items()}
+    report = {
+        "components": {"cnn": "the networks; 3.0.2 without DFDC stands in on the DFDC fold"},
+        "rules": {
+            "cnn alone": {"components": ["cnn"], "folds": {k: folds.auc_record(y, z) for k, (z, y) in held.items()}}
+        },
+    }
+    record = folds.write_unseen_for(folds.Results(report, {"cnn alone": held}, None), "cnn alone", bundle)
+    assert (
+        json.loads((bundle / "metrics-unseen.json").read_text())["kinds"][0]["caught"] == record["kinds"][0]["caught"]
+    )
+    assert "3.0.2 without DFDC" in record["what"] and "standing in for s-1" in record["what"]
+    z, y = held["dfdc"]
+    probs = np.array([meta.calibration.probability(float(v)) for v in z])
+    dfdc = next(k for k in record["kinds"] if k["name"] == "dfdc")
+    assert dfdc["caught"] == pytest.approx((probs[y == 1] >= meta.thresholds.deepfake_from).mean())
+    assert dfdc["reals_accused"] == pytest.approx((probs[y == 0] >= meta.thresholds.deepfake_from).mean())

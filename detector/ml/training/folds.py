@@ -433,7 +433,7 @@ def real_threshold_from_folds(calibration, held: dict, share: float = 0.10) -> t
     return (min(points.values()) if points else 1.0), points
 
 
-def unseen_record(results: Results, rule: str, calibration, thresholds) -> dict:
+def unseen_record(results: Results, rule: str, calibration, thresholds, what: str = "") -> dict:
     """``metrics-unseen.json``: per fold, how the version's rule did on fakes of a kind it never trained on (its
     cross-fitted held-out logits, calibrated as the bundle calibrates)."""
     kinds = []
@@ -455,7 +455,8 @@ def unseen_record(results: Results, rule: str, calibration, thresholds) -> dict:
             }
         )
     return {
-        "what": "fakes of kinds kept out of training (out-of-domain folds, val and test splits together), scored by "
+        "what": what
+        or "fakes of kinds kept out of training (out-of-domain folds, val and test splits together), scored by "
         "the rule fitted on the other folds with each component's version that never saw them",
         "rule": rule,
         "kinds": kinds,
@@ -526,6 +527,28 @@ def write_ensemble(
     return meta
 
 
+def write_unseen_for(results: Results, rule: str, bundle: Path) -> dict:
+    """``metrics-unseen.json`` for a served bundle the folds did not write: ``rule``'s components, in their versions
+    that never saw each fold, stand in for it, and their held-out logits are read with its calibration and
+    thresholds."""
+    from ..inference.bundle import read_metadata
+
+    meta = read_metadata(Path(bundle))
+    versions = results.report["components"]
+    record = unseen_record(
+        results,
+        rule,
+        meta.calibration,
+        meta.thresholds,
+        what="fakes of kinds kept out of training (out-of-domain folds, val and test splits together), scored by the "
+        f"versions of its kind of model that never saw them, standing in for {meta.version} (the folds' rule “{rule}”: "
+        + "; ".join(versions[c].rstrip(".") for c in results.report["rules"][rule]["components"])
+        + ")",
+    )
+    (Path(bundle) / "metrics-unseen.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
 def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -536,11 +559,21 @@ def main(argv=None) -> None:
     p.add_argument("--rule", help="the rule to write (default: the best mean AUC over the folds every rule covers)")
     p.add_argument("--model-version", default="")
     p.add_argument("--title", default="")
+    p.add_argument(
+        "--unseen-for",
+        type=Path,
+        help="write this served bundle's metrics-unseen.json from --rule (its kind of model's fold versions)",
+    )
     args = p.parse_args(argv)
     results = analyse(args.plan, args.cache)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results.report, indent=1) + "\n")
     print(json.dumps(results.report, indent=1))
+    if args.unseen_for:
+        if not args.rule:
+            p.error("--unseen-for needs --rule: the rule whose components stand in for the bundle")
+        record = write_unseen_for(results, args.rule, args.unseen_for)
+        print(f"wrote {args.unseen_for / 'metrics-unseen.json'}: {record['caught']:.1%} caught on average")
     if args.ensemble:
         rule = args.rule or best_rule(results.report)
         _, _, plan = read_plan(args.plan)
