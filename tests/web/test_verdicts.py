@@ -268,6 +268,7 @@ def test_the_misses_are_said_from_the_bundles_out_of_domain_figures(alice, folde
                         "fakes": 100,
                         "called_real": 0.3,
                         "caught": 0.2,
+                        "reals_accused": 0.14,
                         "auc": 0.8,
                         "interval": [0.75, 0.85],
                     },
@@ -290,4 +291,5 @@ def test_the_misses_are_said_from_the_bundles_out_of_domain_figures(alice, folde
     assert "On fakes of kinds it was never trained on (dfdc swaps), this version called 30 % Real" in page
     about = text_of(alice.get(reverse("detector:about_model")))
     assert "DFDC swaps" in about and "0.80 (0.75–0.85)" in about
+    assert "its reals called Deepfake" in about and "14.0 %" in about  # an unseen source's reals are accused too
     _bundle_facts.cache_clear()
