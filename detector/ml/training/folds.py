@@ -565,13 +565,13 @@ def main(argv=None) -> None:
         help="write this served bundle's metrics-unseen.json from --rule (its kind of model's fold versions)",
     )
     args = p.parse_args(argv)
+    if args.unseen_for and not args.rule:
+        p.error("--unseen-for needs --rule: the rule whose components stand in for the bundle")
     results = analyse(args.plan, args.cache)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results.report, indent=1) + "\n")
     print(json.dumps(results.report, indent=1))
     if args.unseen_for:
-        if not args.rule:
-            p.error("--unseen-for needs --rule: the rule whose components stand in for the bundle")
         record = write_unseen_for(results, args.rule, args.unseen_for)
         print(f"wrote {args.unseen_for / 'metrics-unseen.json'}: {record['caught']:.1%} caught on average")
     if args.ensemble:
