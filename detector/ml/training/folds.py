@@ -388,7 +388,6 @@ def analyse(plan_path: Path, cache: Path, progress: bool = True) -> Results:
             labels = rows[name][1]
             per[name] = auc_record(labels, logits)
             held_by_rule[rule["name"]][name] = (logits, labels)
-        aucs = [v["auc"] for v in per.values() if v["auc"] is not None]
         report["rules"][rule["name"]] = {
             "components": names,
             "hinges": {n: {"limit": hinges[n], "at": at[n]} for n in hinges},
@@ -396,7 +395,6 @@ def analyse(plan_path: Path, cache: Path, progress: bool = True) -> Results:
             "intercept": fitted[1],
             "folds": per,
             "folds_used": sorted(rows),
-            "mean_fold_auc": float(np.mean(aucs)) if aucs else None,
         }
     common = common_folds(report["rules"])
     for r in report["rules"].values():
